@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// BLAS: OpenBLAS through pkg-config on Linux, Accelerate on Apple platforms.
+let blasDependency: [Target.Dependency] = [
+    .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))
+]
+
+let package = Package(
+    name: "TokenCompression",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "ModelIO", targets: ["ModelIO"]),
+        .library(name: "TokenCompression", targets: ["TokenCompression"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
+        .executable(name: "tokc", targets: ["tokc"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Tensors", dependencies: blasDependency,
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "ModelIO", dependencies: ["Tensors"]),
+        .target(name: "TokenCompression", dependencies: ["Tensors"]),
+        .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression"]),
+        .executableTarget(
+            name: "tokc",
+            dependencies: [
+                "Tensors", "ModelIO", "TokenCompression", "Evaluation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
+        .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelIO", "TokenCompression", "Tensors"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

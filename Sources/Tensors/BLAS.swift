@@ -1,0 +1,126 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
+import COpenBLAS
+#endif
+
+/// Thin wrapper over CBLAS `sgemm`: the one place the package touches BLAS.
+public enum BLAS {
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major with the given leading dimensions.
+    @inlinable
+    public static func sgemm(
+        transposeA: Bool, transposeB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor,
+                    transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Threads BLAS itself may use (OpenBLAS); a no-op with Accelerate.
+    public static var threads: Int {
+        get {
+            #if canImport(Accelerate)
+            return 1
+            #else
+            return Int(openblas_get_num_threads())
+            #endif
+        }
+        set {
+            #if !canImport(Accelerate)
+            openblas_set_num_threads(Int32(newValue))
+            #endif
+        }
+    }
+}
+
+extension Tensor {
+    /// Matrix product of the last two axes: `[..., m, k] × [k, n] → [..., m, n]`.
+    ///
+    /// Leading axes of `self` are folded into rows, so a `[tokens, d]` activation times a weight
+    /// is one sgemm call.
+    public func matmul(_ other: Tensor) throws -> Tensor {
+        guard other.rank == 2, rank >= 1, columns == other.shape[0] else {
+            throw TensorError.shape("matmul", "\(shape) × \(other.shape)")
+        }
+        let m = rows, k = columns, n = other.shape[1]
+        var out = Tensor(zeros: Array(shape.dropLast()) + [n])
+        out.withUnsafeMutableBufferPointer { c in
+            withUnsafeBufferPointer { a in
+                other.withUnsafeBufferPointer { b in
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k,
+                               a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n,
+                               c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return out
+    }
+
+    /// `x · Wᵀ + b` with `W` stored `[out, in]` as in PyTorch / Hugging Face checkpoints.
+    public func linear(weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        guard weight.rank == 2, columns == weight.shape[1] else {
+            throw TensorError.shape("linear", "input \(shape), weight \(weight.shape) (expected [out, \(columns)])")
+        }
+        let m = rows, k = columns, n = weight.shape[0]
+        var out = Tensor(zeros: Array(shape.dropLast()) + [n])
+        if let bias {
+            guard bias.count == n else { throw TensorError.shape("linear", "bias \(bias.shape) for \(n) outputs") }
+            out.withUnsafeMutableBufferPointer { c in
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0..<m { (c.baseAddress! + r * n).update(from: b.baseAddress!, count: n) }
+                }
+            }
+        }
+        out.withUnsafeMutableBufferPointer { c in
+            withUnsafeBufferPointer { a in
+                weight.withUnsafeBufferPointer { w in
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: k,
+                               a: a.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
+                               beta: bias == nil ? 0 : 1,
+                               c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Batched matrix product: `[B, m, k] × [B, k, n] → [B, m, n]` (optionally transposing the
+    /// right factor, `[B, n, k]`), batches spread over threads.
+    public func batchedMatmul(_ other: Tensor, transposeOther: Bool = false) throws -> Tensor {
+        guard rank == 3, other.rank == 3, shape[0] == other.shape[0] else {
+            throw TensorError.shape("batchedMatmul", "\(shape) × \(other.shape)")
+        }
+        let batch = shape[0], m = shape[1], k = shape[2]
+        let n = transposeOther ? other.shape[1] : other.shape[2]
+        guard (transposeOther ? other.shape[2] : other.shape[1]) == k else {
+            throw TensorError.shape("batchedMatmul", "\(shape) × \(other.shape) (transposeOther: \(transposeOther))")
+        }
+        var out = Tensor(zeros: [batch, m, n])
+        let cBase = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                let aBase = a.baseAddress!, bBase = b.baseAddress!
+                Parallel.forEach(batch) { i in
+                    BLAS.sgemm(transposeA: false, transposeB: transposeOther, m: m, n: n, k: k,
+                               a: aBase + i * m * k, lda: k, b: bBase + i * k * n,
+                               ldb: transposeOther ? k : n,
+                               c: cBase + i * m * n, ldc: n)
+                }
+            }
+        }
+        return out
+    }
+}

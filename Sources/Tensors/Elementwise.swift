@@ -1,0 +1,69 @@
+import Foundation
+
+extension Tensor {
+    private func checkSameShape(_ other: Tensor, _ op: String) throws {
+        guard shape == other.shape else { throw TensorError.shape(op, "\(shape) vs \(other.shape)") }
+    }
+
+    private func zipped(_ other: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+        try checkSameShape(other, op)
+        var out = self
+        out.withUnsafeMutableBufferPointer { o in
+            other.withUnsafeBufferPointer { b in
+                for i in 0..<o.count { o[i] = f(o[i], b[i]) }
+            }
+        }
+        return out
+    }
+
+    public static func + (lhs: Tensor, rhs: Tensor) throws -> Tensor { try lhs.zipped(rhs, "add", +) }
+    public static func - (lhs: Tensor, rhs: Tensor) throws -> Tensor { try lhs.zipped(rhs, "subtract", -) }
+    public static func * (lhs: Tensor, rhs: Tensor) throws -> Tensor { try lhs.zipped(rhs, "multiply", *) }
+
+    /// Every element times `factor`.
+    public func scaled(by factor: Float) -> Tensor { map { $0 * factor } }
+
+    /// Applies `f` to every element.
+    public func map(_ f: (Float) -> Float) -> Tensor {
+        var out = self
+        out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] = f(o[i]) } }
+        return out
+    }
+
+    /// Adds `vector` (length = columns) to every row: bias addition.
+    public func addingRowVector(_ vector: Tensor) throws -> Tensor {
+        try broadcastRows(vector, "addingRowVector", +)
+    }
+
+    /// Multiplies every row element-wise by `vector` (length = columns): per-channel scale.
+    public func multiplyingRowVector(_ vector: Tensor) throws -> Tensor {
+        try broadcastRows(vector, "multiplyingRowVector", *)
+    }
+
+    private func broadcastRows(_ vector: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+        guard vector.count == columns else { throw TensorError.shape(op, "\(shape) with vector \(vector.shape)") }
+        var out = self
+        let c = columns
+        out.withUnsafeMutableBufferPointer { o in
+            vector.withUnsafeBufferPointer { v in
+                for r in 0..<rows { for j in 0..<c { o[r * c + j] = f(o[r * c + j], v[j]) } }
+            }
+        }
+        return out
+    }
+
+    /// GELU with the exact erf form (`nn.GELU()`, `gelu` in HF configs).
+    public func gelu() -> Tensor { map { 0.5 * $0 * (1 + erff($0 / Float(2).squareRoot())) } }
+
+    /// GELU with the tanh approximation (`gelu_pytorch_tanh`, `gelu_new`, `quick` forms differ).
+    public func geluTanh() -> Tensor {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        return map { 0.5 * $0 * (1 + tanhf(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+    }
+
+    /// `x · sigmoid(1.702 x)` as in OpenAI CLIP (`quick_gelu`).
+    public func quickGelu() -> Tensor { map { $0 / (1 + expf(-1.702 * $0)) } }
+
+    /// SiLU / swish: `x · sigmoid(x)`.
+    public func silu() -> Tensor { map { $0 / (1 + expf(-$0)) } }
+}

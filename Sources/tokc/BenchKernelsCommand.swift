@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import Tensors
+
+struct BenchKernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-kernels",
+        abstract: "Benchmark the tensor kernels: sgemm GFLOP/s and attention (fused vs probability rows).",
+        discussion: """
+        Protocol: warm-up runs, then repeats; prints the median and the min–max spread. With
+        --numpy, the same sgemm shapes are timed by NumPy in the same run with the same thread
+        count (Benchmarks/numpy_sgemm.py), and the ratio is printed.
+        """
+    )
+
+    @Option(name: .long, help: "Threads for BLAS and row/head parallel work (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Timed repeats per measurement.")
+    var repeats = 5
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Attention sequence lengths.")
+    var attentionTokens: [Int] = [576, 2880]
+
+    @Flag(name: .long, help: "Also time NumPy sgemm on the same shapes (needs python3 with numpy).")
+    var numpy = false
+
+    static let gemmShapes: [(m: Int, k: Int, n: Int)] = [
+        (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (640, 2048, 5632), (577, 1024, 4096),
+    ]
+
+    func run() throws {
+        guard threads > 0, repeats > 0 else { throw ValidationError("--threads and --repeats must be positive") }
+        BLAS.threads = threads
+        Parallel.threadCount = threads
+        print("threads: \(threads), repeats: \(repeats)")
+        print("\n| sgemm m×k×n | Swift GFLOP/s (median) | spread |\(numpy ? " NumPy GFLOP/s | Swift/NumPy |" : "")")
+        print("|---|---|---|\(numpy ? "---|---|" : "")")
+        let numpyRates = numpy ? try numpyRates() : [:]
+        for s in Self.gemmShapes {
+            let a = Tensor(shape: [s.m, s.k], repeating: 0.5)
+            let b = Tensor(shape: [s.k, s.n], repeating: 0.25)
+            let times = measure { _ = try? a.matmul(b) }
+            let flops = 2.0 * Double(s.m * s.k * s.n)
+            let rates = times.map { flops / $0 / 1e9 }.sorted()
+            var line = "| \(s.m)×\(s.k)×\(s.n) | \(f1(median(rates))) | \(f1(rates.first!))–\(f1(rates.last!)) |"
+            if let np = numpyRates["\(s.m)x\(s.k)x\(s.n)"] {
+                line += " \(f1(np)) | \(String(format: "%.2f", median(rates) / np)) |"
+            }
+            print(line)
+        }
+
+        print("\n| attention (32 heads × 128, non-causal) | tokens | median ms | spread ms |")
+        print("|---|---|---|---|")
+        for n in attentionTokens {
+            var generator = SplitMix(seed: 1)
+            func random() -> Tensor {
+                var t = Tensor(zeros: [n, 4096])
+                t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = generator.nextFloat() - 0.5 } }
+                return t
+            }
+            let q = random(), k = random(), v = random()
+            let attention = try Attention(heads: 32, headDim: 128, causal: false)
+            for (label, record) in [("fused", AttentionRecord.none),
+                                    ("probabilities, last row", .probabilities(rows: [n - 1])),
+                                    ("probabilities, all rows", .probabilities(rows: nil))] {
+                let times = measure { _ = try? attention(q: q, k: k, v: v, record: record) }.map { $0 * 1000 }.sorted()
+                print("| \(label) | \(n) | \(f1(median(times))) | \(f1(times.first!))–\(f1(times.last!)) |")
+            }
+        }
+        print("\npeak tensor memory: \(MemoryAccounting.peakBytes / 1_048_576) MiB, process peak RSS: \(MemoryAccounting.processPeakRSS / 1_048_576) MiB")
+    }
+
+    func measure(_ body: () -> Void) -> [Double] {
+        for _ in 0..<2 { body() }
+        return (0..<repeats).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+
+    func numpyRates() throws -> [String: Double] {
+        let script = "Benchmarks/numpy_sgemm.py"
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw ValidationError("--numpy needs \(script); run from the repository root")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let shapes = Self.gemmShapes.map { "\($0.m)x\($0.k)x\($0.n)" }
+        process.arguments = ["python3", script, "--threads", String(threads), "--repeats", String(repeats)] + shapes
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] { environment[key] = String(threads) }
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("numpy benchmark failed (is numpy installed?)") }
+        var rates: [String: Double] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let r = Double(parts[1]) { rates[String(parts[0])] = r }
+        }
+        return rates
+    }
+}
+
+func median(_ sorted: [Double]) -> Double {
+    let s = sorted.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func f1(_ x: Double) -> String { String(format: "%.1f", x) }
+
+/// Deterministic generator for benchmark inputs.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Evaluation
+import TokenCompression
+
+struct MethodsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "methods",
+        abstract: "List every implemented method, grouped by domain.",
+        discussion: """
+        For each method: family (prune / merge / cache / forecast), where it acts, the signals it
+        needs, whether it needs explicit attention probabilities (FlashAttention-incompatible),
+        whether its conformance cases are wired, and its paper and official repository.
+        """
+    )
+
+    @Flag(name: .long, help: "Show the one-line summary and the paper and repository of each method.")
+    var details = false
+
+    func run() {
+        let conformed = Set(ConformanceRegistry.all.map { $0.method })
+        if MethodRegistry.all.isEmpty { print("no methods registered yet") }
+        for domain in Domain.allCases {
+            let methods = MethodRegistry.all.filter { $0.domain == domain }
+            guard !methods.isEmpty else { continue }
+            print("## \(domain.rawValue)")
+            for m in methods {
+                let attention = m.needsAttentionProbabilities ? "needs attention probs" : "fused-attention OK"
+                print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 12, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no")")
+                print("      signals: \(m.signals.map(\.rawValue).joined(separator: "; "))")
+                if details {
+                    print("      \(m.summary)")
+                    print("      paper: \(m.paper)  code: \(m.repository)")
+                }
+            }
+        }
+    }
+}
