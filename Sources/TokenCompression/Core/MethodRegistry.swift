@@ -4,6 +4,23 @@
 public enum MethodRegistry {
     public static let all: [MethodInfo] = [
         // Keep one line per method, grouped by domain.
+
+        // group A: dart fastv pdrop baselines
+
+        // group B: sparsevlm mustdrop
+
+        // group C: fastervlm hired visionzip
+
+        // group D: prumerge prumerge_plus globalcom2 ficoco_v
+
+        // group E: tome evit vidcom2 dycoke
+
+        // group F: fastvid prunevid framefusion holitom
+
+        // group G: toca duca fora
+
+        // group H: taylorseer tgate pab teacache
+
     ]
 
     public static func info(named name: String) -> MethodInfo? {
