@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+@testable import Tensors
+
+/// Reference attention computed the obvious way: full score matrix per head.
+private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, headDim: Int,
+                                causal: Bool, offset: Int) -> (out: [Float], probs: [[[Float]]], logits: [[[Float]]]) {
+    let n = q.rows, m = k.rows
+    var out = [Float](repeating: 0, count: n * heads * headDim)
+    var probs = [[[Float]]](), logits = [[[Float]]]()
+    for h in 0..<heads {
+        let kvh = h / (heads / kvHeads)
+        var hp = [[Float]](), hl = [[Float]]()
+        for i in 0..<n {
+            var s = [Double](repeating: 0, count: m)
+            for j in 0..<m {
+                var d = 0.0
+                for c in 0..<headDim { d += Double(q[i, h * headDim + c]) * Double(k[j, kvh * headDim + c]) }
+                s[j] = causal && j > offset + i ? -.infinity : d / Double(headDim).squareRoot()
+            }
+            let mx = s.max()!
+            let e = s.map { exp($0 - mx) }
+            let z = e.reduce(0, +)
+            let p = e.map { $0 / z }
+            hl.append(s.map(Float.init))
+            hp.append(p.map(Float.init))
+            for c in 0..<headDim {
+                var acc = 0.0
+                for j in 0..<m { acc += p[j] * Double(v[j, kvh * headDim + c]) }
+                out[i * heads * headDim + h * headDim + c] = Float(acc)
+            }
+        }
+        probs.append(hp)
+        logits.append(hl)
+    }
+    return (out, probs, logits)
+}
+
+@Suite struct AttentionTests {
+    @Test(arguments: [(false, 4, 4), (true, 4, 4), (true, 4, 2), (false, 6, 1)])
+    func fusedMatchesReference(causal: Bool, heads: Int, kvHeads: Int) throws {
+        var r = TensorsTestRandom(7)
+        let n = 70, headDim = 8  // n > blockRows so several blocks run
+        let q = r.tensor([n, heads * headDim]), k = r.tensor([n, kvHeads * headDim]), v = r.tensor([n, kvHeads * headDim])
+        let attention = try Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal)
+        let (out, recorded) = try attention(q: q, k: k, v: v)
+        #expect(recorded == nil)
+        let ref = referenceAttention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal, offset: 0)
+        #expect(maxAbsDifference(out.values, ref.out) < 1e-5)
+    }
+
+    @Test func probabilityRowsMatchReferenceAndOutputIsUnchanged() throws {
+        var r = TensorsTestRandom(8)
+        let n = 90, heads = 2, headDim = 4
+        let q = r.tensor([n, 8]), k = r.tensor([n, 8]), v = r.tensor([n, 8])
+        let attention = try Attention(heads: heads, headDim: headDim, causal: true)
+        let rows = [89, 3, 64]
+        let (out, recorded) = try attention(q: q, k: k, v: v, record: .probabilities(rows: rows))
+        let (fused, _) = try attention(q: q, k: k, v: v)
+        #expect(out.values == fused.values)
+        let ref = referenceAttention(q: q, k: k, v: v, heads: heads, kvHeads: heads, headDim: headDim, causal: true, offset: 0)
+        let rec = try #require(recorded)
+        #expect(rec.values.shape == [2, 3, 90])
+        #expect(rec.rows == rows)
+        for h in 0..<heads {
+            for (slot, row) in rows.enumerated() {
+                let got = Array(rec.values.values[((h * 3 + slot) * 90)..<((h * 3 + slot) * 90 + 90)])
+                #expect(maxAbsDifference(got, ref.probs[h][row]) < 1e-6)
+                #expect(got[(row + 1)...].allSatisfy { $0 == 0 })
+            }
+        }
+        let (_, logits) = try attention(q: q, k: k, v: v, record: .logits(rows: nil))
+        let lg = try #require(logits)
+        #expect(lg.isLogits)
+        #expect(lg.values.shape == [2, 90, 90])
+        #expect(abs(lg.values[flat: 5 * 90 + 4] - ref.logits[0][5][4]) < 1e-6)
+        #expect(lg.values[flat: 5 * 90 + 6] == -.infinity)
+    }
+
+    @Test func decodingWithCacheOffset() throws {
+        var r = TensorsTestRandom(9)
+        let q = r.tensor([1, 8]), k = r.tensor([10, 8]), v = r.tensor([10, 8])
+        let attention = try Attention(heads: 2, headDim: 4, causal: true)
+        let (out, _) = try attention(q: q, k: k, v: v)  // offset defaults to m − n = 9: sees every key
+        let ref = referenceAttention(q: q, k: k, v: v, heads: 2, kvHeads: 2, headDim: 4, causal: false, offset: 0)
+        #expect(maxAbsDifference(out.values, ref.out) < 1e-5)
+    }
+
+    @Test func badArgumentsThrow() throws {
+        let attention = try Attention(heads: 2, headDim: 4, causal: true)
+        let t = Tensor(zeros: [3, 8])
+        #expect(throws: TensorError.self) { try attention(q: t, k: Tensor(zeros: [3, 4]), v: t) }
+        #expect(throws: TensorError.self) { try attention(q: t, k: t, v: t, record: .probabilities(rows: [3])) }
+        #expect(throws: TensorError.self) { try attention(q: t, k: t, v: t, queryOffset: 2) }
+        #expect(throws: TensorError.self) { try Attention(heads: 3, kvHeads: 2, headDim: 4, causal: false) }
+    }
+}
