@@ -1,0 +1,219 @@
+"""Trains the built-in LLaVA model on synthetic scenes (tools/builtin/scenes.py) with `transformers`.
+
+The result is an ordinary Hugging Face `LlavaForConditionalGeneration` folder (config.json,
+model.safetensors in F16, tokenizer.json, tokenizer_config.json with the chat template,
+preprocessor_config.json) that the Swift runtime loads like any other checkpoint.
+
+    python3 tools/builtin/train.py --out Models/builtin-llava --minutes 7 --device cuda
+
+Seeded and reproducible up to GPU kernel non-determinism. CPU works too (slowly: --device cpu).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenes  # noqa: E402
+
+IMAGE_TOKENS = 256
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %} "
+    "{% else %}ASSISTANT: {{ message['content'][0]['text'] }}</s>{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def prompt_text(question):
+    """What the chat template renders for one user turn with one image, generation prompt added."""
+    return f"<s>USER: <image>\n{question} ASSISTANT:"
+
+
+def build_tokenizer(out):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<pad>", "<s>", "</s>", "<image>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    lines = scenes.corpus() + ["USER: ", " ASSISTANT:", "\n", "A chat."]
+    tok.train_from_iterator(lines * 20 + [" " + w for w in lines] * 20, trainer)
+    tok.save(os.path.join(out, "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+        "pad_token": "<pad>", "image_token": "<image>", "model_max_length": 512,
+        "chat_template": CHAT_TEMPLATE, "add_bos_token": False,
+    }
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(out, "special_tokens_map.json"), "w") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}, f, indent=2)
+    return tok
+
+
+def build_model(vocab, ids):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    vision = CLIPVisionConfig(hidden_size=192, intermediate_size=768, num_hidden_layers=6, num_attention_heads=3,
+                              image_size=224, patch_size=14, projection_dim=192, hidden_act="quick_gelu")
+    text = LlamaConfig(vocab_size=vocab, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+                       bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"])
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids["<image>"],
+                         projector_hidden_act="gelu", vision_feature_layer=-2,
+                         vision_feature_select_strategy="default", image_seq_length=IMAGE_TOKENS)
+    config.pad_token_id = ids["<pad>"]
+    return LlavaForConditionalGeneration(config)
+
+
+def pixels(image):
+    x = (image.astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+
+
+class SceneStream(torch.utils.data.IterableDataset):
+    def __init__(self, tokenizer_path, seed):
+        self.tokenizer_path = tokenizer_path
+        self.seed = seed
+
+    def __iter__(self):
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(self.tokenizer_path)
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        image_id = tok.token_to_id("<image>")
+        while True:
+            image, kind, question, answer, _ = scenes.sample(rng)
+            prompt = tok.encode(prompt_text(question)).ids
+            target = tok.encode(" " + answer + "</s>").ids
+            ids = []
+            for t in prompt:
+                ids.extend([image_id] * IMAGE_TOKENS if t == image_id else [t])
+            yield pixels(image), ids, len(ids), target
+
+
+def collate(batch, pad_id):
+    length = max(n + len(t) for _, _, n, t in batch)
+    input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), length), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for i, (_, ids, n, target) in enumerate(batch):
+        seq = ids + target
+        input_ids[i, :len(seq)] = torch.tensor(seq)
+        labels[i, n:len(seq)] = torch.tensor(target)
+        mask[i, :len(seq)] = 1
+    return torch.stack([b[0] for b in batch]), input_ids, mask, labels
+
+
+@torch.no_grad()
+def evaluate(model, tok, samples, device, max_new=4):
+    """Greedy answers for (image, type, question, answer) samples; accuracy per type."""
+    model.eval()
+    image_id, eos = tok.token_to_id("<image>"), tok.token_to_id("</s>")
+    correct, total = {}, {}
+    for image, kind, question, answer in samples:
+        ids = []
+        for t in tok.encode(prompt_text(question)).ids:
+            ids.extend([image_id] * IMAGE_TOKENS if t == image_id else [t])
+        x = torch.tensor([ids], device=device)
+        pv = pixels(image)[None].to(device)
+        out = []
+        for _ in range(max_new):
+            logits = model(input_ids=x, pixel_values=pv).logits[0, -1]
+            nxt = int(logits.argmax())
+            if nxt == eos:
+                break
+            out.append(nxt)
+            x = torch.cat([x, torch.tensor([[nxt]], device=device)], dim=1)
+        got = tok.decode(out).strip()
+        total[kind] = total.get(kind, 0) + 1
+        correct[kind] = correct.get(kind, 0) + int(got == answer)
+    model.train()
+    acc = {k: correct[k] / total[k] for k in sorted(total)}
+    acc["overall"] = sum(correct.values()) / sum(total.values())
+    return acc
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="Models/builtin-llava")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--minutes", type=float, default=7.0, help="wall-clock training budget")
+    p.add_argument("--max-steps", type=int, default=100000)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=7e-4)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--eval-count", type=int, default=500)
+    args = p.parse_args()
+
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    tok = build_tokenizer(args.out)
+    ids = {t: tok.token_to_id(t) for t in ["<pad>", "<s>", "</s>", "<image>"]}
+    model = build_model(tok.get_vocab_size(), ids).to(args.device)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"parameters: {params}", flush=True)
+
+    stream = SceneStream(os.path.join(args.out, "tokenizer.json"), args.seed)
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers,
+                                         collate_fn=lambda b: collate(b, ids["<pad>"]), prefetch_factor=4 if args.workers else None,
+                                         persistent_workers=args.workers > 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    budget = args.minutes * 60
+    warmup = 200
+    start = time.time()
+    log = []
+    step = 0
+    use_bf16 = args.device.startswith("cuda")
+    for pv, input_ids, mask, labels in loader:
+        elapsed = time.time() - start
+        if elapsed > budget or step >= args.max_steps:
+            break
+        progress = min(1.0, max(elapsed / budget, step / args.max_steps))
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pv, input_ids, mask, labels = (t.to(args.device, non_blocking=True) for t in (pv, input_ids, mask, labels))
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = model(input_ids=input_ids, attention_mask=mask, pixel_values=pv, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0:
+            entry = {"step": step, "seconds": round(elapsed, 1), "loss": round(float(loss.detach()), 4), "lr": lr}
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+        step += 1
+
+    rng = np.random.default_rng(scenes.SPLIT_SEEDS["test"])
+    test = [scenes.sample(rng)[:4] for _ in range(args.eval_count)]
+    model = model.float()
+    accuracy = evaluate(model, tok, test, args.device)
+    print("test accuracy:", json.dumps(accuracy), flush=True)
+
+    model = model.to("cpu").half()
+    model.save_pretrained(args.out, safe_serialization=True)
+    with open(os.path.join(args.out, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": {"shortest_edge": 224},
+                   "do_center_crop": True, "crop_size": {"height": 224, "width": 224}, "do_rescale": True,
+                   "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": MEAN.tolist(),
+                   "image_std": STD.tolist(), "do_convert_rgb": True, "resample": 3}, f, indent=2)
+    summary = {"parameters": params, "steps": step, "batch": args.batch, "seconds": round(time.time() - start, 1),
+               "device": torch.cuda.get_device_name() if use_bf16 else "cpu", "torch": torch.__version__,
+               "seed": args.seed, "test_accuracy": accuracy, "log": log}
+    with open(os.path.join(args.out, "training_log.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
