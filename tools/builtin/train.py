@@ -153,13 +153,26 @@ def main():
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--eval-count", type=int, default=500)
+    p.add_argument("--init", help="continue from a folder written by this script (its tokenizer and weights)")
+    p.add_argument("--warmup", type=int, default=200)
     args = p.parse_args()
 
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    tok = build_tokenizer(args.out)
-    ids = {t: tok.token_to_id(t) for t in ["<pad>", "<s>", "</s>", "<image>"]}
-    model = build_model(tok.get_vocab_size(), ids).to(args.device)
+    if args.init:
+        import shutil
+        from tokenizers import Tokenizer
+        from transformers import LlavaForConditionalGeneration
+        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]:
+            if os.path.abspath(args.init) != os.path.abspath(args.out):
+                shutil.copy(os.path.join(args.init, name), args.out)
+        tok = Tokenizer.from_file(os.path.join(args.out, "tokenizer.json"))
+        ids = {t: tok.token_to_id(t) for t in ["<pad>", "<s>", "</s>", "<image>"]}
+        model = LlavaForConditionalGeneration.from_pretrained(args.init, dtype=torch.float32).to(args.device)
+    else:
+        tok = build_tokenizer(args.out)
+        ids = {t: tok.token_to_id(t) for t in ["<pad>", "<s>", "</s>", "<image>"]}
+        model = build_model(tok.get_vocab_size(), ids).to(args.device)
     params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {params}", flush=True)
 
@@ -169,7 +182,7 @@ def main():
                                          persistent_workers=args.workers > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     budget = args.minutes * 60
-    warmup = 200
+    warmup = args.warmup
     start = time.time()
     log = []
     step = 0
@@ -210,7 +223,7 @@ def main():
                    "image_std": STD.tolist(), "do_convert_rgb": True, "resample": 3}, f, indent=2)
     summary = {"parameters": params, "steps": step, "batch": args.batch, "seconds": round(time.time() - start, 1),
                "device": torch.cuda.get_device_name() if use_bf16 else "cpu", "torch": torch.__version__,
-               "seed": args.seed, "test_accuracy": accuracy, "log": log}
+               "seed": args.seed, "init": args.init, "lr": args.lr, "test_accuracy": accuracy, "log": log}
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(summary, f, indent=2)
 
