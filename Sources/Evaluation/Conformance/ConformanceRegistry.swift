@@ -5,6 +5,8 @@ public enum ConformanceRegistry {
         // One line per method.
 
         // group A: dart fastv pdrop baselines
+        DARTConformer.self,
+        FastVConformer.self,
 
         // group B: sparsevlm mustdrop
 

@@ -6,6 +6,8 @@ public enum MethodRegistry {
         // Keep one line per method, grouped by domain.
 
         // group A: dart fastv pdrop baselines
+        DART.info,
+        FastV.info,
 
         // group B: sparsevlm mustdrop
 
