@@ -7,6 +7,7 @@ public enum ConformanceRegistry {
         // group A: dart fastv pdrop baselines
         DARTConformer.self,
         FastVConformer.self,
+        PDropConformer.self,
 
         // group B: sparsevlm mustdrop
 

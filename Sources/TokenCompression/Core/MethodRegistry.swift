@@ -8,6 +8,7 @@ public enum MethodRegistry {
         // group A: dart fastv pdrop baselines
         DART.info,
         FastV.info,
+        PDrop.info,
 
         // group B: sparsevlm mustdrop
 
