@@ -9,6 +9,11 @@ public enum MethodRegistry {
         DART.info,
         FastV.info,
         PDrop.info,
+        RandomPruning.info,
+        AttentionScorePruning.info,
+        KeyNormPruning.info,
+        ValueNormPruning.info,
+        SpatialPooling.info,
 
         // group B: sparsevlm mustdrop
 
