@@ -5,6 +5,9 @@ public enum ConformanceRegistry {
         // One line per method.
 
         // group A: dart fastv pdrop baselines
+        DARTConformer.self,
+        FastVConformer.self,
+        PDropConformer.self,
 
         // group B: sparsevlm mustdrop
 

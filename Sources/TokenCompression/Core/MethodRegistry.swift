@@ -6,6 +6,14 @@ public enum MethodRegistry {
         // Keep one line per method, grouped by domain.
 
         // group A: dart fastv pdrop baselines
+        DART.info,
+        FastV.info,
+        PDrop.info,
+        RandomPruning.info,
+        AttentionScorePruning.info,
+        KeyNormPruning.info,
+        ValueNormPruning.info,
+        SpatialPooling.info,
 
         // group B: sparsevlm mustdrop
 

@@ -1,0 +1,50 @@
+import Testing
+@testable import TokenCompression
+import Tensors
+
+/// Seeded generator for the AttentionScore tests (SplitMix64).
+struct AttentionScoreRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
+        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
+    }
+}
+
+@Suite struct AttentionScorePruningTests {
+    static let layout = try! TokenLayout(imageStart: 2, imageCount: 30, totalCount: 40)
+
+    @Test func keepsHighestHeadMeanAttention() throws {
+        var g = AttentionScoreRandom(1)
+        let a = g.tensor(4, 40).map { $0 * 4 }.softmaxRows()
+        let r = try AttentionScorePruning(.init(budget: .count(7))).select(lastRowAttention: a, layout: Self.layout)
+        let mean = { (j: Int) in (0..<4).reduce(Float(0)) { $0 + a[$1, j] } / 4 }
+        let keptVisual = r.kept.filter { Self.layout.imageRange.contains($0) }
+        #expect(keptVisual.count == 7 && r.kept.count == 2 + 7 + 8)
+        #expect(r.kept == Array(Set(r.kept)).sorted())
+        let lowest = keptVisual.map(mean).min()!
+        for j in Self.layout.imageRange where !keptVisual.contains(j) { #expect(mean(j) <= lowest) }
+        // Same set as FastV with the same count.
+        let fastv = try FastV(.init(keep: .count(7))).select(lastRowAttention: a, layout: Self.layout)
+        #expect(fastv.compression.kept == r.kept)
+    }
+
+    @Test func noOpAndErrors() throws {
+        var g = AttentionScoreRandom(2)
+        let a = g.tensor(2, 40).softmaxRows()
+        let r = try AttentionScorePruning(.init(budget: .count(30))).select(lastRowAttention: a, layout: Self.layout)
+        #expect(r.noOpReason != nil && r.kept == Array(0..<40))
+        #expect(throws: CompressionError.self) { try AttentionScorePruning(.init(layer: 0)) }
+        #expect(throws: CompressionError.self) {
+            try AttentionScorePruning().select(lastRowAttention: g.tensor(2, 39), layout: Self.layout)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Testing
+@testable import TokenCompression
+import Tensors
+
+/// Seeded generator for the KeyNorm tests (SplitMix64).
+struct KeyNormRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
+        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
+    }
+}
+
+@Suite struct KeyNormPruningTests {
+    static let layout = try! TokenLayout(imageStart: 3, imageCount: 25, totalCount: 33)
+
+    func norms(_ x: Tensor, l1: Bool) -> [Float] {
+        Self.layout.imageRange.map { i in
+            l1 ? x.row(i).reduce(0) { $0 + abs($1) } : x.row(i).reduce(0) { $0 + $1 * $1 }.squareRoot()
+        }
+    }
+
+    @Test func keepsLargestOrSmallestNorms() throws {
+        var g = KeyNormRandom(5)
+        let x = g.tensor(33, 12)
+        for l1 in [true, false] {
+            for largest in [true, false] {
+                let method = try KeyNormPruning(.init(budget: .count(6), l1: l1, keepLargest: largest))
+                let r = try method.select(keys: x, layout: Self.layout)
+                let n = norms(x, l1: l1)
+                let kept = Set(r.kept.filter { Self.layout.imageRange.contains($0) }.map { $0 - 3 })
+                #expect(kept.count == 6 && r.kept.count == 3 + 6 + 5)
+                #expect(r.kept == Array(Set(r.kept)).sorted())
+                #expect(Array(r.kept.prefix(3)) == [0, 1, 2] && Array(r.kept.suffix(5)) == Array(28..<33))
+                for j in 0..<25 where !kept.contains(j) {
+                    for i in kept { #expect(largest ? n[j] <= n[i] : n[j] >= n[i]) }
+                }
+                let s = try method.scores(keys: x, layout: Self.layout)
+                #expect(zip(s, n).allSatisfy { abs(Float($0) - $1) < 1e-4 })
+            }
+        }
+    }
+
+    @Test func noOpAndErrors() throws {
+        var g = KeyNormRandom(6)
+        let x = g.tensor(33, 8)
+        let r = try KeyNormPruning(.init(budget: .ratio(1))).select(keys: x, layout: Self.layout)
+        #expect(r.noOpReason != nil && r.kept == Array(0..<33))
+        #expect(throws: CompressionError.self) { try KeyNormPruning(.init(layer: 0)) }
+        #expect(throws: CompressionError.self) { try KeyNormPruning(.init(budget: .ratio(2))) }
+        #expect(throws: CompressionError.self) { try KeyNormPruning().select(keys: g.tensor(30, 8), layout: Self.layout) }
+    }
+}
