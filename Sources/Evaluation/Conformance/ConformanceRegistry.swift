@@ -7,6 +7,7 @@ public enum ConformanceRegistry {
         // group A: dart fastv pdrop baselines
 
         // group B: sparsevlm mustdrop
+        SparseVLMConformer.self,
         MustDropConformer.self,
 
         // group C: fastervlm hired visionzip

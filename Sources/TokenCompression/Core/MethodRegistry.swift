@@ -8,6 +8,7 @@ public enum MethodRegistry {
         // group A: dart fastv pdrop baselines
 
         // group B: sparsevlm mustdrop
+        SparseVLM.info,
         MustDrop.info,
 
         // group C: fastervlm hired visionzip
