@@ -10,6 +10,8 @@ public enum ConformanceRegistry {
         PDropConformer.self,
 
         // group B: sparsevlm mustdrop
+        SparseVLMConformer.self,
+        MustDropConformer.self,
 
         // group C: fastervlm hired visionzip
 

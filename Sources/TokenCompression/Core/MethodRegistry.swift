@@ -16,6 +16,8 @@ public enum MethodRegistry {
         SpatialPooling.info,
 
         // group B: sparsevlm mustdrop
+        SparseVLM.info,
+        MustDrop.info,
 
         // group C: fastervlm hired visionzip
 
