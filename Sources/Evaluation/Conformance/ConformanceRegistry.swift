@@ -9,6 +9,9 @@ public enum ConformanceRegistry {
         // group B: sparsevlm mustdrop
 
         // group C: fastervlm hired visionzip
+        FasterVLMConformer.self,
+        HiREDConformer.self,
+        VisionZipConformer.self,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 

@@ -10,6 +10,9 @@ public enum MethodRegistry {
         // group B: sparsevlm mustdrop
 
         // group C: fastervlm hired visionzip
+        FasterVLM.info,
+        HiRED.info,
+        VisionZip.info,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 
