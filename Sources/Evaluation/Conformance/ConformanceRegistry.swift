@@ -14,6 +14,9 @@ public enum ConformanceRegistry {
         MustDropConformer.self,
 
         // group C: fastervlm hired visionzip
+        FasterVLMConformer.self,
+        HiREDConformer.self,
+        VisionZipConformer.self,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 

@@ -20,6 +20,9 @@ public enum MethodRegistry {
         MustDrop.info,
 
         // group C: fastervlm hired visionzip
+        FasterVLM.info,
+        HiRED.info,
+        VisionZip.info,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 
