@@ -11,6 +11,8 @@ public enum ConformanceRegistry {
         // group C: fastervlm hired visionzip
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
+        PruMergeConformer.self,
+        PruMergePlusConformer.self,
 
         // group E: tome evit vidcom2 dycoke
 

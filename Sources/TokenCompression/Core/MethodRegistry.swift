@@ -12,6 +12,8 @@ public enum MethodRegistry {
         // group C: fastervlm hired visionzip
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
+        PruMerge.info,
+        PruMergePlus.info,
 
         // group E: tome evit vidcom2 dycoke
 
