@@ -13,6 +13,7 @@ public enum ConformanceRegistry {
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
         PruMergeConformer.self,
         PruMergePlusConformer.self,
+        GlobalCom2Conformer.self,
 
         // group E: tome evit vidcom2 dycoke
 

@@ -14,6 +14,7 @@ public enum MethodRegistry {
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
         PruMerge.info,
         PruMergePlus.info,
+        GlobalCom2.info,
 
         // group E: tome evit vidcom2 dycoke
 
