@@ -14,6 +14,7 @@ public enum ConformanceRegistry {
         PruMergeConformer.self,
         PruMergePlusConformer.self,
         GlobalCom2Conformer.self,
+        FiCoCoVConformer.self,
 
         // group E: tome evit vidcom2 dycoke
 

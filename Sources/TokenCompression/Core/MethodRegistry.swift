@@ -15,6 +15,7 @@ public enum MethodRegistry {
         PruMerge.info,
         PruMergePlus.info,
         GlobalCom2.info,
+        FiCoCoV.info,
 
         // group E: tome evit vidcom2 dycoke
 
