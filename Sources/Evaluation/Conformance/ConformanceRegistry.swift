@@ -19,6 +19,10 @@ public enum ConformanceRegistry {
         VisionZipConformer.self,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
+        PruMergeConformer.self,
+        PruMergePlusConformer.self,
+        GlobalCom2Conformer.self,
+        FiCoCoVConformer.self,
 
         // group E: tome evit vidcom2 dycoke
 

@@ -25,6 +25,10 @@ public enum MethodRegistry {
         VisionZip.info,
 
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
+        PruMerge.info,
+        PruMergePlus.info,
+        GlobalCom2.info,
+        FiCoCoV.info,
 
         // group E: tome evit vidcom2 dycoke
 
