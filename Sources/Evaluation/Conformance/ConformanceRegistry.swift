@@ -13,6 +13,8 @@ public enum ConformanceRegistry {
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 
         // group E: tome evit vidcom2 dycoke
+        ToMeConformer.self,
+        EViTConformer.self,
 
         // group F: fastvid prunevid framefusion holitom
 

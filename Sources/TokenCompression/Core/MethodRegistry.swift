@@ -14,6 +14,8 @@ public enum MethodRegistry {
         // group D: prumerge prumerge_plus globalcom2 ficoco_v
 
         // group E: tome evit vidcom2 dycoke
+        ToMe.info,
+        EViT.info,
 
         // group F: fastvid prunevid framefusion holitom
 
