@@ -15,6 +15,8 @@ public enum ConformanceRegistry {
         // group E: tome evit vidcom2 dycoke
         ToMeConformer.self,
         EViTConformer.self,
+        VidCom2Conformer.self,
+        DyCokeConformer.self,
 
         // group F: fastvid prunevid framefusion holitom
 

@@ -16,6 +16,8 @@ public enum MethodRegistry {
         // group E: tome evit vidcom2 dycoke
         ToMe.info,
         EViT.info,
+        VidCom2.info,
+        DyCoke.info,
 
         // group F: fastvid prunevid framefusion holitom
 
