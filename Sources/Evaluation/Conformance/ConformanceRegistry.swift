@@ -25,6 +25,10 @@ public enum ConformanceRegistry {
         FiCoCoVConformer.self,
 
         // group E: tome evit vidcom2 dycoke
+        ToMeConformer.self,
+        EViTConformer.self,
+        VidCom2Conformer.self,
+        DyCokeConformer.self,
 
         // group F: fastvid prunevid framefusion holitom
 

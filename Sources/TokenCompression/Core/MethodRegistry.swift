@@ -31,6 +31,10 @@ public enum MethodRegistry {
         FiCoCoV.info,
 
         // group E: tome evit vidcom2 dycoke
+        ToMe.info,
+        EViT.info,
+        VidCom2.info,
+        DyCoke.info,
 
         // group F: fastvid prunevid framefusion holitom
 

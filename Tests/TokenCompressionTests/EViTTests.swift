@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import Tensors
+@testable import TokenCompression
+
+/// Seeded inputs for EViT's property tests (LCG, no shared helpers).
+struct EViTRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
+    mutating func uniform() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 24)
+    }
+    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
+        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in uniform() * 2 - 1 })
+    }
+    /// Per-head softmax rows `[heads, n]`.
+    mutating func attention(heads: Int, n: Int) -> Tensor {
+        var values: [Float] = []
+        for _ in 0..<heads {
+            let e = (0..<n).map { _ in exp(uniform() * 4) }
+            let s = e.reduce(0, +)
+            values += e.map { $0 / s }
+        }
+        return try! Tensor(shape: [heads, n], values: values)
+    }
+}
+
+@Suite struct EViTTests {
+    @Test func keepsTopAttendedTokensAndFusesTheRest() throws {
+        var rng = EViTRandom(seed: 1)
+        let n = 30
+        let x = rng.tensor(n, 4), attn = rng.attention(heads: 3, n: n)
+        let r = try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 0.5))
+        let left = Int((0.5 * Double(n - 1)).rounded(.up))
+        #expect(r.keptOrder.count == left)
+        #expect(r.x.rows == 1 + left + 1)
+        #expect(r.x.row(0) == x.row(0))
+        // Descending attention order, and every kept token outranks every dropped one.
+        let a = r.clsAttention
+        #expect(zip(r.keptOrder, r.keptOrder.dropFirst()).allSatisfy { a[$0 - 1] >= a[$1 - 1] })
+        #expect(r.dropped.allSatisfy { d in a[d - 1] <= a[r.keptOrder.last! - 1] })
+        #expect(Set(r.keptOrder).union(r.dropped) == Set(1..<n))
+        #expect(r.result.kept == r.result.kept.sorted() && r.result.kept.first == 0)
+        // Fused token = raw attention-weighted sum of the dropped tokens.
+        for k in 0..<4 {
+            let expected = r.dropped.map { x[$0, k] * a[$0 - 1] }.reduce(0, +)
+            #expect(abs(r.x[r.x.rows - 1, k] - expected) < 1e-5)
+        }
+    }
+
+    @Test func float64CeilAndDeiTTokenCounts() throws {
+        #expect(EViT.Parameters(keepRate: 0.55).leftTokens(tokenCount: 181) == 100)
+        #expect(EViT.tokenCounts(initialTokens: 197, pruningBlocks: 3) == [197, 140, 100, 72])
+        #expect(EViT.tokenCounts(initialTokens: 197, pruningBlocks: 3, parameters: .init(fuseToken: false)) == [197, 139, 98, 69])  // the spec's "139 → 98 → 70" is off by one: ceil(0.7·97) = 68
+    }
+
+    @Test func keepRateOneIsAnExplicitNoOpUnlessTokensGiven() throws {
+        var rng = EViTRandom(seed: 2)
+        let x = rng.tensor(12, 3), attn = rng.attention(heads: 2, n: 12)
+        let r = try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 1))
+        #expect(r.result.noOpReason != nil)
+        #expect(r.x.values == x.values)
+        let forced = try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 1, fuseToken: false, tokens: 4))
+        #expect(forced.x.rows == 5)
+        #expect(forced.result.noOpReason == nil)
+    }
+
+    @Test func badParametersThrow() throws {
+        var rng = EViTRandom(seed: 3)
+        let x = rng.tensor(8, 3), attn = rng.attention(heads: 2, n: 8)
+        #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 0)) }
+        #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 1.5)) }
+        #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(tokens: 20)) }
+        #expect(throws: CompressionError.self) { try EViT.reorganize(x: rng.tensor(7, 3), clsAttentionHeads: attn) }
+    }
+}
