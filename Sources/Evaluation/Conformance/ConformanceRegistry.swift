@@ -15,6 +15,7 @@ public enum ConformanceRegistry {
         // group E: tome evit vidcom2 dycoke
 
         // group F: fastvid prunevid framefusion holitom
+        FastVIDConformer.self,
 
         // group G: toca duca fora
 

@@ -16,6 +16,7 @@ public enum MethodRegistry {
         // group E: tome evit vidcom2 dycoke
 
         // group F: fastvid prunevid framefusion holitom
+        FastVID.info,
 
         // group G: toca duca fora
 
