@@ -16,6 +16,7 @@ public enum ConformanceRegistry {
 
         // group F: fastvid prunevid framefusion holitom
         FastVIDConformer.self,
+        PruneVidConformer.self,
 
         // group G: toca duca fora
 

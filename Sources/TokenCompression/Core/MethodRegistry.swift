@@ -17,6 +17,7 @@ public enum MethodRegistry {
 
         // group F: fastvid prunevid framefusion holitom
         FastVID.info,
+        PruneVid.info,
 
         // group G: toca duca fora
 
