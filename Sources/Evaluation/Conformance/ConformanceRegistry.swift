@@ -17,6 +17,7 @@ public enum ConformanceRegistry {
         // group F: fastvid prunevid framefusion holitom
         FastVIDConformer.self,
         PruneVidConformer.self,
+        FrameFusionConformer.self,
 
         // group G: toca duca fora
 

@@ -18,6 +18,7 @@ public enum MethodRegistry {
         // group F: fastvid prunevid framefusion holitom
         FastVID.info,
         PruneVid.info,
+        FrameFusion.info,
 
         // group G: toca duca fora
 
