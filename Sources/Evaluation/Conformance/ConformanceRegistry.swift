@@ -18,6 +18,7 @@ public enum ConformanceRegistry {
         FastVIDConformer.self,
         PruneVidConformer.self,
         FrameFusionConformer.self,
+        HoliTomConformer.self,
 
         // group G: toca duca fora
 

@@ -19,6 +19,7 @@ public enum MethodRegistry {
         FastVID.info,
         PruneVid.info,
         FrameFusion.info,
+        HoliTom.info,
 
         // group G: toca duca fora
 
