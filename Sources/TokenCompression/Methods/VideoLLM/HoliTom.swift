@@ -15,7 +15,7 @@ import Tensors
 public struct HoliTom {
     public static let info = MethodInfo(
         name: "holitom", displayName: "HoliTom", domain: .videoLLM, families: [.merge],
-        placement: .multiple([.beforeProjector, .llmLayer(18)]),
+        placement: .multiple([.llmLayer(0), .llmLayer(18)]),  // outer: pooled projector output, before layer 0
         signals: [.hiddenStates, .frameLayout, .clsAttention, .attentionProbabilities, .tokenLayout],
         needsAttentionProbabilities: true,
         paper: "HoliTom: Holistic Token Merging for Fast Video Large Language Models (NeurIPS 2025, arXiv 2505.21334)",

@@ -16,7 +16,7 @@ import Tensors
 public struct PruneVid {
     public static let info = MethodInfo(
         name: "prunevid", displayName: "PruneVid", domain: .videoLLM, families: [.merge, .prune],
-        placement: .multiple([.beforeProjector, .llmLayer(10)]),
+        placement: .multiple([.llmLayer(0), .llmLayer(10)]),  // merge: projector output, before layer 0
         signals: [.hiddenStates, .frameLayout, .queries, .keys, .tokenLayout],
         needsAttentionProbabilities: true,
         paper: "PruneVid: Visual Token Pruning for Efficient Video Large Language Models (ACL 2025, arXiv 2412.16117)",
