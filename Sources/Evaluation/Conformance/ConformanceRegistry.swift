@@ -31,6 +31,10 @@ public enum ConformanceRegistry {
         DyCokeConformer.self,
 
         // group F: fastvid prunevid framefusion holitom
+        FastVIDConformer.self,
+        PruneVidConformer.self,
+        FrameFusionConformer.self,
+        HoliTomConformer.self,
 
         // group G: toca duca fora
 

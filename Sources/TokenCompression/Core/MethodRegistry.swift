@@ -37,6 +37,10 @@ public enum MethodRegistry {
         DyCoke.info,
 
         // group F: fastvid prunevid framefusion holitom
+        FastVID.info,
+        PruneVid.info,
+        FrameFusion.info,
+        HoliTom.info,
 
         // group G: toca duca fora
 
