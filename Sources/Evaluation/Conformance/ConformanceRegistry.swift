@@ -17,6 +17,7 @@ public enum ConformanceRegistry {
         // group F: fastvid prunevid framefusion holitom
 
         // group G: toca duca fora
+        ToCaConformer.self,
 
         // group H: taylorseer tgate pab teacache
 

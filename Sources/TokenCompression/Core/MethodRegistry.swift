@@ -18,6 +18,7 @@ public enum MethodRegistry {
         // group F: fastvid prunevid framefusion holitom
 
         // group G: toca duca fora
+        ToCa.info,
 
         // group H: taylorseer tgate pab teacache
 
