@@ -18,6 +18,7 @@ public enum ConformanceRegistry {
 
         // group G: toca duca fora
         ToCaConformer.self,
+        DuCaConformer.self,
 
         // group H: taylorseer tgate pab teacache
 

@@ -19,6 +19,7 @@ public enum MethodRegistry {
 
         // group G: toca duca fora
         ToCa.info,
+        DuCa.info,
 
         // group H: taylorseer tgate pab teacache
 
