@@ -19,6 +19,7 @@ public enum ConformanceRegistry {
         // group G: toca duca fora
         ToCaConformer.self,
         DuCaConformer.self,
+        FORAConformer.self,
 
         // group H: taylorseer tgate pab teacache
 

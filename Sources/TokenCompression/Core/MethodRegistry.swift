@@ -20,6 +20,7 @@ public enum MethodRegistry {
         // group G: toca duca fora
         ToCa.info,
         DuCa.info,
+        FORA.info,
 
         // group H: taylorseer tgate pab teacache
 
