@@ -7,22 +7,27 @@ struct ScheduleCommand: ParsableCommand {
         commandName: "schedule",
         abstract: "Print a diffusion caching method's per-step, per-layer decisions and its share of full computation.",
         discussion: """
-        One row per sampler call (in call order), one cell per layer with one letter per module:
-        C compute, R reuse, P partial (only fresh tokens recomputed), F forecast, - skip. The last
-        line is the fraction of (step, layer, module) slots computed in full.
+        One row per sampler call (in call order), one cell per layer with one
+        letter per module: C compute, R reuse, P partial (only fresh tokens
+        recomputed), F forecast, - skip. Then the fraction of (step, layer,
+        module) slots computed in full, and the count of each action.
 
         Defaults are the papers' settings:
-          toca  DiT-XL/2 DDPM-250: --steps 250 --interval 4 --ratio 0.07 --scheduler ToCa-ddpm250,
-                28 layers, 256 tokens (--steps 50 alone selects the DDIM-50 command: --interval 3,
-                ToCa-ddim50). --model PixArt: 20 steps, --interval 3, --ratio 0.3, scheduler ToCa.
-                --ratio 0 gives FORA behaviour (constant interval, no fresh tokens).
-          duca  DuCa-DiT DDIM-50: --steps 50 --interval 3 --ratio 0.05 --scheduler ToCa, 28 layers,
-                256 tokens. --model OpenSora: 30 steps, per-module intervals
-                --param intervals=3,3,6,3 (spatial attn, temporal attn, cross-attn, mlp); the two
-                "layers" shown are the spatial and temporal block kinds.
+          toca  DiT-XL/2 DDPM-250: --steps 250 --interval 4 --ratio 0.07
+                --scheduler ToCa-ddpm250, 28 layers, 256 tokens.
+                --steps 50 alone selects the DDIM-50 command
+                (--interval 3, --scheduler ToCa-ddim50).
+                --model PixArt: 20 steps, --interval 3, --ratio 0.3,
+                --scheduler ToCa. --ratio 0 gives FORA behaviour.
+          duca  DuCa-DiT DDIM-50: --steps 50 --interval 3 --ratio 0.05
+                --scheduler ToCa, 28 layers, 256 tokens.
+                --model OpenSora: 30 steps, per-module intervals
+                --param intervals=3,3,6,3 (spatial attn, temporal attn,
+                cross-attn, mlp); the two "layers" shown are the spatial
+                and temporal block kinds.
           fora  DDPM-250: --steps 250 --interval 3, 28 layers.
-        Options a method does not use are rejected. Method-specific settings beyond the common
-        options go in --param NAME=VALUE.
+        Options a method does not use are rejected. Settings beyond the
+        common options go in --param NAME=VALUE.
         """
     )
 
