@@ -37,6 +37,9 @@ public enum ConformanceRegistry {
         HoliTomConformer.self,
 
         // group G: toca duca fora
+        ToCaConformer.self,
+        DuCaConformer.self,
+        FORAConformer.self,
 
         // group H: taylorseer tgate pab teacache
 

@@ -43,6 +43,9 @@ public enum MethodRegistry {
         HoliTom.info,
 
         // group G: toca duca fora
+        ToCa.info,
+        DuCa.info,
+        FORA.info,
 
         // group H: taylorseer tgate pab teacache
 
