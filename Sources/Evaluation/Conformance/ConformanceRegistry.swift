@@ -19,6 +19,7 @@ public enum ConformanceRegistry {
         // group G: toca duca fora
 
         // group H: taylorseer tgate pab teacache
+        TaylorSeerConformer.self,
 
     ]
 }

@@ -20,6 +20,7 @@ public enum MethodRegistry {
         // group G: toca duca fora
 
         // group H: taylorseer tgate pab teacache
+        TaylorSeer.info,
 
     ]
 
