@@ -20,6 +20,7 @@ public enum ConformanceRegistry {
 
         // group H: taylorseer tgate pab teacache
         TaylorSeerConformer.self,
+        TGateConformer.self,
 
     ]
 }

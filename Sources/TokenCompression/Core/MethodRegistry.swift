@@ -21,6 +21,7 @@ public enum MethodRegistry {
 
         // group H: taylorseer tgate pab teacache
         TaylorSeer.info,
+        TGate.info,
 
     ]
 
