@@ -21,6 +21,7 @@ public enum ConformanceRegistry {
         // group H: taylorseer tgate pab teacache
         TaylorSeerConformer.self,
         TGateConformer.self,
+        PABConformer.self,
 
     ]
 }

@@ -22,6 +22,7 @@ public enum MethodRegistry {
         // group H: taylorseer tgate pab teacache
         TaylorSeer.info,
         TGate.info,
+        PAB.info,
 
     ]
 
