@@ -22,6 +22,7 @@ public enum ConformanceRegistry {
         TaylorSeerConformer.self,
         TGateConformer.self,
         PABConformer.self,
+        TeaCacheConformer.self,
 
     ]
 }

@@ -23,6 +23,7 @@ public enum MethodRegistry {
         TaylorSeer.info,
         TGate.info,
         PAB.info,
+        TeaCache.info,
 
     ]
 
