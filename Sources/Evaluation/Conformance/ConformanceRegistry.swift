@@ -42,6 +42,10 @@ public enum ConformanceRegistry {
         FORAConformer.self,
 
         // group H: taylorseer tgate pab teacache
+        TaylorSeerConformer.self,
+        TGateConformer.self,
+        PABConformer.self,
+        TeaCacheConformer.self,
 
     ]
 }

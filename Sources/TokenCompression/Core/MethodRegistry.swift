@@ -48,6 +48,10 @@ public enum MethodRegistry {
         FORA.info,
 
         // group H: taylorseer tgate pab teacache
+        TaylorSeer.info,
+        TGate.info,
+        PAB.info,
+        TeaCache.info,
 
     ]
 
