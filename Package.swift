@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "ModelIO", targets: ["ModelIO"]),
         .library(name: "TokenCompression", targets: ["TokenCompression"]),
+        .library(name: "Models", targets: ["Models"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .executable(name: "tokc", targets: ["tokc"]),
     ],
@@ -27,19 +28,29 @@ let package = Package(
         ),
         .target(name: "Tensors", dependencies: blasDependency,
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "ModelIO", dependencies: ["Tensors"]),
+        .systemLibrary(
+            name: "CImageCodecs",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev", "libjpeg-dev"])]
+        ),
+        .target(name: "ModelIO", dependencies: [
+            "Tensors", .target(name: "CImageCodecs", condition: .when(platforms: [.linux])),
+        ]),
         .target(name: "TokenCompression", dependencies: ["Tensors"]),
-        .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression"]),
+        .target(name: "Models", dependencies: ["Tensors", "ModelIO", "TokenCompression"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression", "Models"]),
         .executableTarget(
             name: "tokc",
             dependencies: [
-                "Tensors", "ModelIO", "TokenCompression", "Evaluation",
+                "Tensors", "ModelIO", "TokenCompression", "Models", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
         .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelIO", "TokenCompression", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
