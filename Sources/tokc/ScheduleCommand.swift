@@ -26,6 +26,22 @@ struct ScheduleCommand: ParsableCommand {
                 cross-attn, mlp); the two "layers" shown are the spatial
                 and temporal block kinds.
           fora  DDPM-250: --steps 250 --interval 3, 28 layers.
+          taylorseer  DiT-XL/2 DDIM-50: --steps 50 --interval 4
+                --param order=4, 28 layers; --model FLUX: --steps 28
+                --interval 6 --param order=1, 19 layers.
+          tgate  PixArt-α, 25 steps: --param gate=15, sp=3, fi=1,
+                warmup=2, 28 layers (modules self-attn, cross-attn).
+          pab   Open-Sora 1.2, 30 steps, 28 blocks: spatial range 2,
+                temporal 4, cross 6 inside timesteps (450, 930), MLP
+                broadcast at 676/788/864. Timesteps default to the plain
+                rectified-flow grid 1000·(1 − i/S); give the sampler's
+                real ones with --param timesteps=t0,t1,...
+          teacache  FLUX, 28 steps, --param threshold=0.6 (the paper's
+                fast setting; 0.25 and 0.4 also published). Decisions
+                depend on the input: pass the per-step relative L1
+                distances of the modulated input with
+                --param distances=d0,d1,... or distances=@FILE (one per
+                line); --model OpenSora / Latte use their coefficients.
         Options a method does not use are rejected. Settings beyond the
         common options go in --param NAME=VALUE.
         """
@@ -68,6 +84,10 @@ struct ScheduleCommand: ParsableCommand {
         "toca": tocaSchedule,
         "duca": ducaSchedule,
         "fora": foraSchedule,
+        "taylorseer": taylorSeerSchedule,
+        "tgate": tgateSchedule,
+        "pab": pabSchedule,
+        "teacache": teaCacheSchedule,
     ]
 
     static var supported: [String] { builders.keys.sorted() }
@@ -157,6 +177,71 @@ struct ScheduleCommand: ParsableCommand {
         if let n = o.interval() { p.interval = n }
         if let l = o.layers() { p.numLayers = l }
         return ("S=\(p.numSteps), N=\(p.interval), \(p.numLayers) layers", try FORA.schedule(p))
+    }
+
+    static func taylorSeerSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        let family = (o.model() ?? "DiT").lowercased()
+        let p: TaylorSeer.Parameters
+        let steps: Int, layers: Int
+        switch family {
+        case "dit":
+            p = try TaylorSeer.Parameters.dit(interval: o.interval() ?? 4, maxOrder: try o.int("order") ?? 4)
+            steps = o.steps() ?? 50
+            layers = o.layers() ?? 28
+        case "flux":
+            p = try TaylorSeer.Parameters.flux(interval: o.interval() ?? 6, maxOrder: try o.int("order") ?? 1)
+            steps = o.steps() ?? 28
+            layers = o.layers() ?? 19
+        default: throw ValidationError("taylorseer --model must be DiT or FLUX, got '\(family)'")
+        }
+        return ("\(family == "dit" ? "DiT" : "FLUX"), S=\(steps), N=\(p.interval), order \(p.maxOrder), \(layers) layers",
+                try TaylorSeer.schedule(steps: steps, layers: layers, parameters: p))
+    }
+
+    static func tgateSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        var p = try TGate.Parameters()
+        if let g = try o.int("gate") { p.gateStep = g }
+        if let v = try o.int("sp") { p.semanticsInterval = v }
+        if let v = try o.int("fi") { p.fidelityInterval = v }
+        if let v = try o.int("warmup") { p.warmUp = v }
+        let steps = o.steps() ?? 25, layers = o.layers() ?? 28
+        return ("S=\(steps), gate step \(p.gateStep), sp \(p.semanticsInterval), fi \(p.fidelityInterval), warm-up \(p.warmUp), \(layers) layers",
+                try TGate.schedule(steps: steps, layers: layers, parameters: p))
+    }
+
+    static func pabSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        let p = try PAB.Parameters.openSora()
+        let steps = o.steps() ?? 30, layers = o.layers() ?? 28
+        let timesteps = try o.ints("timesteps") ?? (0..<steps).map { Int(1000.0 * (1.0 - Double($0) / Double(steps))) }
+        return ("Open-Sora defaults, \(timesteps.count) calls, \(layers) blocks, timesteps \(timesteps.prefix(4).map(String.init).joined(separator: ","))…",
+                try PAB.schedule(timesteps: timesteps, layers: layers, parameters: p))
+    }
+
+    static func teaCacheSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        let family = (o.model() ?? "FLUX").lowercased()
+        guard let spec = o.string("distances") else {
+            throw ValidationError("teacache decides from the input: give the per-step relative L1 distances with --param distances=d0,d1,... or distances=@FILE")
+        }
+        let text = spec.hasPrefix("@") ? try String(contentsOfFile: String(spec.dropFirst()), encoding: .utf8) : spec
+        let parsed = text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }).map { Float($0) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { throw ValidationError("--param distances must be numbers") }
+        let distances = parsed.map { $0! }
+        let threshold = try o.double("threshold")
+        let p: TeaCache.Parameters
+        switch family {
+        case "flux": p = try TeaCache.Parameters.flux(threshold: threshold ?? 0.6)
+        case "opensora": p = try TeaCache.Parameters.openSora(threshold: threshold ?? 0.1)
+        case "latte": p = try TeaCache.Parameters.latte(threshold: threshold ?? 0.1)
+        default: throw ValidationError("teacache --model must be FLUX, OpenSora or Latte, got '\(family)'")
+        }
+        let steps = o.steps() ?? distances.count
+        guard steps == distances.count else { throw ValidationError("--steps \(steps) but \(distances.count) distances") }
+        // First and last calls are forced computes (FLUX's counter; the timestep rule of Open-Sora/Latte
+        // forces the same calls when the sampler's timesteps compare equal).
+        let forced = try TeaCache.Forcing.counter(calls: steps, steps: steps)
+        let layers = o.layers() ?? 1
+        return ("\(family), S=\(steps), threshold \(p.relL1Threshold), whole block stack per call (\(layers) row cell)",
+                try TeaCache.schedule(distances: distances, forced: forced, layers: layers, parameters: p))
     }
 }
 
