@@ -25,7 +25,7 @@ struct MethodsCommand: ParsableCommand {
             print("## \(domain.rawValue)")
             for m in methods {
                 let attention = m.needsAttentionProbabilities ? "needs attention probs" : "fused-attention OK"
-                print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 12, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no")")
+                print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 17, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no")")
                 print("      signals: \(m.signals.map(\.rawValue).joined(separator: "; "))")
                 if details {
                     print("      \(m.summary)")
