@@ -3,6 +3,7 @@ import Accelerate
 #else
 import COpenBLAS
 #endif
+import Foundation
 
 /// Thin wrapper over CBLAS `sgemm`: the one place the package touches BLAS.
 public enum BLAS {
@@ -27,6 +28,40 @@ public enum BLAS {
                     transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The kernel family OpenBLAS picked for this CPU (nil with Accelerate).
+    public static var coreName: String? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        return openblas_get_corename().map { String(cString: $0) }
+        #endif
+    }
+
+    /// A better `OPENBLAS_CORETYPE` for this CPU when OpenBLAS fell back to a generic SSE kernel.
+    ///
+    /// Debian's OpenBLAS 0.3.21 does not recognise some virtualised Xeons ("Intel Xeon Processor")
+    /// and runs its Prescott (SSE3) kernels: about a fifth of the machine's sgemm rate. The
+    /// environment variable is read when the library loads, so the CLI re-executes itself with it
+    /// set (see `tokc`); library users can export it themselves.
+    public static func recommendedCoreType(coreName: String? = BLAS.coreName,
+                                           cpuFlags: Set<String> = BLAS.cpuFlags()) -> String? {
+        guard let core = coreName?.lowercased() else { return nil }
+        let generic = ["prescott", "core2", "penryn", "dunnington", "nehalem", "katmai", "coppermine", "northwood", "banias", "atom"]
+        guard generic.contains(core) else { return nil }
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if cpuFlags.contains("avx2") && cpuFlags.contains("fma") { return "Haswell" }
+        if cpuFlags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
+    /// CPU feature flags from `/proc/cpuinfo` (empty elsewhere).
+    public static func cpuFlags() -> Set<String> {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
     /// Threads BLAS itself may use (OpenBLAS); a no-op with Accelerate.

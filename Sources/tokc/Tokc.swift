@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 
-@main
 struct Tokc: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokc",
