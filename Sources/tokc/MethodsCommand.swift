@@ -13,7 +13,7 @@ struct MethodsCommand: ParsableCommand {
         """
     )
 
-    @Flag(name: .long, help: "Show the one-line summary and the paper and repository of each method.")
+    @Flag(name: .long, help: "Also show a one-line summary of each method.")
     var details = false
 
     func run() {
@@ -27,10 +27,8 @@ struct MethodsCommand: ParsableCommand {
                 let attention = m.needsAttentionProbabilities ? "needs attention probs" : "fused-attention OK"
                 print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 17, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no")")
                 print("      signals: \(m.signals.map(\.rawValue).joined(separator: "; "))")
-                if details {
-                    print("      \(m.summary)")
-                    print("      paper: \(m.paper)  code: \(m.repository)")
-                }
+                print("      paper: \(m.paper)  code: \(m.repository)")
+                if details { print("      \(m.summary)") }
             }
         }
     }
