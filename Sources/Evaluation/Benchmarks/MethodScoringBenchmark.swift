@@ -236,11 +236,11 @@ public enum MethodScoringBenchmark {
             let m = try AttentionScorePruning()
             return (name, note, { x in MethodBenchmarkOutcome(try m.select(lastRowAttention: x.lastRowAttention("last", s), layout: layout)) })
         case "k-norm":
-            let m = try KeyNormPruning()
-            return (name, note, { x in MethodBenchmarkOutcome(try m.select(keys: x.uniform("keys", [s.sequenceLength, s.width]), layout: layout)) })
+            let m = try NormPruning(.keys)
+            return (name, note, { x in MethodBenchmarkOutcome(try m.select(x.uniform("keys", [s.sequenceLength, s.width]), layout: layout)) })
         default:
-            let m = try ValueNormPruning()
-            return (name, note, { x in MethodBenchmarkOutcome(try m.select(values: x.uniform("values", [s.sequenceLength, s.width]), layout: layout)) })
+            let m = try NormPruning(.values)
+            return (name, note, { x in MethodBenchmarkOutcome(try m.select(x.uniform("values", [s.sequenceLength, s.width]), layout: layout)) })
         }
     }
 

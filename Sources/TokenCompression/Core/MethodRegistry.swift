@@ -11,8 +11,8 @@ public enum MethodRegistry {
         PDrop.info,
         RandomPruning.info,
         AttentionScorePruning.info,
-        KeyNormPruning.info,
-        ValueNormPruning.info,
+        NormPruning.keyNormInfo,
+        NormPruning.valueNormInfo,
         SpatialPooling.info,
 
         // group B: sparsevlm mustdrop

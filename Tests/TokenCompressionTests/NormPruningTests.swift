@@ -2,8 +2,8 @@ import Testing
 @testable import TokenCompression
 import Tensors
 
-/// Seeded generator for the KeyNorm tests (SplitMix64).
-struct KeyNormRandom {
+/// Seeded generator for the norm-pruning tests (SplitMix64).
+struct NormPruningRandom {
     var state: UInt64
     init(_ seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
@@ -19,7 +19,7 @@ struct KeyNormRandom {
     }
 }
 
-@Suite struct KeyNormPruningTests {
+@Suite struct NormPruningTests {
     static let layout = try! TokenLayout(imageStart: 3, imageCount: 25, totalCount: 33)
 
     func norms(_ x: Tensor, l1: Bool) -> [Float] {
@@ -28,13 +28,14 @@ struct KeyNormRandom {
         }
     }
 
-    @Test func keepsLargestOrSmallestNorms() throws {
-        var g = KeyNormRandom(5)
+    @Test(arguments: NormPruning.Source.allCases)
+    func keepsLargestOrSmallestNorms(source: NormPruning.Source) throws {
+        var g = NormPruningRandom(source == .keys ? 5 : 7)
         let x = g.tensor(33, 12)
         for l1 in [true, false] {
             for largest in [true, false] {
-                let method = try KeyNormPruning(.init(budget: .count(6), l1: l1, keepLargest: largest))
-                let r = try method.select(keys: x, layout: Self.layout)
+                let method = try NormPruning(source, .init(budget: .count(6), l1: l1, keepLargest: largest))
+                let r = try method.select(x, layout: Self.layout)
                 let n = norms(x, l1: l1)
                 let kept = Set(r.kept.filter { Self.layout.imageRange.contains($0) }.map { $0 - 3 })
                 #expect(kept.count == 6 && r.kept.count == 3 + 6 + 5)
@@ -43,19 +44,20 @@ struct KeyNormRandom {
                 for j in 0..<25 where !kept.contains(j) {
                     for i in kept { #expect(largest ? n[j] <= n[i] : n[j] >= n[i]) }
                 }
-                let s = try method.scores(keys: x, layout: Self.layout)
+                let s = try method.scores(x, layout: Self.layout)
                 #expect(zip(s, n).allSatisfy { abs(Float($0) - $1) < 1e-4 })
             }
         }
     }
 
-    @Test func noOpAndErrors() throws {
-        var g = KeyNormRandom(6)
+    @Test(arguments: NormPruning.Source.allCases)
+    func noOpAndErrors(source: NormPruning.Source) throws {
+        var g = NormPruningRandom(6)
         let x = g.tensor(33, 8)
-        let r = try KeyNormPruning(.init(budget: .ratio(1))).select(keys: x, layout: Self.layout)
+        let r = try NormPruning(source, .init(budget: .ratio(1))).select(x, layout: Self.layout)
         #expect(r.noOpReason != nil && r.kept == Array(0..<33))
-        #expect(throws: CompressionError.self) { try KeyNormPruning(.init(layer: 0)) }
-        #expect(throws: CompressionError.self) { try KeyNormPruning(.init(budget: .ratio(2))) }
-        #expect(throws: CompressionError.self) { try KeyNormPruning().select(keys: g.tensor(30, 8), layout: Self.layout) }
+        #expect(throws: CompressionError.self) { try NormPruning(source, .init(layer: 0)) }
+        #expect(throws: CompressionError.self) { try NormPruning(source, .init(budget: .ratio(2))) }
+        #expect(throws: CompressionError.self) { try NormPruning(source).select(g.tensor(30, 8), layout: Self.layout) }
     }
 }
