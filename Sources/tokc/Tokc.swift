@@ -12,6 +12,7 @@ struct Tokc: ParsableCommand {
         version: ToolkitVersion.string,
         subcommands: [
             ConformanceCommand.self, MethodsCommand.self, InspectCommand.self, BenchKernelsCommand.self, ScheduleCommand.self,
+            FlopsCommand.self,
         ]
     )
 }

@@ -105,7 +105,9 @@ struct ConfigFieldReader {
     }
 
     mutating func visionShape(_ v: JSONValue, llmHidden: Int, wrapper: JSONValue) throws -> VisionTowerShape {
-        let type = v["model_type"]?.stringValue ?? "clip_vision_model"
+        // Older Qwen2-VL configs leave the vision model_type out; the wrapper's says it.
+        let wrapperType = wrapper["model_type"]?.stringValue ?? ""
+        let type = v["model_type"]?.stringValue ?? (wrapperType.hasPrefix("qwen2_vl") ? "qwen2_vl" : "clip_vision_model")
         let s = "vision_config"
         switch type {
         case "clip_vision_model", "siglip_vision_model":
@@ -123,6 +125,11 @@ struct ConfigFieldReader {
                                     patchesPerPass: side * side, hasCLS: type == "clip_vision_model",
                                     projector: [hidden, llmHidden, llmHidden])
         case "qwen2_vl", "qwen2_vl_vision":
+            let required = ["depth", "embed_dim", "num_heads", "patch_size", "spatial_merge_size"]
+            let missing = required.filter { v[$0]?.intValue == nil }
+            guard missing.isEmpty else {
+                throw FlopsError.config("Qwen2-VL vision fields missing or not integers: \(missing.map { "\(s).\($0)" }.joined(separator: ", "))")
+            }
             func need(_ key: String) throws -> Int {
                 guard let i = v[key]?.intValue else { throw FlopsError.config("\(s).\(key) is missing or not an integer (Qwen2-VL vision)") }
                 return i
