@@ -39,6 +39,8 @@ import Testing
         let b = try MethodSchedules.plan(method: "pdrop", keep: 192, context: Self.efficiencyContext)
         #expect(b.averageVisual <= 192 && b.averageVisual > 188)
         #expect(b.llmVisual.prefix(8).allSatisfy { $0 == 576 })
+        // Layers 0–7 at 576 bound the average below by 144: a smaller budget is an error.
+        #expect(throws: FlopsError.self) { try Self.efficiencyPlan("pdrop", 128) }
     }
 
     @Test func visionSideFromLayerZero() throws {

@@ -29,7 +29,7 @@ extension FlopsReport {
         let bytes = r.bytesPerElement == 2 ? "fp16" : "\(r.bytesPerElement) B/element"
         lines.append("KV cache (\(bytes)): \(Self.mib(kvBytesPrefill)) after prefill (uncompressed \(Self.mib(baselineKVBytesPrefill)), reduction \(Self.percent(Self.reduction(kvBytesPrefill, of: baselineKVBytesPrefill))))"
                      + (r.decodeTokens > 0 ? ", \(Self.mib(kvBytesFinal)) after decoding" : "")
-                     + "; \(Self.mib(kvBytesPerToken)) per token held in all layers")
+                     + "; \(Self.mib(kvBytesPerToken)) (\(String(format: "%.1f", kvBytesPerToken / 1024)) KiB) per token held in all layers")
         return lines.joined(separator: "\n")
     }
 

@@ -20,6 +20,11 @@ extension MethodSchedules {
         var lambda = 0.5
         if let keep {
             guard keep <= c.visual else { throw FlopsError.invalidRequest("pdrop --keep \(keep) exceeds the \(c.visual) visual tokens") }
+            // Layers before the first stage always see all N tokens, which bounds the average.
+            let floor = average(0)
+            guard Double(keep) >= floor else {
+                throw FlopsError.invalidRequest("pdrop with stages at \(layerList) cannot average below \(String(format: "%.1f", floor)) visual tokens (layers 0…\(layerList[0] - 1) keep all \(c.visual)); --keep \(keep) needs other stage layers: pass --schedule")
+            }
             var lo = 0.0, hi = 1.0
             for _ in 0..<60 {
                 let mid = (lo + hi) / 2
