@@ -35,6 +35,13 @@ import Testing
         #expect(p.defaulted.isEmpty)
     }
 
+    /// llava-v1.6-mistral style: Mistral defaults include GQA with 8 KV heads.
+    @Test func mistralDefaultsKeepGQA() throws {
+        let p = try Self.efficiencyParse(#"{"model_type": "llava_next", "text_config": {"model_type": "mistral"}}"#)
+        #expect(p.shape.llm.kvHeads == 8 && p.shape.llm.mlpWidth == 14336)
+        #expect(p.defaulted.contains { $0.hasPrefix("text_config.num_key_value_heads = 8") })
+    }
+
     @Test func qwen2VLConfig() throws {
         let p = try Self.efficiencyParse("""
         {"model_type": "qwen2_vl", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,

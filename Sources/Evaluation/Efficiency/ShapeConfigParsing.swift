@@ -95,7 +95,10 @@ struct ConfigFieldReader {
         let family = type.hasPrefix("qwen2") ? "qwen2" : (type == "vicuna" ? "llama" : type)
         let hidden = try int(s, "hidden_size", sectionName: section, type: family)
         let heads = try int(s, "num_attention_heads", sectionName: section, type: family)
-        let kvHeads = (s["num_key_value_heads"]?.intValue) ?? (Self.classDefaults[family]?["num_key_value_heads"] ?? heads)
+        // Absent KV heads mean multi-head attention, except where the class default says GQA (Mistral: 8).
+        let kvHeads = s["num_key_value_heads"]?.intValue != nil
+            ? try int(s, "num_key_value_heads", sectionName: section, type: family)
+            : (Self.classDefaults[family]?["num_key_value_heads"] != nil ? try int(s, "num_key_value_heads", sectionName: section, type: family) : heads)
         let headDim = s["head_dim"]?.intValue ?? (heads > 0 ? hidden / heads : 0)
         return TransformerShape(
             layers: try int(s, "num_hidden_layers", sectionName: section, type: family),
