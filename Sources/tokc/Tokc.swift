@@ -11,8 +11,8 @@ struct Tokc: ParsableCommand {
         """,
         version: ToolkitVersion.string,
         subcommands: [
-            ConformanceCommand.self, MethodsCommand.self, InspectCommand.self, BenchKernelsCommand.self, ScheduleCommand.self,
-            BenchMethodsCommand.self,
+            ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
+            InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self,
         ]
     )
 }
