@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import ModelIO
+
+/// Templates and their jinja2 renderings, written by tools/fixtures/tokenizer_chat_templates.py.
+func tokenizerTemplateFixtures() throws -> [JSONValue] {
+    try JSONValue.parse(Data(contentsOf: tokenizerFixtureDir.appendingPathComponent("chat_templates.json"))).arrayValue ?? []
+}
+
+@Suite struct TokenizerChatTemplateTests {
+    @Test func rendersLikeJinja2() throws {
+        let fixtures = try tokenizerTemplateFixtures()
+        #expect(fixtures.count >= 9)
+        #expect(fixtures.contains { $0["name"]?.stringValue == "builtin" })
+        for f in fixtures {
+            let name = f["name"]!.stringValue!
+            let template = try ChatTemplate(source: f["template"]!.stringValue!)
+            for c in f["cases"]!.arrayValue! {
+                let got = try template.render(userText: c["user_text"]!.stringValue!, withImage: c["with_image"]!.boolValue!,
+                                              addGenerationPrompt: c["add_generation_prompt"]!.boolValue!,
+                                              bosToken: "<s>", eosToken: "</s>")
+                #expect(got == c["expected"]!.stringValue!, "\(name) \(c["user_text"]!)")
+            }
+        }
+    }
+
+    @Test func builtinPromptMatchesTrainingScript() throws {
+        let f = try #require(try tokenizerTemplateFixtures().first { $0["name"]?.stringValue == "builtin" })
+        let template = try ChatTemplate(source: f["template"]!.stringValue!)
+        // tools/builtin/train.py's prompt_text(question)
+        #expect(try template.render(userText: "What is it?", withImage: true, bosToken: "<s>", eosToken: "</s>")
+                == "<s>USER: <image>\nWhat is it? ASSISTANT:")
+    }
+
+    @Test func readsTemplateFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-template-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(throws: TokenizerError.self) { try ChatTemplate(folder: dir.path) }
+        let config = #"{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D{{ 1 + 1 }}"}]}"#
+        try Data(config.utf8).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        #expect(try ChatTemplate(folder: dir.path).render(context: [:]) == "D2")
+        try Data(#"{"chat_template": "J{{ 'x' }}"}"#.utf8).write(to: dir.appendingPathComponent("chat_template.json"))
+        #expect(try ChatTemplate(folder: dir.path).source == "J{{ 'x' }}")
+    }
+
+    @Test func errorsNameTheConstruct() throws {
+        func message(_ source: String) -> String {
+            do { _ = try ChatTemplate(source: source).render(userText: "hi", withImage: true); return "" } catch { return "\(error)" }
+        }
+        #expect(message("{% macro m() %}{% endmacro %}").contains("macro"))
+        #expect(message("{{ x | wordwrap }}").contains("wordwrap"))
+        #expect(message("{% if true %}open").contains("endif"))
+        #expect(message("{{ 'unclosed }}").contains("unterminated string") || message("{{ 'unclosed }}").contains("unclosed"))
+        #expect(message("{{ raise_exception('no images please') }}").contains("no images please"))
+        #expect(message("{{ foo() }}").contains("foo"))
+    }
+
+    @Test func whitespaceControl() throws {
+        let t = try ChatTemplate(source: "a  {%- if true -%}  b  {%- endif %}\n  c\n    {% if true %}\nd{{ ' e ' }}\n{% endif %}")
+        #expect(try t.render(context: [:]) == "ab  c\nd e \n")
+        // Expected strings checked with jinja2 (trim_blocks, lstrip_blocks): comments count as blocks, `{%+` keeps indentation.
+        let u = try ChatTemplate(source: "x\n  {# c #}\n  y {% if 1 %}z{% endif %}  \n  {%+ if 1 %}w{% endif %}")
+        #expect(try u.render(context: [:]) == "x\n  y z  \n  w")
+    }
+}
