@@ -48,6 +48,8 @@ func tokenizerFixture(_ name: String) throws -> (Tokenizer, [JSONValue]) {
         let (tok, cases) = try tokenizerFixture(name)
         for c in cases {
             let text = c["text"]!.stringValue!
+            // Random cases hold "▁" and literal "<0x41>", which do not survive decoding by design.
+            if c["random"]?.boolValue == true { continue }
             if text.contains("<image>") || text.contains("<s>") || text.contains("<|im_") { continue }
             var want = text
             // Metaspace "first" swallows the one leading space it would have added itself.
