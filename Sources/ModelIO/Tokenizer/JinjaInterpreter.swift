@@ -10,7 +10,7 @@ struct JinjaInterpreter {
 
     static func render(_ nodes: [JinjaNode], context: [String: JinjaValue]) throws -> String {
         var r = JinjaInterpreter(context: context)
-        try r.run(nodes)
+        if try r.run(nodes) != .normal { throw TokenizerError("chat template: break/continue outside a loop") }
         return r.output
     }
 
@@ -19,19 +19,22 @@ struct JinjaInterpreter {
         return .undefined
     }
 
-    private mutating func run(_ nodes: [JinjaNode]) throws {
+    /// How a block ended: normally, or by `break`/`continue` that the enclosing loop must honour.
+    enum Flow { case normal, breakLoop, continueLoop }
+
+    private mutating func run(_ nodes: [JinjaNode]) throws -> Flow {
         for node in nodes {
             switch node {
             case .text(let t): output += t
             case .output(let e): output += try eval(e).printed
             case .ifChain(let branches, let otherwise):
-                var done = false
+                var chosen = otherwise
                 for (condition, body) in branches where try eval(condition).isTruthy {
-                    try run(body)
-                    done = true
+                    chosen = body
                     break
                 }
-                if !done { try run(otherwise) }
+                let flow = try run(chosen)
+                if flow != .normal { return flow }
             case .set(let name, let attribute, let value):
                 let v = try eval(value)
                 if let attribute {
@@ -42,10 +45,19 @@ struct JinjaInterpreter {
                 } else {
                     scopes[scopes.count - 1][name] = v
                 }
+            case .setBlock(let name, let body):
+                let saved = output
+                output = ""
+                _ = try run(body)
+                scopes[scopes.count - 1][name] = .string(output)
+                output = saved
+            case .loopBreak: return .breakLoop
+            case .loopContinue: return .continueLoop
             case .forLoop(let targets, let iterable, let condition, let body, let otherwise):
                 try runLoop(targets: targets, iterable: iterable, condition: condition, body: body, otherwise: otherwise)
             }
         }
+        return .normal
     }
 
     private mutating func runLoop(targets: [String], iterable: JinjaExpr, condition: JinjaExpr?,
@@ -69,7 +81,10 @@ struct JinjaInterpreter {
                 if try eval(condition).isTruthy { selected.append(item) }
             }
         }
-        if selected.isEmpty { try run(otherwise); return }
+        if selected.isEmpty {
+            if try run(otherwise) != .normal { throw TokenizerError("chat template: break/continue outside a loop") }
+            return
+        }
         let n = selected.count
         for (k, item) in selected.enumerated() {
             var scope: [String: JinjaValue] = [:]
@@ -80,8 +95,9 @@ struct JinjaInterpreter {
                 "previtem": k > 0 ? selected[k - 1] : .undefined, "nextitem": k + 1 < n ? selected[k + 1] : .undefined,
             ])
             scopes.append(scope)
-            defer { scopes.removeLast() }
-            try run(body)
+            let flow = try run(body)
+            scopes.removeLast()
+            if flow == .breakLoop { break }
         }
     }
 

@@ -28,6 +28,11 @@ indirect enum JinjaNode {
     case ifChain([(JinjaExpr, [JinjaNode])], otherwise: [JinjaNode])
     /// `set name = value` or `set ns.attr = value`.
     case set(name: String, attribute: String?, value: JinjaExpr)
+    /// `{% set name %}body{% endset %}`: the rendered body becomes the value.
+    case setBlock(name: String, body: [JinjaNode])
+    /// `{% break %}` and `{% continue %}` (transformers enables Jinja's loopcontrols extension).
+    case loopBreak
+    case loopContinue
 }
 
 /// Recursive-descent parser over the segments of `JinjaLexer`, with Jinja's operator precedence:
@@ -114,15 +119,19 @@ struct JinjaParser {
                 guard case .name(let a) = e.next() else { throw TokenizerError("chat template: bad set target in '\(source)'") }
                 attribute = a
             }
-            guard e.accept(.op("=")) else {
-                throw TokenizerError("chat template: block set ('{% set x %}...{% endset %}') is not supported")
+            if attribute == nil && e.peek() == nil {
+                return [.setBlock(name: n, body: try parseBody(until: ["endset"]).0)]
             }
+            guard e.accept(.op("=")) else { throw e.error("expected '='") }
             return [.set(name: n, attribute: attribute, value: try e.parseAll())]
+        case "break", "continue":
+            try e.expectEnd()
+            return [keyword == "break" ? .loopBreak : .loopContinue]
         case "generation":
             // transformers' marker for assistant tokens; renders its body unchanged.
             return try parseBody(until: ["endgeneration"]).0
         default:
-            throw TokenizerError("chat template: unsupported statement '{% \(keyword) %}' (supported: if/elif/else, for, set, generation)")
+            throw TokenizerError("chat template: unsupported statement '{% \(keyword) %}' (supported: if/elif/else, for, set, break, continue, generation)")
         }
     }
 }
