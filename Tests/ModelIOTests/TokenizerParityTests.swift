@@ -50,7 +50,10 @@ func tokenizerFixture(_ name: String) throws -> (Tokenizer, [JSONValue]) {
             let text = c["text"]!.stringValue!
             // Random cases hold "▁" and literal "<0x41>", which do not survive decoding by design.
             if c["random"]?.boolValue == true { continue }
-            if text.contains("<image>") || text.contains("<s>") || text.contains("<|im_") { continue }
+            // Special tokens are skipped by decode, <mask> swallows the spaces around it (lstrip/rstrip),
+            // "▁" is the space marker, normalized added tokens decode in normalized form, and the added
+            // token "word" leaves the next stretch to get its own "▁" prefix.
+            if ["<image>", "<s>", "<|im_", "<mask>", "▁", "<extra>", "sword"].contains(where: { text.contains($0) }) { continue }
             var want = text
             // Metaspace "first" swallows the one leading space it would have added itself.
             if name == "llama_metaspace" && text.hasPrefix(" ") { want.removeFirst() }

@@ -11,6 +11,9 @@ public struct Tokenizer: Sendable {
     let model: BPEModel
     let addedTokens: [Int: AddedToken]
     let addedByContent: [String: Int]
+    /// What an added token decodes to: its content, normalized when the token is `normalized`
+    /// (the reference library hands the normalized form to the decoder, e.g. "▁<extra>").
+    let addedDecodeForm: [Int: String]
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
     let normalizer: TokenizerNormalizer?
@@ -80,6 +83,9 @@ public struct Tokenizer: Sendable {
         if let t = json.tokPresent("truncation") { throw TokenizerError("tokenizer.json: truncation \(t) is not supported") }
         if let p = json.tokPresent("padding") { throw TokenizerError("tokenizer.json: padding \(p) is not supported") }
         let norm = normalizer
+        var decodeForm: [Int: String] = [:]
+        for t in list { decodeForm[t.id] = t.normalized ? (norm?.apply(t.content) ?? t.content) : t.content }
+        addedDecodeForm = decodeForm
         rawMatcher = AddedTokenMatcher(tokens: list.filter { !$0.normalized }, form: { $0 })
         normalizedMatcher = AddedTokenMatcher(tokens: list.filter { $0.normalized }, form: { norm?.apply($0) ?? $0 })
 
@@ -151,7 +157,7 @@ public struct Tokenizer: Sendable {
         tokens.reserveCapacity(ids.count)
         for id in ids {
             if skipSpecialTokens && isSpecial(id) { continue }
-            guard let t = token(for: id) else { continue }
+            guard let t = addedDecodeForm[id] ?? model.idToToken[id] else { continue }
             tokens.append(t)
         }
         guard let decoder else { return tokens.joined(separator: " ") }
