@@ -64,3 +64,28 @@ func tokenizerTemplateFixtures() throws -> [JSONValue] {
         #expect(try u.render(context: [:]) == "x\n  y z  \n  w")
     }
 }
+
+@Suite struct TokenizerPromptTests {
+    /// Template and tokenizer together reproduce the ids the Python side computes for the prompt.
+    @Test func builtinPromptIDs() throws {
+        let (tok, cases) = try tokenizerFixture("builtin")
+        let f = try #require(try tokenizerTemplateFixtures().first { $0["name"]?.stringValue == "builtin" })
+        let template = try ChatTemplate(source: f["template"]!.stringValue!)
+        let prompt = try template.render(userText: "What is shown in this image?", withImage: true,
+                                         bosToken: tok.bosToken, eosToken: tok.eosToken)
+        let want = try #require(cases.first { $0["text"]?.stringValue == prompt })
+        #expect(try tok.encodePrompt(prompt) == want["ids"]!.arrayValue!.map { $0.intValue! })
+        #expect(try tok.encodePrompt(prompt).first == tok.bosTokenID)
+        #expect(try tok.encodePrompt(prompt).filter { $0 == tok.tokenID("<image>") }.count == 1)
+    }
+
+    /// LLaVA-1.5's template leaves BOS to the post-processor; a template that writes it is not doubled.
+    @Test func bosNotDoubled() throws {
+        let (tok, _) = try tokenizerFixture("llama_legacy")
+        let bos = try #require(tok.bosTokenID)
+        let a = try tok.encodePrompt("USER: <image>\nHi ASSISTANT:")
+        let b = try tok.encodePrompt("<s>USER: <image>\nHi ASSISTANT:")
+        #expect(a.first == bos && a.dropFirst().first != bos)
+        #expect(b.first == bos && b.dropFirst().first != bos)
+    }
+}
