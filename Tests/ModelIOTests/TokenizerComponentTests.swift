@@ -92,3 +92,14 @@ func tokenizerTinyJSON(model: String = #""type": "BPE", "vocab": {"a": 0, "b": 1
         #expect(try Tokenizer(folder: dir.path).eosTokenID == 0)
     }
 }
+
+@Suite struct TokenizerVocabularyTests {
+    @Test func sizesAndLookups() throws {
+        let (tok, _) = try tokenizerFixture("builtin")
+        #expect(tok.vocabularySize == 380)
+        #expect(tok.token(for: 3) == "<image>")
+        #expect(tok.token(for: 100_000) == nil)
+        #expect(tok.decode([100_000, 3, -1], skipSpecialTokens: false) == "<image>")
+        #expect(tok.tokenID("no such token") == nil)
+    }
+}

@@ -29,10 +29,8 @@ public struct Tokenizer: Sendable {
     public var bosToken: String?
     public var eosToken: String?
 
-    /// Number of ids the tokenizer can produce (model vocabulary plus added tokens).
-    public var vocabularySize: Int {
-        max((model.idToToken.keys.max() ?? -1), (addedTokens.keys.max() ?? -1)) + 1
-    }
+    /// Number of ids the tokenizer can produce (model vocabulary plus added tokens): largest id + 1.
+    public let vocabularySize: Int
 
     /// Reads tokenizer.json and, when present, tokenizer_config.json, special_tokens_map.json and
     /// generation_config.json from a model folder.
@@ -76,6 +74,7 @@ public struct Tokenizer: Sendable {
         }
         addedTokens = added
         addedByContent = byContent
+        vocabularySize = max(model.idToToken.keys.max() ?? -1, added.keys.max() ?? -1) + 1
         normalizer = try json.tokPresent("normalizer").map { try TokenizerNormalizer(json: $0) }
         preTokenizer = try json.tokPresent("pre_tokenizer").map { try PreTokenizer(json: $0) }
         postProcessor = try json.tokPresent("post_processor").map { try PostProcessor(json: $0) }
