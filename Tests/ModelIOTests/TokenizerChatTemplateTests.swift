@@ -89,3 +89,14 @@ func tokenizerTemplateFixtures() throws -> [JSONValue] {
         #expect(b.first == bos && b.dropFirst().first != bos)
     }
 }
+
+@Suite struct TokenizerJinjaArithmeticTests {
+    @Test func pythonSemantics() throws {
+        let t = try ChatTemplate(source: "{{ -7 // 2 }},{{ -7 % 3 }},{{ 7 % -3 }},{{ 7 / 2 }},{{ 2 - 5 }},{{ 'ab' ~ 1 ~ none }},{{ 1 == 1.0 }},{{ [1] + [2] }},{{ {'a': 'x'} }}")
+        // Checked with Python: -7 // 2 == -4, -7 % 3 == 2, 7 % -3 == -2.
+        #expect(try t.render(context: [:]) == "-4,2,-2,3.5,-3,ab1None,True,[1, 2],{'a': 'x'}")
+        #expect(throws: TokenizerError.self) { try ChatTemplate(source: "{{ 9223372036854775807 + 1 }}").render(context: [:]) }
+        #expect(throws: TokenizerError.self) { try ChatTemplate(source: "{{ 1 // 0 }}").render(context: [:]) }
+        #expect(throws: TokenizerError.self) { try ChatTemplate(source: "{{ 'a' + 1 }}").render(context: [:]) }
+    }
+}

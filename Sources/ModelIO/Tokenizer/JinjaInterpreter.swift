@@ -134,7 +134,7 @@ struct JinjaInterpreter {
         case .not(let x): return .bool(!(try eval(x).isTruthy))
         case .negate(let x):
             switch try eval(x) {
-            case .int(let i): return .int(-i)
+            case .int(let i): return try Self.checked(0.subtractingReportingOverflow(i), "-")
             case .double(let d): return .double(-d)
             case let v: throw TokenizerError("chat template: cannot negate a \(v.typeName)")
             }
@@ -249,7 +249,7 @@ struct JinjaInterpreter {
             switch (a, b) {
             case (.string(let x), .string(let y)): return .string(x + y)
             case (.list(let x), .list(let y)): return .list(x + y)
-            case (.int(let x), .int(let y)): return .int(x + y)
+            case (.int(let x), .int(let y)): return try Self.checked(x.addingReportingOverflow(y), op)
             default:
                 if let x = a.number, let y = b.number { return .double(x + y) }
                 throw TokenizerError("chat template: cannot add a \(a.typeName) and a \(b.typeName) with '+'")
@@ -258,11 +258,14 @@ struct JinjaInterpreter {
             if op == "*", case .string(let s) = a, case .int(let n) = b { return .string(String(repeating: s, count: max(n, 0))) }
             if case .int(let x) = a, case .int(let y) = b, op != "/" {
                 switch op {
-                case "-": return .int(x - y)
-                case "*": return .int(x * y)
+                case "-": return try Self.checked(x.subtractingReportingOverflow(y), op)
+                case "*": return try Self.checked(x.multipliedReportingOverflow(by: y), op)
                 default:
                     guard y != 0 else { throw TokenizerError("chat template: division by zero") }
-                    let q = Int((Double(x) / Double(y)).rounded(.down))
+                    guard !(x == Int.min && y == -1) else { throw TokenizerError("chat template: integer overflow in '\(op)'") }
+                    // Python floors toward negative infinity; Swift truncates toward zero.
+                    var q = x / y
+                    if x % y != 0 && ((x < 0) != (y < 0)) { q -= 1 }
                     return op == "//" ? .int(q) : .int(x - q * y)
                 }
             }
@@ -281,6 +284,12 @@ struct JinjaInterpreter {
         default:
             throw TokenizerError("chat template: unsupported operator '\(op)'")
         }
+    }
+
+    /// Python integers do not overflow; ours report it instead of trapping.
+    private static func checked(_ r: (partialValue: Int, overflow: Bool), _ op: String) throws -> JinjaValue {
+        if r.overflow { throw TokenizerError("chat template: integer overflow in '\(op)'") }
+        return .int(r.partialValue)
     }
 
     private func test(_ name: String, _ v: JinjaValue, _ args: [JinjaValue]) throws -> Bool {
@@ -336,7 +345,7 @@ struct JinjaInterpreter {
         case "int":
             switch v {
             case .int: return v
-            case .double(let d): return .int(Int(d))
+            case .double(let d): return .int(Int(exactly: d.rounded(.towardZero)) ?? 0)
             case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? 0)
             case .bool(let b): return .int(b ? 1 : 0)
             default: return .int(0)
