@@ -103,3 +103,4 @@ func tokenizerTinyJSON(model: String = #""type": "BPE", "vocab": {"a": 0, "b": 1
         #expect(tok.tokenID("no such token") == nil)
     }
 }
+

@@ -76,3 +76,23 @@ func tokenizerFixture(_ name: String) throws -> (Tokenizer, [JSONValue]) {
         #expect(qwen.tokenID("<image>") != nil)
     }
 }
+
+@Suite struct TokenizerTransformersParityTests {
+    /// transformers 5's LlamaTokenizer class rebuilds the pipeline; `transformersCompatible` follows it.
+    @Test func llamaClassOverrides() throws {
+        let data = try Data(contentsOf: tokenizerFixtureDir.appendingPathComponent("llama_legacy.tokenizer.json"))
+        let expected = try JSONValue.parse(Data(contentsOf: tokenizerFixtureDir.appendingPathComponent("llama_legacy.transformers.json")))
+        let tok = try Tokenizer(tokenizerJSON: data, tokenizerConfig: expected["tokenizer_config"], transformersCompatible: true)
+        let plain = try Tokenizer(tokenizerJSON: data, tokenizerConfig: expected["tokenizer_config"])
+        var differing = 0
+        for c in expected["cases"]!.arrayValue! {
+            let text = c["text"]!.stringValue!
+            let want = c["ids"]!.arrayValue!.map { $0.intValue! }
+            #expect(try tok.encode(text) == want, "\(text.debugDescription)")
+            #expect(tok.decode(want) == c["decoded"]!.stringValue!, "\(text.debugDescription)")
+            if try plain.encode(text) != want { differing += 1 }
+        }
+        // The two conventions really differ (after added tokens, on leading spaces).
+        #expect(differing > 0)
+    }
+}

@@ -34,7 +34,13 @@ public struct Tokenizer: Sendable {
 
     /// Reads tokenizer.json and, when present, tokenizer_config.json, special_tokens_map.json and
     /// generation_config.json from a model folder.
-    public init(folder: String) throws {
+    ///
+    /// `transformersCompatible`: transformers 5 does not run every tokenizer.json as written; its
+    /// `LlamaTokenizer` class replaces the normalizer, pre-tokenizer and decoder with its own
+    /// (Metaspace, prepend_scheme "first" unless `legacy`), which changes the ids right after an
+    /// added token such as `<image>`. Set this to reproduce the ids of `AutoTokenizer` in
+    /// transformers 5 instead of those of the `tokenizers` library (the default).
+    public init(folder: String, transformersCompatible: Bool = false) throws {
         let dir = URL(fileURLWithPath: folder)
         let path = dir.appendingPathComponent("tokenizer.json")
         guard let data = try? Data(contentsOf: path) else {
@@ -48,7 +54,8 @@ public struct Tokenizer: Sendable {
         try self.init(tokenizerJSON: data,
                       tokenizerConfig: try optional("tokenizer_config.json"),
                       specialTokensMap: try optional("special_tokens_map.json"),
-                      generationConfig: try optional("generation_config.json"))
+                      generationConfig: try optional("generation_config.json"),
+                      transformersCompatible: transformersCompatible)
     }
 
     public init(tokenizerJSON: Data) throws {
@@ -56,9 +63,9 @@ public struct Tokenizer: Sendable {
     }
 
     /// `tokenizerConfig`, `specialTokensMap` and `generationConfig` are the parsed companion files;
-    /// they only decide `bosTokenID`/`eosTokenID`.
+    /// they decide `bosTokenID`/`eosTokenID` (and, with `transformersCompatible`, the class overrides).
     public init(tokenizerJSON: Data, tokenizerConfig: JSONValue?, specialTokensMap: JSONValue? = nil,
-                generationConfig: JSONValue? = nil) throws {
+                generationConfig: JSONValue? = nil, transformersCompatible: Bool = false) throws {
         let json: JSONValue
         do { json = try JSONValue.parse(tokenizerJSON) } catch { throw TokenizerError("tokenizer.json: invalid JSON: \(error)") }
         guard let modelJSON = json["model"] else { throw TokenizerError("tokenizer.json: missing 'model'") }
@@ -75,10 +82,24 @@ public struct Tokenizer: Sendable {
         addedTokens = added
         addedByContent = byContent
         vocabularySize = max(model.idToToken.keys.max() ?? -1, added.keys.max() ?? -1) + 1
-        normalizer = try json.tokPresent("normalizer").map { try TokenizerNormalizer(json: $0) }
-        preTokenizer = try json.tokPresent("pre_tokenizer").map { try PreTokenizer(json: $0) }
+        var normalizer = try json.tokPresent("normalizer").map { try TokenizerNormalizer(json: $0) }
+        var preTokenizer = try json.tokPresent("pre_tokenizer").map { try PreTokenizer(json: $0) }
         postProcessor = try json.tokPresent("post_processor").map { try PostProcessor(json: $0) }
-        decoder = try json.tokPresent("decoder").map { try TokenDecoder(json: $0) }
+        var decoder = try json.tokPresent("decoder").map { try TokenDecoder(json: $0) }
+        if transformersCompatible, let config = tokenizerConfig,
+           let cls = config["tokenizer_class"]?.stringValue, cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast" {
+            // What transformers 5's LlamaTokenizer.__init__ installs over tokenizer.json.
+            let addPrefixSpace = config["add_prefix_space"]?.boolValue ?? true
+            let legacy = config["legacy"]?.boolValue ?? false
+            normalizer = nil
+            preTokenizer = .metaspace(replacement: "▁", prepend: addPrefixSpace ? (legacy ? .always : .first) : .never, split: false)
+            var steps: [TokenDecoder] = [.replace(.literal(["▁"]), " "), .byteFallback, .fuse]
+            if addPrefixSpace { steps.append(.strip(content: " ", start: 1, stop: 0)) }
+            decoder = .sequence(steps)
+        }
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.decoder = decoder
         if let t = json.tokPresent("truncation") { throw TokenizerError("tokenizer.json: truncation \(t) is not supported") }
         if let p = json.tokPresent("padding") { throw TokenizerError("tokenizer.json: padding \(p) is not supported") }
         let norm = normalizer
