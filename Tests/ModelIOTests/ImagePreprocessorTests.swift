@@ -57,15 +57,15 @@ func imageMaxError(_ ours: Tensor, _ name: String, _ file: SafetensorsFile) thro
         let image = try imageFixtureLoad(name)
         let clip = try ImagePreprocessor(config: geo["clip"]!)
         #expect(clip.kind == .clip)
-        #expect(try imageMaxError(try clip(image), "clip.\(name)", expected) <= 1e-5)
+        #expect(try imageMaxError(try clip(image), "clip.\(name)", expected) == 0, "expected a bit-exact match")
         let siglip = try ImagePreprocessor(config: geo["siglip"]!)
         #expect(siglip.kind == .siglip && !siglip.doCenterCrop && siglip.resample == .bilinear)
-        #expect(try imageMaxError(try siglip(image), "siglip.\(name)", expected) <= 1e-5)
+        #expect(try imageMaxError(try siglip(image), "siglip.\(name)", expected) == 0, "expected a bit-exact match")
         var llava = clip
         llava.padToSquare = true
         let bg = geo["llava_background"]!.arrayValue!.map { UInt8($0.intValue!) }
         #expect([llava.padColor.0, llava.padColor.1, llava.padColor.2] == bg)
-        #expect(try imageMaxError(try llava(image), "llava.\(name)", expected) <= 1e-5)
+        #expect(try imageMaxError(try llava(image), "llava.\(name)", expected) == 0, "expected a bit-exact match")
     }
 
     @Test(arguments: names)
@@ -79,7 +79,7 @@ func imageMaxError(_ ours: Tensor, _ name: String, _ file: SafetensorsFile) thro
         let best = geo["fixture_best"]![name]!.arrayValue!.map { $0.intValue! }
         #expect([result.bestResolution.height, result.bestResolution.width] == best)
         #expect(result.tiles.count == result.tileRows * result.tileCols)
-        #expect(try imageMaxError(result.pixelValues, "next.\(name)", expected) <= 1e-5)
+        #expect(try imageMaxError(result.pixelValues, "next.\(name)", expected) == 0, "expected a bit-exact match")
         #expect(try next(image).shape == result.pixelValues.shape)
     }
 
