@@ -16,12 +16,16 @@ let imageFixtureFiles = [
     "gray16_19x13": "gray16_19x13.png",
 ]
 
+/// EXIF-rotated files: only their decoding (with the orientation applied) is checked.
+let imageOrientationFiles = Dictionary(uniqueKeysWithValues: (2...8).map { ("orient\($0)_9x5", "orient\($0)_9x5.png") }
+    + [("orient6_30x20", "orient6_30x20.jpg")])
+
 func imageFixtureExpected() throws -> SafetensorsFile {
     try SafetensorsFile(path: imageFixtureDirectory + "/expected.safetensors")
 }
 
 func imageFixtureLoad(_ name: String) throws -> RGBImage {
-    try RGBImage.load(path: imageFixtureDirectory + "/" + imageFixtureFiles[name]!)
+    try RGBImage.load(path: imageFixtureDirectory + "/" + (imageFixtureFiles[name] ?? imageOrientationFiles[name]!))
 }
 
 /// Writes bytes to a fresh temporary file.
@@ -48,7 +52,7 @@ func imageExpectLoadError(_ path: String, _ fragment: String) {
 }
 
 @Suite struct ImageDecodeTests {
-    @Test(arguments: Array(imageFixtureFiles.keys).sorted())
+    @Test(arguments: Array(imageFixtureFiles.keys).sorted() + Array(imageOrientationFiles.keys).sorted())
     func decodesLikePIL(_ name: String) throws {
         let image = try imageFixtureLoad(name)
         let expected = try imageFixtureExpected()
@@ -56,6 +60,14 @@ func imageExpectLoadError(_ path: String, _ fragment: String) {
         #expect(info.shape == [image.height, image.width, 3])
         let raw = try expected.rawBytes("decode.\(name)")
         #expect(Array(raw) == image.pixels, "decoded pixels of \(name) differ from PIL's convert(\"RGB\")")
+    }
+
+    @Test func exifOrientationCanBeIgnored() throws {
+        let path = imageFixtureDirectory + "/orient6_30x20.jpg"
+        let upright = try RGBImage.load(path: path)
+        let raw = try RGBImage.load(path: path, applyExifOrientation: false)
+        #expect(raw.width == 30 && raw.height == 20 && upright.width == 20 && upright.height == 30)
+        #expect(raw.applying(.rotatedClockwise) == upright)
     }
 
     @Test func pngRoundTrip() throws {

@@ -100,8 +100,11 @@ func imageMaxError(_ ours: Tensor, _ name: String, _ file: SafetensorsFile) thro
         let old = try ImagePreprocessor(config: .object(["size": .number(224), "crop_size": .number(224)]))
         #expect(old.size == .shortestEdge(224) && old.cropSize == PixelSize(height: 224, width: 224))
         #expect(old.imageMean == ImagePreprocessor.openAIClipMean && old.resample == .bicubic)
-        let sig = try ImagePreprocessor(config: .object(["image_processor_type": .string("SiglipImageProcessorFast"), "size": .number(384)]))
-        #expect(sig.size == .exact(PixelSize(height: 384, width: 384)) && sig.imageMean == [0.5, 0.5, 0.5])
+        let sig = try ImagePreprocessor(config: .object(["image_processor_type": .string("SiglipImageProcessorFast")]))
+        #expect(sig.size == .exact(PixelSize(height: 224, width: 224)) && sig.imageMean == [0.5, 0.5, 0.5])
+        #expect(sig.resample == .bicubic && !sig.doCenterCrop)
+        let llava = try ImagePreprocessor(config: .object(["image_processor_type": .string("LlavaImageProcessor"), "do_pad": .bool(true)]))
+        #expect(llava.kind == .llava && llava.padToSquare && llava.padColor == (122, 116, 104))
     }
 
     @Test func centerCropPadsSmallImages() throws {

@@ -79,7 +79,7 @@ public struct ImagePreprocessor: Sendable {
             }
             resample = filter
         } else {
-            resample = isSiglip ? .bilinear : .bicubic
+            resample = .bicubic  // every supported processor class defaults to BICUBIC
         }
         if let f = config["rescale_factor"], !f.isNull {
             guard let d = f.doubleValue, d > 0 else { throw ImageError(path: nil, "preprocessor config 'rescale_factor' must be a positive number, got \(f)") }
@@ -91,7 +91,7 @@ public struct ImagePreprocessor: Sendable {
         imageStd = try triple("image_std", isSiglip ? [0.5, 0.5, 0.5] : Self.openAIClipStd)
         guard !imageStd.contains(0) else { throw ImageError(path: nil, "preprocessor config 'image_std' must not contain 0") }
 
-        size = try Self.parseSize(config["size"], defaultToSquare: isSiglip,
+        size = try Self.parseSize(config["size"],
                                   fallback: isSiglip ? .exact(PixelSize(height: 224, width: 224)) : .shortestEdge(224))
         cropSize = try Self.parseCrop(config["crop_size"], fallback: PixelSize(height: 224, width: 224))
 
@@ -110,11 +110,11 @@ public struct ImagePreprocessor: Sendable {
         }
     }
 
-    static func parseSize(_ v: JSONValue?, defaultToSquare: Bool, fallback: Size) throws -> Size {
+    /// An integer `size` means the shortest edge (all supported classes have
+    /// `default_to_square = False`).
+    static func parseSize(_ v: JSONValue?, fallback: Size) throws -> Size {
         guard let v, !v.isNull else { return fallback }
-        if let n = v.intValue, n > 0 {
-            return defaultToSquare ? .exact(PixelSize(height: n, width: n)) : .shortestEdge(n)
-        }
+        if let n = v.intValue, n > 0 { return .shortestEdge(n) }
         if let o = v.objectValue {
             if o["longest_edge"] != nil || o["max_height"] != nil {
                 throw ImageError(path: nil, "preprocessor config 'size' \(v) is not supported (only shortest_edge or height/width)")

@@ -1,4 +1,4 @@
-#if canImport(CImageCodecs)
+#if canImport(CImageCodecs) && canImport(Glibc)
 import CImageCodecs
 import Glibc
 #endif
@@ -10,7 +10,7 @@ enum JPEGDecoder {
     static let maxPixels = 1 << 28
 
     static func decode(_ bytes: [UInt8], path: String?) throws -> RGBImage {
-        #if canImport(CImageCodecs)
+        #if canImport(CImageCodecs) && canImport(Glibc)
         let state = JPEGReadState(bytes)
         defer { state.destroy() }
         let run = CodecRun()
@@ -27,7 +27,7 @@ enum JPEGDecoder {
     }
 }
 
-#if canImport(CImageCodecs)
+#if canImport(CImageCodecs) && canImport(Glibc)
 private final class JPEGReadState {
     let input: [UInt8]
     var run: CodecRun!

@@ -1,4 +1,4 @@
-#if canImport(CImageCodecs)
+#if canImport(CImageCodecs) && canImport(Glibc)
 import CImageCodecs
 import Glibc
 #endif
@@ -16,7 +16,7 @@ enum PNGDecoder {
     static let maxPixels = 1 << 28
 
     static func decode(_ bytes: [UInt8], path: String?) throws -> RGBImage {
-        #if canImport(CImageCodecs)
+        #if canImport(CImageCodecs) && canImport(Glibc)
         let state = PNGReadState(bytes)
         defer { state.destroy() }
         let run = CodecRun()
@@ -30,7 +30,7 @@ enum PNGDecoder {
     }
 }
 
-#if canImport(CImageCodecs)
+#if canImport(CImageCodecs) && canImport(Glibc)
 /// Everything one decode touches; lives on the caller's side so it survives an abandoned thread.
 private final class PNGReadState {
     let input: [UInt8]

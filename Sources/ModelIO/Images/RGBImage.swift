@@ -8,7 +8,8 @@ import Foundation
 public struct RGBImage: Sendable, Equatable {
     public let width: Int
     public let height: Int
-    public var pixels: [UInt8]
+    /// Interleaved RGB bytes, `width * height * 3` of them (set only inside ModelIO, to keep that invariant).
+    public internal(set) var pixels: [UInt8]
 
     /// Builds an image; `pixels` must hold `width * height * 3` bytes.
     public init(width: Int, height: Int, pixels: [UInt8]) throws {
@@ -40,16 +41,27 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     /// Decodes a PNG or JPEG file (recognised by its signature, not its extension).
-    public static func load(path: String) throws -> RGBImage {
+    ///
+    /// With `applyExifOrientation` (the default) the EXIF orientation tag is honoured, as
+    /// transformers' `load_image` does; pass false to get PIL's `Image.open(...).convert("RGB")`.
+    public static func load(path: String, applyExifOrientation: Bool = true) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImageError(path: path, "cannot read the file (missing or unreadable)")
         }
-        return try decode(data: data, path: path)
+        return try decode(data: data, path: path, applyExifOrientation: applyExifOrientation)
     }
 
     /// Decodes PNG or JPEG bytes; `path` only labels errors.
-    public static func decode(data: Data, path: String? = nil) throws -> RGBImage {
+    public static func decode(data: Data, path: String? = nil, applyExifOrientation: Bool = true) throws -> RGBImage {
         let bytes = [UInt8](data)
+        let image = try decodeRaw(bytes, path: path)
+        if applyExifOrientation, let orientation = ExifOrientation.read(from: bytes) {
+            return image.applying(orientation)
+        }
+        return image
+    }
+
+    private static func decodeRaw(_ bytes: [UInt8], path: String?) throws -> RGBImage {
         if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
             return try PNGDecoder.decode(bytes, path: path)
         }
