@@ -62,6 +62,26 @@ func imageExpectLoadError(_ path: String, _ fragment: String) {
         #expect(Array(raw) == image.pixels, "decoded pixels of \(name) differ from PIL's convert(\"RGB\")")
     }
 
+    /// Every colour type and bit depth (hand-written PNGs, Adam7 included) against PIL.
+    @Test(arguments: ["g1", "g2", "g4", "ga16", "ga8", "rgb16", "rgba16", "p4", "p2trns", "p8", "adam7"])
+    func decodesEveryPNGKindLikePIL(_ kind: String) throws {
+        let image = try RGBImage.load(path: imageFixtureDirectory + "/raw_\(kind).png")
+        let expected = try imageFixtureExpected()  // keeps the mapping alive while reading
+        #expect(Array(try expected.rawBytes("decode.raw_\(kind)")) == image.pixels)
+    }
+
+    /// transformers' `convert_to_rgb` composites transparency onto white.
+    @Test(arguments: ["rgba_50x20", "graya_21x17", "raw_ga16", "raw_ga8", "raw_rgba16", "raw_p2trns", "rgb_40x30", "palette_33x33"])
+    func compositesAlphaOnWhiteLikeTransformers(_ name: String) throws {
+        let file = name.hasPrefix("raw_") ? name + ".png" : imageFixtureFiles[name]!
+        let image = try RGBImage.load(path: imageFixtureDirectory + "/" + file, alpha: .compositeOnWhite)
+        let expected = try imageFixtureExpected()
+        let raw = Array(try expected.rawBytes("white.\(name)"))
+        var mismatches = 0
+        for (i, b) in raw.enumerated() where b != image.pixels[i] { mismatches += 1 }
+        #expect(mismatches == 0, "\(name): \(mismatches) bytes differ")
+    }
+
     @Test func exifOrientationCanBeIgnored() throws {
         let path = imageFixtureDirectory + "/orient6_30x20.jpg"
         let upright = try RGBImage.load(path: path)

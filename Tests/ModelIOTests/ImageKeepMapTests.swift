@@ -24,6 +24,17 @@ import Testing
         #expect(all == image)
     }
 
+    @Test func modelInputImageIsWhatTheTowerSees() throws {
+        let geo = try imageGeometryFixture()
+        var clip = try ImagePreprocessor(config: geo["clip"]!)
+        clip.padToSquare = true
+        let image = try imageFixtureLoad("wide_300x120")
+        let seen = try clip.modelInputImage(image)
+        #expect(seen.width == 60 && seen.height == 56)
+        let tensor = try clip(image)
+        #expect(try seen.normalizedTensor(rescale: clip.rescaleFactor, mean: clip.imageMean, std: clip.imageStd).values == tensor.values)
+    }
+
     @Test func badKeepMapInputsThrow() {
         let image = RGBImage(width: 4, height: 4, fill: (1, 2, 3))
         #expect(throws: ImageError.self) { try keepMap(image: image, grid: (0, 2), kept: []) }

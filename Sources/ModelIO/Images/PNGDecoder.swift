@@ -15,9 +15,10 @@ enum PNGDecoder {
     /// Refuse images that would need more than this many pixels (a corrupt header is the usual cause).
     static let maxPixels = 1 << 28
 
-    static func decode(_ bytes: [UInt8], path: String?) throws -> RGBImage {
+    static func decode(_ bytes: [UInt8], path: String?, alpha: AlphaHandling = .drop) throws -> RGBImage {
         #if canImport(CImageCodecs) && canImport(Glibc)
         let state = PNGReadState(bytes)
+        state.compositeOnWhite = alpha == .compositeOnWhite
         defer { state.destroy() }
         let run = CodecRun()
         state.run = run
@@ -41,6 +42,7 @@ private final class PNGReadState {
     var width = 0
     var height = 0
     var pixels: [UInt8] = []
+    var compositeOnWhite = false
 
     init(_ input: [UInt8]) { self.input = input }
 
@@ -76,16 +78,24 @@ private final class PNGReadState {
             readClipped16BitGray(png, info, width: Int(w), height: Int(h))
             return
         }
+        let hasTRNS = png_get_valid(png, info, png_uint_32(PNG_INFO_tRNS)) != 0
+        let composite = compositeOnWhite && (colorType & PNG_COLOR_MASK_ALPHA != 0 || hasTRNS)
         if depth == 16 { png_set_strip_16(png) }
         if colorType == PNG_COLOR_TYPE_PALETTE { png_set_palette_to_rgb(png) }
+        if composite && hasTRNS { png_set_tRNS_to_alpha(png) }
         if colorType == PNG_COLOR_TYPE_GRAY || colorType == PNG_COLOR_TYPE_GRAY_ALPHA {
             if depth < 8 { png_set_expand_gray_1_2_4_to_8(png) }
             png_set_gray_to_rgb(png)
         }
-        if colorType & PNG_COLOR_MASK_ALPHA != 0 { png_set_strip_alpha(png) }
+        // Palette expansion also turns tRNS into alpha, so strip whenever transparency exists.
+        if !composite && (colorType & PNG_COLOR_MASK_ALPHA != 0 || hasTRNS) { png_set_strip_alpha(png) }
         _ = png_set_interlace_handling(png)
         png_read_update_info(png, info)
         let rowBytes = Int(png_get_rowbytes(png, info))
+        if composite {
+            readCompositedOnWhite(png, info, width: Int(w), height: Int(h), rowBytes: rowBytes)
+            return
+        }
         guard rowBytes == Int(w) * 3 else {
             run.failure = "unexpected row size \(rowBytes) after conversion to RGB (colour type \(colorType), depth \(depth))"
             return
@@ -98,6 +108,30 @@ private final class PNGReadState {
             rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
         }
         png_read_end(png, nil)
+    }
+
+    /// RGBA rows alpha-composited onto opaque white with Pillow's integer `alpha_composite`
+    /// (7 fractional bits, divisions by 255 done as two shifts), as transformers'
+    /// `convert_to_rgb` does for images that carry transparency.
+    private func readCompositedOnWhite(_ png: png_structp, _ info: png_infop, width w: Int, height h: Int, rowBytes: Int) {
+        guard rowBytes == w * 4 else { run.failure = "unexpected RGBA row size \(rowBytes)"; return }
+        var raw = [UInt8](repeating: 0, count: rowBytes * h)
+        raw.withUnsafeMutableBufferPointer { buffer in
+            var rows = (0..<h).map { Optional(buffer.baseAddress! + $0 * rowBytes) }
+            rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
+        }
+        png_read_end(png, nil)
+        width = w
+        height = h
+        pixels = [UInt8](repeating: 255, count: w * h * 3)
+        for i in 0..<(w * h) {
+            let a = UInt32(raw[4 * i + 3])
+            guard a != 0 else { continue }
+            for c in 0..<3 {
+                let t = 128 * (UInt32(raw[4 * i + c]) * a + 255 * (255 - a)) + (0x80 << 7)
+                pixels[3 * i + c] = UInt8((((t >> 8) + t) >> 8) >> 7)
+            }
+        }
     }
 
     /// 16-bit gray the way PIL's "I;16" to "RGB" conversion sees it: min(value, 255), replicated.

@@ -44,26 +44,30 @@ public struct RGBImage: Sendable, Equatable {
     ///
     /// With `applyExifOrientation` (the default) the EXIF orientation tag is honoured, as
     /// transformers' `load_image` does; pass false to get PIL's `Image.open(...).convert("RGB")`.
-    public static func load(path: String, applyExifOrientation: Bool = true) throws -> RGBImage {
+    /// `alpha` chooses between PIL's `convert("RGB")` (drop, the default, what `load_image`
+    /// gives) and transformers' `convert_to_rgb` on an image that still has transparency
+    /// (composite onto white, what a processor does with `Image.open(path)` directly).
+    public static func load(path: String, applyExifOrientation: Bool = true, alpha: AlphaHandling = .drop) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ImageError(path: path, "cannot read the file (missing or unreadable)")
         }
-        return try decode(data: data, path: path, applyExifOrientation: applyExifOrientation)
+        return try decode(data: data, path: path, applyExifOrientation: applyExifOrientation, alpha: alpha)
     }
 
     /// Decodes PNG or JPEG bytes; `path` only labels errors.
-    public static func decode(data: Data, path: String? = nil, applyExifOrientation: Bool = true) throws -> RGBImage {
+    public static func decode(data: Data, path: String? = nil, applyExifOrientation: Bool = true,
+                              alpha: AlphaHandling = .drop) throws -> RGBImage {
         let bytes = [UInt8](data)
-        let image = try decodeRaw(bytes, path: path)
+        let image = try decodeRaw(bytes, path: path, alpha: alpha)
         if applyExifOrientation, let orientation = ExifOrientation.read(from: bytes) {
             return image.applying(orientation)
         }
         return image
     }
 
-    private static func decodeRaw(_ bytes: [UInt8], path: String?) throws -> RGBImage {
+    private static func decodeRaw(_ bytes: [UInt8], path: String?, alpha: AlphaHandling) throws -> RGBImage {
         if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
-            return try PNGDecoder.decode(bytes, path: path)
+            return try PNGDecoder.decode(bytes, path: path, alpha: alpha)
         }
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF {
             return try JPEGDecoder.decode(bytes, path: path)
@@ -81,6 +85,14 @@ public struct RGBImage: Sendable, Equatable {
             throw ImageError(path: path, "cannot write the PNG: \(error.localizedDescription)")
         }
     }
+}
+
+/// What to do with transparency when reducing an image to RGB.
+public enum AlphaHandling: Sendable {
+    /// Ignore alpha and tRNS (PIL's `convert("RGB")`, transformers' `load_image`).
+    case drop
+    /// Composite onto opaque white (transformers' `convert_to_rgb` on an image with alpha).
+    case compositeOnWhite
 }
 
 /// An image that could not be read, decoded, written or processed; names the file when known.
