@@ -62,10 +62,13 @@ func imageExpectLoadError(_ path: String, _ fragment: String) {
         #expect(Array(raw) == image.pixels, "decoded pixels of \(name) differ from PIL's convert(\"RGB\")")
     }
 
-    /// Every colour type and bit depth (hand-written PNGs, Adam7 included) against PIL.
-    @Test(arguments: ["g1", "g2", "g4", "ga16", "ga8", "rgb16", "rgba16", "p4", "p2trns", "p8", "adam7"])
-    func decodesEveryPNGKindLikePIL(_ kind: String) throws {
-        let image = try RGBImage.load(path: imageFixtureDirectory + "/raw_\(kind).png")
+    /// Every PNG colour type and bit depth (hand-written PNGs, Adam7 included) and the
+    /// progressive / 4:2:2 JPEG paths, against PIL.
+    @Test(arguments: ["g1", "g2", "g4", "ga16", "ga8", "rgb16", "rgba16", "p4", "p2trns", "p8", "adam7",
+                      "progressive", "422"])
+    func decodesEveryKindLikePIL(_ kind: String) throws {
+        let ext = kind == "progressive" || kind == "422" ? "jpg" : "png"
+        let image = try RGBImage.load(path: imageFixtureDirectory + "/raw_\(kind).\(ext)")
         let expected = try imageFixtureExpected()  // keeps the mapping alive while reading
         #expect(Array(try expected.rawBytes("decode.raw_\(kind)")) == image.pixels)
     }
