@@ -44,30 +44,30 @@ public final class DecoderLM: @unchecked Sendable {
         self.store = store
         let anchor = "embed_tokens.weight"
         guard let p = store.prefix(anchor: anchor, among: Self.prefixes) else {
-            throw ModelError("\(store.checkpoint.location): no decoder weights (looked for '\(anchor)' under \(Self.prefixes.map { "'\($0)'" }.joined(separator: ", ")))")
+            throw ModelError("\(store.location): no decoder weights (looked for '\(anchor)' under \(Self.prefixes.map { "'\($0)'" }.joined(separator: ", ")))")
         }
         let d = config.hiddenSize, qw = config.heads * config.headDim, kvw = config.kvHeads * config.headDim
         let m = config.intermediateSize
         embedName = p + anchor
         let embedInfo = try store.info(embedName)
         guard embedInfo.shape == [config.vocabSize, d] else {
-            throw ModelError("\(store.checkpoint.location): '\(embedName)' has shape \(embedInfo.shape), the config implies [\(config.vocabSize), \(d)]")
+            throw ModelError("\(store.location): '\(embedName)' has shape \(embedInfo.shape), the config implies [\(config.vocabSize), \(d)]")
         }
         normName = p + "norm.weight"
-        guard try store.info(normName).shape == [d] else { throw ModelError("\(store.checkpoint.location): '\(normName)' is not [\(d)]") }
+        guard try store.info(normName).shape == [d] else { throw ModelError("\(store.location): '\(normName)' is not [\(d)]") }
         if let head = store.firstPresent(["lm_head.weight", "language_model.lm_head.weight"]), !config.tieWordEmbeddings {
             lmHead = try LinearWeight(store: store, prefix: String(head.dropLast(".weight".count)), out: config.vocabSize, in: d, bias: false)
         } else if config.tieWordEmbeddings {
             lmHead = try LinearWeight(store: store, prefix: p + "embed_tokens", out: config.vocabSize, in: d, bias: false)
         } else {
-            throw ModelError("\(store.checkpoint.location): no 'lm_head.weight' and tie_word_embeddings is false")
+            throw ModelError("\(store.location): no 'lm_head.weight' and tie_word_embeddings is false")
         }
         var layers: [Layer] = []
         for i in 0..<config.layers {
             let l = "\(p)layers.\(i)."
             for norm in ["input_layernorm", "post_attention_layernorm"] {
                 let info = try store.info(l + norm + ".weight")
-                guard info.shape == [d] else { throw ModelError("\(store.checkpoint.location): '\(l)\(norm).weight' has shape \(info.shape), expected [\(d)]") }
+                guard info.shape == [d] else { throw ModelError("\(store.location): '\(l)\(norm).weight' has shape \(info.shape), expected [\(d)]") }
             }
             layers.append(Layer(
                 inputNorm: l + "input_layernorm.weight", postNorm: l + "post_attention_layernorm.weight",

@@ -53,7 +53,7 @@ public final class LlavaModel: @unchecked Sendable {
         language = try DecoderLM(config: config.text, store: store)
         let anchor = "multi_modal_projector.linear_1.weight"
         guard let p = store.prefix(anchor: anchor, among: ["model.", ""]) else {
-            throw ModelError("\(store.checkpoint.location): no projector weights ('\(anchor)')")
+            throw ModelError("\(store.location): no projector weights ('\(anchor)')")
         }
         let inWidth = config.vision.hiddenSize * config.visionFeatureLayers.count
         projector1 = try LinearWeight(store: store, prefix: p + "multi_modal_projector.linear_1", out: config.text.hiddenSize,
@@ -62,10 +62,10 @@ public final class LlavaModel: @unchecked Sendable {
                                       in: config.text.hiddenSize, bias: config.projectorBias)
         if config.variant == .next {
             guard let n = store.firstPresent(["model.image_newline", "image_newline"]) else {
-                throw ModelError("\(store.checkpoint.location): LLaVA-NeXT checkpoint has no 'image_newline'")
+                throw ModelError("\(store.location): LLaVA-NeXT checkpoint has no 'image_newline'")
             }
             guard try store.info(n).shape == [config.text.hiddenSize] else {
-                throw ModelError("\(store.checkpoint.location): 'image_newline' has shape \(try store.info(n).shape), expected [\(config.text.hiddenSize)]")
+                throw ModelError("\(store.location): 'image_newline' has shape \(try store.info(n).shape), expected [\(config.text.hiddenSize)]")
             }
             if config.visionFeatureStrategy == .full && config.vision.hasClassToken {
                 throw ModelError("LLaVA-NeXT with a CLIP tower needs vision_feature_select_strategy 'default' (the tile grid has no room for [CLS])")

@@ -43,13 +43,13 @@ public final class VisionTower: @unchecked Sendable {
         self.act = act
         let anchor = "embeddings.patch_embedding.weight"
         guard let p = store.prefix(anchor: anchor, among: prefixes ?? Self.prefixes) else {
-            throw ModelError("\(store.checkpoint.location): no vision tower weights (looked for '\(anchor)' under \((prefixes ?? Self.prefixes).map { "'\($0)'" }.joined(separator: ", "))")
+            throw ModelError("\(store.location): no vision tower weights (looked for '\(anchor)' under \((prefixes ?? Self.prefixes).map { "'\($0)'" }.joined(separator: ", "))")
         }
         let d = config.hiddenSize, ps = config.patchSize, c = config.channels
         func need(_ name: String, _ shape: [Int]) throws -> String {
             let info = try store.info(p + name)
             guard info.shape == shape else {
-                throw ModelError("\(store.checkpoint.location): '\(p + name)' has shape \(info.shape), the vision config implies \(shape)")
+                throw ModelError("\(store.location): '\(p + name)' has shape \(info.shape), the vision config implies \(shape)")
             }
             return p + name
         }

@@ -11,47 +11,72 @@ import Tensors
 /// F32 weights whose data is 4-byte aligned are used straight from the mapping, no copy.
 /// With `keepConverted`, conversions are cached for speed when memory allows.
 public final class WeightStore: @unchecked Sendable {
-    public let checkpoint: Checkpoint
+    /// The checkpoint behind the store (nil for in-memory weights).
+    public let checkpoint: Checkpoint?
+    /// Folder or file the weights come from, for error messages.
+    public let location: String
     /// Cache converted Float32 copies of large weights (faster repeated runs, more memory).
     public let keepConverted: Bool
     private let fileOfName: [String: SafetensorsFile]
+    /// In-memory weights (benchmarks, tests); they never expire.
+    private let memory: [String: Tensor]
     private let cache = Mutex<[String: Tensor]>([:])
 
     public init(checkpoint: Checkpoint, keepConverted: Bool = false) {
         self.checkpoint = checkpoint
+        location = checkpoint.location
         self.keepConverted = keepConverted
         var map: [String: SafetensorsFile] = [:]
         for f in checkpoint.files { for n in f.names { map[n] = f } }
         fileOfName = map
+        memory = [:]
+    }
+
+    /// Weights held in memory as Float32 (random-weight benchmarks, tests).
+    public init(tensors: [String: Tensor], location: String = "in-memory weights") {
+        checkpoint = nil
+        self.location = location
+        keepConverted = true
+        fileOfName = [:]
+        memory = tensors
+    }
+
+    /// Shape and stored dtype of one tensor.
+    public struct WeightInfo: Sendable, Equatable {
+        public let shape: [Int]
+        public let dtype: SafetensorsDType
+        public var elementCount: Int { shape.reduce(1, *) }
     }
 
     public convenience init(folder: String, keepConverted: Bool = false) throws {
         self.init(checkpoint: try Checkpoint(path: folder), keepConverted: keepConverted)
     }
 
-    public var names: [String] { fileOfName.keys.sorted() }
-    public func contains(_ name: String) -> Bool { fileOfName[name] != nil }
+    public var names: [String] { (Array(fileOfName.keys) + Array(memory.keys)).sorted() }
+    public func contains(_ name: String) -> Bool { fileOfName[name] != nil || memory[name] != nil }
 
-    public func info(_ name: String) throws -> SafetensorsTensorInfo {
-        guard let f = fileOfName[name] else { throw ModelError("\(checkpoint.location): missing tensor '\(name)'") }
-        return try f.info(name)
+    public func info(_ name: String) throws -> WeightInfo {
+        if let t = memory[name] { return WeightInfo(shape: t.shape, dtype: .F32) }
+        guard let f = fileOfName[name] else { throw ModelError("\(location): missing tensor '\(name)'") }
+        let i = try f.info(name)
+        return WeightInfo(shape: i.shape, dtype: i.dtype)
     }
 
     /// Bytes of converted weights currently cached.
     public var residentBytes: Int { cache.withLock { $0.values.reduce(0) { $0 + $1.byteCount } } }
 
-    private func checkShape(_ name: String, _ info: SafetensorsTensorInfo, _ shape: [Int]?) throws {
+    private func checkShape(_ name: String, _ info: WeightInfo, _ shape: [Int]?) throws {
         if let shape, info.shape != shape {
-            throw ModelError("\(checkpoint.location): tensor '\(name)' has shape \(info.shape), the config implies \(shape)")
+            throw ModelError("\(location): tensor '\(name)' has shape \(info.shape), the config implies \(shape)")
         }
         guard info.dtype.isFloatingPoint else {
-            throw ModelError("\(checkpoint.location): tensor '\(name)' is \(info.dtype.rawValue), expected a float weight")
+            throw ModelError("\(location): tensor '\(name)' is \(info.dtype.rawValue), expected a float weight")
         }
     }
 
     /// The whole tensor as Float32 (cached when `keepConverted` or when `alwaysCache`, for small vectors).
     public func tensor(_ name: String, shape: [Int]? = nil, alwaysCache: Bool = false) throws -> Tensor {
-        if let t = cache.withLock({ $0[name] }) { return t }
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return t }
         let info = try info(name)
         try checkShape(name, info, shape)
         let t = try fileOfName[name]!.tensor(name)
@@ -62,7 +87,7 @@ public final class WeightStore: @unchecked Sendable {
     /// Calls `body` with a Float32 pointer to the tensor's data: the mapping itself for aligned F32,
     /// else a converted copy that lives only for the call (or the cache).
     public func withFloats<R>(_ name: String, shape: [Int]? = nil, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
-        if let t = cache.withLock({ $0[name] }) { return try t.withUnsafeBufferPointer { try body($0.baseAddress!) } }
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return try t.withUnsafeBufferPointer { try body($0.baseAddress!) } }
         let info = try info(name)
         try checkShape(name, info, shape)
         let file = fileOfName[name]!
@@ -90,12 +115,12 @@ public final class WeightStore: @unchecked Sendable {
     /// Selected rows of a 2-D tensor as Float32 (embedding lookup without converting the table).
     public func rows(_ name: String, _ indices: [Int]) throws -> Tensor {
         let info = try info(name)
-        guard info.shape.count == 2 else { throw ModelError("\(checkpoint.location): '\(name)' is not a matrix (shape \(info.shape))") }
+        guard info.shape.count == 2 else { throw ModelError("\(location): '\(name)' is not a matrix (shape \(info.shape))") }
         let (count, width) = (info.shape[0], info.shape[1])
         if let bad = indices.first(where: { $0 < 0 || $0 >= count }) {
             throw ModelError("token id \(bad) is out of range for '\(name)' with \(count) rows")
         }
-        if let t = cache.withLock({ $0[name] }) { return try t.gatherRows(indices) }
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return try t.gatherRows(indices) }
         let raw = try fileOfName[name]!.rawBytes(name)
         let size = info.dtype.size
         var out = Tensor(zeros: [indices.count, width])
@@ -131,13 +156,13 @@ public struct LinearWeight: Sendable {
         weight = prefix + ".weight"
         let info = try store.info(weight)
         guard info.shape == [out, inFeatures] else {
-            throw ModelError("\(store.checkpoint.location): '\(weight)' has shape \(info.shape), the config implies [\(out), \(inFeatures)]")
+            throw ModelError("\(store.location): '\(weight)' has shape \(info.shape), the config implies [\(out), \(inFeatures)]")
         }
         if bias {
             let b = prefix + ".bias"
             let bi = try store.info(b)
             guard bi.shape == [out] else {
-                throw ModelError("\(store.checkpoint.location): '\(b)' has shape \(bi.shape), expected [\(out)]")
+                throw ModelError("\(store.location): '\(b)' has shape \(bi.shape), expected [\(out)]")
             }
             self.bias = b
         } else {
