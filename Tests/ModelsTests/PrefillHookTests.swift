@@ -53,6 +53,20 @@ final class ModelsFixedPruneHook: PrefillHook {
         #expect(result.tokensPerLayer == [12, 12])
     }
 
+    /// Pruning before layer 1: layer 0 saw every row, layer 1 only the kept ones, as transformers
+    /// computes it with the same rows and positions (original or renumbered).
+    @Test(arguments: [(PruneDecision.PositionPolicy.keepOriginal, "logits_pruned_l1"), (.renumber, "logits_pruned_l1_renumbered")])
+    func pruneAtLayerOneMatchesTransformers(_ policy: PruneDecision.PositionPolicy, _ key: String) throws {
+        let lm = try DecoderLM.load(folder: modelsFixture("llama"))
+        let ref = try ModelsReference("llama")
+        let rows = try ref.ints("pruned_rows")
+        let result = try lm.prefill(inputIDs: try ref.ints("input_ids"), hook: ModelsFixedPruneHook(layer: 1, rows: rows, policy: policy))
+        let d = modelsMaxAbs(result.logits, try ref.tensor(key))
+        #expect(d < 1e-4, "\(key): \(d)")
+        #expect(result.cache.tokenCounts == [12, rows.count])
+        #expect(result.cache.nextPosition == (policy == .renumber ? rows.count : rows.last! + 1))
+    }
+
     @Test func pruneAtLayerOneShrinksFollowingCachesOnly() throws {
         let lm = try DecoderLM.load(folder: modelsFixture("llama"))
         let ids = [1, 15, 27, 33, 8, 91, 44, 60, 12, 5]
