@@ -23,7 +23,7 @@ public enum PrefillBenchmark {
     }
 
     /// Deterministic uniform values in [-scale, scale] (xorshift), filled in parallel chunks.
-    static func random(_ shape: [Int], scale: Float, seed: UInt64) -> Tensor {
+    public static func random(_ shape: [Int], scale: Float, seed: UInt64) -> Tensor {
         var t = Tensor(zeros: shape)
         let n = t.count
         let base = t.withUnsafeMutableBufferPointer { $0.baseAddress! }

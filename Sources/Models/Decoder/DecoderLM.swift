@@ -81,7 +81,10 @@ public final class DecoderLM: @unchecked Sendable {
         }
         self.layers = layers
         rope = try RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
-        attention = try Attention(heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, causal: true)
+        var attention = try Attention(heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, causal: true)
+        // 128-row blocks measured ~2× faster than 64 for 640 causal tokens (fewer, larger sgemms).
+        attention.blockRows = 128
+        self.attention = attention
     }
 
     // MARK: pieces

@@ -74,7 +74,9 @@ public final class VisionTower: @unchecked Sendable {
                 fc2: try LinearWeight(store: store, prefix: l + "mlp.fc2", out: d, in: config.intermediateSize, bias: true)))
         }
         self.layers = layers
-        attention = try Attention(heads: config.heads, headDim: config.headDim, causal: false)
+        var attention = try Attention(heads: config.heads, headDim: config.headDim, causal: false)
+        attention.blockRows = 128  // fewer, larger sgemms; scratch stays 128 × tokens per thread
+        self.attention = attention
     }
 
     private func norm(_ x: Tensor, _ w: (String, String)) throws -> Tensor {
