@@ -14,6 +14,7 @@ import Tensors
     /// The standard shapes; only with TOKC_MODELS_BENCH=1 (use a release build).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["TOKC_MODELS_BENCH"] == "1"))
     func standardShapes() throws {
+        if let split = ProcessInfo.processInfo.environment["TOKC_SPLIT"].flatMap(Int.init) { LinearWeight.splitThreads = split }
         for t in try PrefillBenchmark.runStandard(repeats: 3) { print("BENCH", t) }
     }
 }
