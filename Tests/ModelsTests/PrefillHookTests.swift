@@ -67,6 +67,20 @@ final class ModelsFixedPruneHook: PrefillHook {
         #expect(result.cache.nextPosition == (policy == .renumber ? rows.count : rows.last! + 1))
     }
 
+    /// Decoding on the pruned cache (layer 0 full, layer 1 kept rows) continues at position 12,
+    /// as transformers computes it with the same rows.
+    @Test func decodingAfterPruningMatchesTransformers() throws {
+        let lm = try DecoderLM.load(folder: modelsFixture("llama"))
+        let ref = try ModelsReference("llama")
+        let result = try lm.prefill(inputIDs: try ref.ints("input_ids"), hook: ModelsFixedPruneHook(layer: 1, rows: try ref.ints("pruned_rows")))
+        let greedy = try ref.ints("greedy_pruned_l1")
+        let step = try lm.decodeStep(token: greedy[0], cache: result.cache)
+        let d = modelsMaxAbs(step, try ref.tensor("logits_pruned_l1_step1"))
+        #expect(d < 1e-4, "step logits differ by \(d)")
+        let again = try lm.prefill(inputIDs: try ref.ints("input_ids"), hook: ModelsFixedPruneHook(layer: 1, rows: try ref.ints("pruned_rows")))
+        #expect(try lm.generate(after: again, maxNewTokens: 3, stopTokens: []) == greedy)
+    }
+
     @Test func pruneAtLayerOneShrinksFollowingCachesOnly() throws {
         let lm = try DecoderLM.load(folder: modelsFixture("llama"))
         let ids = [1, 15, 27, 33, 8, 91, 44, 60, 12, 5]
