@@ -24,3 +24,24 @@ public struct ModelError: Error, CustomStringConvertible, Equatable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+/// Any model this module loads, by what `config.json` says it is.
+public enum LoadedModel: @unchecked Sendable {
+    case vision(VisionTower)
+    case decoder(DecoderLM)
+    case llava(LlavaModel)
+}
+
+extension Models {
+    /// Loads a Hugging Face folder as whichever supported architecture its config names.
+    public static func load(folder: String, keepConverted: Bool = false) throws -> LoadedModel {
+        switch try architecture(ofFolder: folder) {
+        case "CLIPVisionModel", "SiglipVisionModel": return .vision(try VisionTower.load(folder: folder, keepConverted: keepConverted))
+        case "LlamaForCausalLM", "Qwen2ForCausalLM": return .decoder(try DecoderLM.load(folder: folder, keepConverted: keepConverted))
+        case "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration":
+            return .llava(try LlavaModel.load(folder: folder, keepConverted: keepConverted))
+        case let other:
+            throw ModelError("\(folder): architecture '\(other)' is not supported (supported: \(supportedArchitectures.joined(separator: ", ")))")
+        }
+    }
+}

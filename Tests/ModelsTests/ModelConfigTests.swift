@@ -16,6 +16,15 @@ func modelsConfigFolder(_ json: String) throws -> String {
         #expect(try Models.architecture(ofFolder: modelsFixture("qwen2-bf16")) == "Qwen2ForCausalLM")
     }
 
+    @Test func genericLoaderPicksTheArchitecture() throws {
+        guard case .vision = try Models.load(folder: modelsFixture("siglip-vision")) else { Issue.record("siglip"); return }
+        guard case .decoder = try Models.load(folder: modelsFixture("qwen2-bf16")) else { Issue.record("qwen2"); return }
+        guard case .llava(let m) = try Models.load(folder: modelsFixture("llava-next-tall")) else { Issue.record("next"); return }
+        #expect(m.config.variant == .next)
+        let folder = try modelsConfigFolder(#"{"architectures": ["BertModel"]}"#)
+        #expect(throws: ModelError.self) { try Models.load(folder: folder) }
+    }
+
     @Test func llavaHfStyleTextConfigUsesLlamaDefaults() throws {
         let folder = try modelsConfigFolder("""
         {"architectures": ["LlavaForConditionalGeneration"], "image_token_index": 32000, "model_type": "llava",
