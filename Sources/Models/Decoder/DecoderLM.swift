@@ -172,7 +172,7 @@ public final class DecoderLM: @unchecked Sendable {
                     let kept = rows.map { pos[$0] }
                     switch decision.positions {
                     case .keepOriginal: pos = kept
-                    case .renumber: pos = kept.indices.map { kept[0] + $0 }
+                    case .renumber: pos = Array(kept.indices)
                     }
                     events.append((i, rows.count))
                 }

@@ -33,7 +33,7 @@ public struct PruneDecision: Sendable, Equatable {
     public enum PositionPolicy: Sendable, Equatable {
         /// Kept rows keep their position ids (gaps remain).
         case keepOriginal
-        /// Kept rows get positions `first, first+1, …` where `first` is the first kept row's position.
+        /// Kept rows get positions `0 ..< kept` (TokenCompression's `PositionPolicy.renumber`).
         case renumber
     }
     /// Indices into the current rows, strictly ascending.
