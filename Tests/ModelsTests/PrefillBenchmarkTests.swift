@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Models
+import ModelIO
 import Tensors
 
 @Suite struct PrefillBenchmarkTests {
@@ -70,5 +71,34 @@ import Tensors
         print("BENCH CLIP embed: \(t9) ms")
         let t10 = try ms { _ = try tower.forward(pixels) }
         print("BENCH CLIP 1 layer + embed: \(t10) ms")
+    }
+}
+
+/// Streams an F16 checkpoint (2048 wide, 4 layers, ~410 MB stored, ~820 MB as Float32) and
+/// reports the peak of tensor memory during prefill; only with TOKC_MODELS_BENCH=3.
+@Suite struct StreamingMemoryBenchmark {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["TOKC_MODELS_BENCH"] == "3"))
+    func streamedF16PeakMemory() throws {
+        let (model, x) = try PrefillBenchmark.randomLlama(layers: 4, tokens: 256)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("models-stream-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var writer = SafetensorsWriter()
+        var f32Bytes = 0
+        for name in model.store.names {
+            let t = try model.store.tensor(name)
+            f32Bytes += t.byteCount
+            try writer.add(name, t, as: .F16)
+        }
+        try writer.write(to: folder.appendingPathComponent("model.safetensors").path)
+        let streamed = try DecoderLM(config: model.config, store: try WeightStore(folder: folder.path))
+        _ = try streamed.prefill(embeddings: x)
+        MemoryAccounting.resetPeak()
+        let base = MemoryAccounting.currentBytes
+        let s = DispatchTime.now().uptimeNanoseconds
+        _ = try streamed.prefill(embeddings: x)
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6
+        let r = try model.prefill(embeddings: x)
+        print("BENCH streamed F16: weights \(f32Bytes >> 20) MB as F32, prefill peak tensor memory +\((MemoryAccounting.peakBytes - base) >> 20) MB, \(ms) ms; KV cache \(r.cache.byteCount >> 20) MB")
     }
 }
