@@ -1,0 +1,108 @@
+import Foundation
+import ModelIO
+
+/// Shape and activation of a ViT vision tower, common to CLIP and SigLIP.
+public struct VisionTowerConfig: Sendable, Equatable {
+    public enum Kind: String, Sendable { case clip, siglip }
+    public var kind: Kind
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var imageSize: Int
+    public var patchSize: Int
+    public var channels: Int
+    public var hiddenAct: String
+    public var layerNormEps: Float
+
+    public var patchesPerSide: Int { imageSize / patchSize }
+    public var patchCount: Int { patchesPerSide * patchesPerSide }
+    /// Tokens the encoder sees: patches plus [CLS] for CLIP.
+    public var tokenCount: Int { patchCount + (hasClassToken ? 1 : 0) }
+    public var hasClassToken: Bool { kind == .clip }
+    public var headDim: Int { hiddenSize / heads }
+
+    init(kind: Kind, reader r: ConfigReader) throws {
+        self.kind = kind
+        let clip = kind == .clip
+        hiddenSize = try r.positiveInt("hidden_size", default: 768)
+        intermediateSize = try r.positiveInt("intermediate_size", default: 3072)
+        layers = try r.positiveInt("num_hidden_layers", default: 12)
+        heads = try r.positiveInt("num_attention_heads", default: 12)
+        imageSize = try r.positiveInt("image_size", default: 224)
+        patchSize = try r.positiveInt("patch_size", default: clip ? 32 : 16)
+        channels = try r.positiveInt("num_channels", default: 3)
+        hiddenAct = try r.string("hidden_act", default: clip ? "quick_gelu" : "gelu_pytorch_tanh")
+        layerNormEps = Float(try r.double("layer_norm_eps", default: clip ? 1e-5 : 1e-6))
+        try validate(context: r.context)
+    }
+
+    /// A config built in code (benchmarks, tests).
+    public init(kind: Kind, hiddenSize: Int, intermediateSize: Int, layers: Int, heads: Int,
+                imageSize: Int, patchSize: Int, hiddenAct: String? = nil, layerNormEps: Float = 1e-5) throws {
+        self.kind = kind
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.layers = layers
+        self.heads = heads
+        self.imageSize = imageSize
+        self.patchSize = patchSize
+        channels = 3
+        self.hiddenAct = hiddenAct ?? (kind == .clip ? "quick_gelu" : "gelu_pytorch_tanh")
+        self.layerNormEps = layerNormEps
+        try validate(context: "vision config")
+    }
+
+    private func validate(context: String) throws {
+        guard hiddenSize % heads == 0 else {
+            throw ModelError("\(context): hidden_size \(hiddenSize) is not divisible by num_attention_heads \(heads)")
+        }
+        guard imageSize % patchSize == 0 else {
+            throw ModelError("\(context): image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
+        }
+        guard Activation(name: hiddenAct) != nil else {
+            throw ModelError("\(context): hidden_act '\(hiddenAct)' is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu, relu)")
+        }
+    }
+
+    /// Reads `folder/config.json` of a `CLIPVisionModel` or `SiglipVisionModel`.
+    public static func load(folder: String) throws -> VisionTowerConfig {
+        let file = try ModelConfigFile(folder: folder)
+        try file.require(["CLIPVisionModel", "SiglipVisionModel"])
+        return try VisionTowerConfig(kind: file.architecture == "CLIPVisionModel" ? .clip : .siglip, reader: file.reader)
+    }
+
+    /// From a LLaVA `vision_config` (CLIP unless `model_type` says SigLIP).
+    init(llavaVisionConfig r: ConfigReader?, context: String) throws {
+        guard let r else {
+            throw ModelError("\(context): missing 'vision_config'")
+        }
+        let type = try r.string("model_type", default: "clip_vision_model")
+        switch type {
+        case "clip_vision_model", "clip": try self.init(kind: .clip, reader: r)
+        case "siglip_vision_model", "siglip": try self.init(kind: .siglip, reader: r)
+        default: throw ModelError("\(r.context): unsupported vision model_type '\(type)' (supported: clip_vision_model, siglip_vision_model)")
+        }
+    }
+}
+
+/// `CLIPVisionConfig` of transformers: a `VisionTowerConfig` of kind `.clip`.
+public typealias CLIPVisionConfig = VisionTowerConfig
+/// `SiglipVisionConfig` of transformers: a `VisionTowerConfig` of kind `.siglip`.
+public typealias SiglipVisionConfig = VisionTowerConfig
+
+/// Activation functions named in configs.
+public enum Activation: Sendable, Equatable {
+    case gelu, geluTanh, quickGelu, silu, relu
+
+    public init?(name: String) {
+        switch name {
+        case "gelu": self = .gelu
+        case "gelu_pytorch_tanh", "gelu_new", "gelu_fast": self = .geluTanh
+        case "quick_gelu": self = .quickGelu
+        case "silu", "swish": self = .silu
+        case "relu": self = .relu
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,236 @@
+import Foundation
+import ModelIO
+import Tensors
+
+/// Result of a decoder prefill.
+public struct DecoderPrefillResult: @unchecked Sendable {
+    /// Logits of the final position, `[vocab]`.
+    public var logits: Tensor
+    public var cache: KVCache
+    /// Prompt index of every row that reached the last layer.
+    public var keptOriginalIndices: [Int]
+    /// Position ids of those rows.
+    public var positions: [Int]
+    /// Rows that went through each layer (the effective per-layer token schedule).
+    public var tokensPerLayer: [Int]
+}
+
+/// A LLaMA-family decoder (LLaMA, Qwen2): RMSNorm pre-LN blocks, GQA attention with RoPE at
+/// explicit per-token positions, SwiGLU MLP, KV cache, and a `PrefillHook` for compression.
+public final class DecoderLM: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let store: WeightStore
+    let rope: RotaryEmbedding
+    let attention: Attention
+    let embedName: String
+    let lmHead: LinearWeight
+    let normName: String
+    struct Layer {
+        let inputNorm: String, postNorm: String
+        let q, k, v, o, gate, up, down: LinearWeight
+    }
+    let layers: [Layer]
+
+    static let prefixes = ["model.", "model.language_model.", "language_model.model.", "language_model.", ""]
+
+    /// Loads a `LlamaForCausalLM` / `Qwen2ForCausalLM` folder.
+    public static func load(folder: String, keepConverted: Bool = false) throws -> DecoderLM {
+        try DecoderLM(config: try LlamaConfig.load(folder: folder), store: try WeightStore(folder: folder, keepConverted: keepConverted))
+    }
+
+    /// Binds the decoder to `store`, finding its key layout and checking every shape.
+    public init(config: LlamaConfig, store: WeightStore) throws {
+        self.config = config
+        self.store = store
+        let anchor = "embed_tokens.weight"
+        guard let p = store.prefix(anchor: anchor, among: Self.prefixes) else {
+            throw ModelError("\(store.location): no decoder weights (looked for '\(anchor)' under \(Self.prefixes.map { "'\($0)'" }.joined(separator: ", ")))")
+        }
+        let d = config.hiddenSize, qw = config.heads * config.headDim, kvw = config.kvHeads * config.headDim
+        let m = config.intermediateSize
+        embedName = p + anchor
+        let embedInfo = try store.info(embedName)
+        guard embedInfo.shape == [config.vocabSize, d] else {
+            throw ModelError("\(store.location): '\(embedName)' has shape \(embedInfo.shape), the config implies [\(config.vocabSize), \(d)]")
+        }
+        normName = p + "norm.weight"
+        guard try store.info(normName).shape == [d] else { throw ModelError("\(store.location): '\(normName)' is not [\(d)]") }
+        if let head = store.firstPresent(["lm_head.weight", "language_model.lm_head.weight"]), !config.tieWordEmbeddings {
+            lmHead = try LinearWeight(store: store, prefix: String(head.dropLast(".weight".count)), out: config.vocabSize, in: d, bias: false)
+        } else if config.tieWordEmbeddings {
+            lmHead = try LinearWeight(store: store, prefix: p + "embed_tokens", out: config.vocabSize, in: d, bias: false)
+        } else {
+            throw ModelError("\(store.location): no 'lm_head.weight' and tie_word_embeddings is false")
+        }
+        var layers: [Layer] = []
+        for i in 0..<config.layers {
+            let l = "\(p)layers.\(i)."
+            for norm in ["input_layernorm", "post_attention_layernorm"] {
+                let info = try store.info(l + norm + ".weight")
+                guard info.shape == [d] else { throw ModelError("\(store.location): '\(l)\(norm).weight' has shape \(info.shape), expected [\(d)]") }
+            }
+            layers.append(Layer(
+                inputNorm: l + "input_layernorm.weight", postNorm: l + "post_attention_layernorm.weight",
+                q: try LinearWeight(store: store, prefix: l + "self_attn.q_proj", out: qw, in: d, bias: config.qkvBias),
+                k: try LinearWeight(store: store, prefix: l + "self_attn.k_proj", out: kvw, in: d, bias: config.qkvBias),
+                v: try LinearWeight(store: store, prefix: l + "self_attn.v_proj", out: kvw, in: d, bias: config.qkvBias),
+                o: try LinearWeight(store: store, prefix: l + "self_attn.o_proj", out: d, in: qw, bias: config.outputBias),
+                gate: try LinearWeight(store: store, prefix: l + "mlp.gate_proj", out: m, in: d, bias: config.mlpBias),
+                up: try LinearWeight(store: store, prefix: l + "mlp.up_proj", out: m, in: d, bias: config.mlpBias),
+                down: try LinearWeight(store: store, prefix: l + "mlp.down_proj", out: d, in: m, bias: config.mlpBias)))
+        }
+        self.layers = layers
+        rope = try RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+        var attention = try Attention(heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, causal: true)
+        // 128-row blocks measured ~2× faster than 64 for 640 causal tokens (fewer, larger sgemms).
+        attention.blockRows = 128
+        self.attention = attention
+    }
+
+    // MARK: pieces
+
+    /// Token embeddings `[ids.count, hidden]` (only the needed rows are converted).
+    public func embed(_ ids: [Int]) throws -> Tensor { try store.rows(embedName, ids) }
+
+    func rms(_ x: Tensor, _ name: String) throws -> Tensor {
+        try x.rmsNorm(weight: try store.tensor(name, alwaysCache: true), eps: config.rmsNormEps)
+    }
+
+    /// The final RMSNorm.
+    public func finalNorm(_ x: Tensor) throws -> Tensor { try rms(x, normName) }
+
+    /// LM head over normalized hidden rows, `[rows, vocab]`.
+    public func lmHeadLogits(_ normalized: Tensor) throws -> Tensor { try lmHead(normalized, store: store) }
+
+    /// Layer `layer`'s RoPE'd queries and keys of `hidden` rows at `positions`.
+    public func queriesAndKeys(layer: Int, hidden: Tensor, positions: [Int]) throws -> (queries: Tensor, keys: Tensor) {
+        guard layer >= 0, layer < layers.count else { throw ModelError("decoder: layer \(layer) out of range 0..<\(layers.count)") }
+        let x = try rms(hidden, layers[layer].inputNorm)
+        let q = try rope.apply(try layers[layer].q(x, store: store), positions: positions)
+        let k = try rope.apply(try layers[layer].k(x, store: store), positions: positions)
+        return (q, k)
+    }
+
+    /// One decoder block over `hidden` (the rows after the cached ones), appending to `cache`.
+    func runLayer(_ i: Int, hidden: Tensor, positions: [Int], cache: KVCache,
+                  record: AttentionRecord) throws -> (Tensor, RecordedAttention?) {
+        let layer = layers[i]
+        let x = try rms(hidden, layer.inputNorm)
+        let q = try rope.apply(try layer.q(x, store: store), positions: positions)
+        let k = try rope.apply(try layer.k(x, store: store), positions: positions)
+        let v = try layer.v(x, store: store)
+        try cache.append(layer: i, keys: k, values: v)
+        let kv = cache.layers[i]
+        let (a, recorded) = try attention(q: q, k: kv.keys, v: kv.values, record: record)
+        var h = hidden
+        try h.addInPlace(try layer.o(a, store: store))
+        let y = try rms(h, layer.postNorm)
+        let act = try Tensor.swiGLU(gate: try layer.gate(y, store: store), up: try layer.up(y, store: store))
+        try h.addInPlace(try layer.down(act, store: store))
+        return (h, recorded)
+    }
+
+    // MARK: prefill and decoding
+
+    /// Runs the prompt through every layer and fills a fresh KV cache.
+    /// - Parameters:
+    ///   - embeddings: `[tokens, hidden]` input embeddings (text embeddings with image features spliced in).
+    ///   - positions: one position id per token (gaps allowed); default `0..<tokens`.
+    ///   - imageSpans: image token ranges of the prompt, passed to the hook.
+    ///   - hook: compression hook (see `PrefillHook`).
+    public func prefill(embeddings: Tensor, positions: [Int]? = nil, imageSpans: [Range<Int>] = [],
+                        hook: PrefillHook? = nil) throws -> DecoderPrefillResult {
+        let n = embeddings.rows
+        guard embeddings.rank == 2, embeddings.columns == config.hiddenSize, n > 0 else {
+            throw ModelError("decoder prefill: embeddings have shape \(embeddings.shape), expected [tokens > 0, \(config.hiddenSize)]")
+        }
+        var pos = positions ?? Array(0..<n)
+        guard pos.count == n else { throw ModelError("decoder prefill: \(n) tokens but \(pos.count) position ids") }
+        guard let maxPos = pos.max(), maxPos < config.maxPositionEmbeddings, pos.allSatisfy({ $0 >= 0 }) else {
+            throw ModelError("decoder prefill: position ids must lie in 0..<\(config.maxPositionEmbeddings) (max_position_embeddings); the prompt of \(n) tokens is too long or has bad positions")
+        }
+        let cache = KVCache(layers: config.layers, width: config.kvHeads * config.headDim)
+        var hidden = embeddings
+        var original = Array(0..<n)
+        var recorded: RecordedAttention?
+        var tokensPerLayer: [Int] = []
+        var events: [(layer: Int, kept: Int)] = []
+        for i in 0..<config.layers {
+            if let hook {
+                let previous = i > 0 ? cache.layers[i - 1] : nil
+                let state = PrefillState(layer: i, hidden: hidden, positions: pos, originalIndices: original, imageSpans: imageSpans,
+                                         previousKeys: previous?.keys, previousValues: previous?.values,
+                                         previousAttention: recorded, model: self)
+                if let decision = try hook.beforeLayer(i, state: state) {
+                    let rows = decision.keptRows
+                    guard !rows.isEmpty, zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }),
+                          rows.first! >= 0, rows.last! < hidden.rows else {
+                        throw ModelError("prefill hook at layer \(i): kept rows must be non-empty, strictly ascending and within 0..<\(hidden.rows)")
+                    }
+                    hidden = try hidden.gatherRows(rows)
+                    original = rows.map { original[$0] }
+                    let kept = rows.map { pos[$0] }
+                    switch decision.positions {
+                    case .keepOriginal: pos = kept
+                    case .renumber: pos = Array(kept.indices)
+                    }
+                    events.append((i, rows.count))
+                }
+            }
+            tokensPerLayer.append(hidden.rows)
+            let record = hook?.attentionRecord(layer: i) ?? .none
+            (hidden, recorded) = try runLayer(i, hidden: hidden, positions: pos, cache: cache, record: record)
+        }
+        try hook?.afterPrefill(PrefillSummary(tokensPerLayer: tokensPerLayer, keptOriginalIndices: original,
+                                              positions: pos, pruneEvents: events))
+        cache.nextPosition = (pos.max() ?? -1) + 1
+        let last = try hidden.rows((hidden.rows - 1)..<hidden.rows)
+        let logits = try lmHeadLogits(try finalNorm(last)).reshaped([config.vocabSize])
+        return DecoderPrefillResult(logits: logits, cache: cache, keptOriginalIndices: original, positions: pos,
+                                    tokensPerLayer: tokensPerLayer)
+    }
+
+    /// Prefill from token ids.
+    public func prefill(inputIDs: [Int], positions: [Int]? = nil, hook: PrefillHook? = nil) throws -> DecoderPrefillResult {
+        try prefill(embeddings: try embed(inputIDs), positions: positions, hook: hook)
+    }
+
+    /// One decoding step: feeds `token` at `cache.nextPosition`, returns the next logits `[vocab]`.
+    public func decodeStep(token: Int, cache: KVCache) throws -> Tensor {
+        guard cache.layers.count == config.layers else { throw ModelError("decode: cache has \(cache.layers.count) layers, the model \(config.layers)") }
+        guard cache.nextPosition < config.maxPositionEmbeddings else {
+            throw ModelError("decode: position \(cache.nextPosition) reaches max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+        var h = try embed([token])
+        let positions = [cache.nextPosition]
+        for i in 0..<config.layers {
+            (h, _) = try runLayer(i, hidden: h, positions: positions, cache: cache, record: .none)
+        }
+        cache.nextPosition += 1
+        return try lmHeadLogits(try finalNorm(h)).reshaped([config.vocabSize])
+    }
+
+    /// Greedy continuation after a prefill: up to `maxNewTokens` tokens, stopping after a token
+    /// of `stopTokens` (default: the config's EOS ids), which is included in the result.
+    public func generate(after prefill: DecoderPrefillResult, maxNewTokens: Int, stopTokens: Set<Int>? = nil) throws -> [Int] {
+        let stops = stopTokens ?? Set(config.eosTokenIDs)
+        var tokens: [Int] = []
+        var logits = prefill.logits
+        while tokens.count < maxNewTokens {
+            let t = Self.argmax(logits)
+            tokens.append(t)
+            if stops.contains(t) || tokens.count == maxNewTokens { break }
+            logits = try decodeStep(token: t, cache: prefill.cache)
+        }
+        return tokens
+    }
+
+    /// Index of the largest value (first on ties, as torch.argmax).
+    public static func argmax(_ t: Tensor) -> Int {
+        t.withUnsafeBufferPointer { b in
+            var best = 0
+            for i in 1..<max(b.count, 1) where b[i] > b[best] { best = i }
+            return best
+        }
+    }
+}

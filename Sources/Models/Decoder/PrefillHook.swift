@@ -1,0 +1,128 @@
+import Tensors
+
+/// Where LLM-side compression methods (FastV, DART, PDrop, SparseVLM, …) plug into prefill.
+///
+/// Protocol of one prefill, for layers `L = 0 ..< layers`:
+/// 1. `beforeLayer(L, state:)`: `state` holds the input of layer `L` (hidden rows, their
+///    position ids, their index in the prompt) and what layer `L-1` recorded (its keys after RoPE,
+///    values, and the attention rows asked for by `attentionRecord(layer: L-1)`). Returning a
+///    `PruneDecision` keeps only the chosen rows from here on: hidden rows, positions and the
+///    caches of layers `≥ L` (which are not written yet) hold the kept rows only; the caches of
+///    layers `< L` keep every row (as FastV and DART do). Return `nil` to leave rows as they are.
+/// 2. Layer `L` runs; attention is recorded only if `attentionRecord(layer: L)` asks for it
+///    (otherwise the fused path runs).
+/// 3. After the last layer, `afterPrefill(_:)` sees the final rows.
+///
+/// Decoding continues at position `max(kept positions) + 1`.
+public protocol PrefillHook: AnyObject {
+    /// Attention rows (or pre-softmax logits) layer `layer` must record during prefill.
+    func attentionRecord(layer: Int) -> AttentionRecord
+    /// Called before every decoder layer; may prune rows.
+    func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision?
+    /// Called once after the last layer (before the final norm and LM head).
+    func afterPrefill(_ summary: PrefillSummary) throws
+}
+
+extension PrefillHook {
+    public func attentionRecord(layer: Int) -> AttentionRecord { .none }
+    public func afterPrefill(_ summary: PrefillSummary) throws {}
+}
+
+/// Rows to keep and how their positions continue.
+public struct PruneDecision: Sendable, Equatable {
+    public enum PositionPolicy: Sendable, Equatable {
+        /// Kept rows keep their position ids (gaps remain).
+        case keepOriginal
+        /// Kept rows get positions `0 ..< kept` (TokenCompression's `PositionPolicy.renumber`).
+        case renumber
+    }
+    /// Indices into the current rows, strictly ascending.
+    public var keptRows: [Int]
+    public var positions: PositionPolicy
+
+    public init(keptRows: [Int], positions: PositionPolicy = .keepOriginal) {
+        self.keptRows = keptRows
+        self.positions = positions
+    }
+}
+
+/// The decoder's state at the input of one layer, as a compression method sees it.
+public final class PrefillState {
+    /// Layer about to run.
+    public let layer: Int
+    /// Input of `layer`: `[rows, hidden]`.
+    public let hidden: Tensor
+    /// Position id of each current row.
+    public let positions: [Int]
+    /// Index in the initial prompt of each current row.
+    public let originalIndices: [Int]
+    /// Image token ranges in the initial prompt (one per image).
+    public let imageSpans: [Range<Int>]
+    /// Keys after RoPE that layer `layer - 1` produced for the current rows, `[rows, kvHeads·headDim]`
+    /// (nil before layer 0).
+    public let previousKeys: Tensor?
+    /// Values of layer `layer - 1`, `[rows, kvHeads·headDim]`.
+    public let previousValues: Tensor?
+    /// Attention layer `layer - 1` recorded (rows index the current rows).
+    public let previousAttention: RecordedAttention?
+    unowned let model: DecoderLM
+
+    init(layer: Int, hidden: Tensor, positions: [Int], originalIndices: [Int], imageSpans: [Range<Int>],
+         previousKeys: Tensor?, previousValues: Tensor?, previousAttention: RecordedAttention?, model: DecoderLM) {
+        self.layer = layer
+        self.hidden = hidden
+        self.positions = positions
+        self.originalIndices = originalIndices
+        self.imageSpans = imageSpans
+        self.previousKeys = previousKeys
+        self.previousValues = previousValues
+        self.previousAttention = previousAttention
+        self.model = model
+    }
+
+    /// The union of the image spans (first image token ..< last + 1), nil without images.
+    public var imageSpan: Range<Int>? {
+        guard let lo = imageSpans.map(\.lowerBound).min(), let hi = imageSpans.map(\.upperBound).max() else { return nil }
+        return lo..<hi
+    }
+
+    /// Current rows that are image tokens, ascending.
+    public var imageRows: [Int] {
+        originalIndices.indices.filter { r in imageSpans.contains { $0.contains(originalIndices[r]) } }
+    }
+
+    /// Current rows that are not image tokens, ascending.
+    public var textRows: [Int] {
+        originalIndices.indices.filter { r in !imageSpans.contains { $0.contains(originalIndices[r]) } }
+    }
+
+    public var headCount: Int { model.config.heads }
+    public var kvHeadCount: Int { model.config.kvHeads }
+    public var headDim: Int { model.config.headDim }
+
+    /// The model's final RMSNorm applied to `x` (e.g. to read hidden states through the LM head).
+    public func applyFinalNorm(_ x: Tensor) throws -> Tensor { try model.finalNorm(x) }
+
+    /// Layer `layer`'s queries and keys for the given current rows: input RMSNorm, projection
+    /// (with bias for Qwen2) and RoPE at the rows' positions. `[rows, heads·headDim]` and
+    /// `[rows, kvHeads·headDim]`. PDrop ranks with these.
+    public func queriesAndKeys(rows: [Int]) throws -> (queries: Tensor, keys: Tensor) {
+        try model.queriesAndKeys(layer: layer, hidden: try hidden.gatherRows(rows), positions: rows.map { positions[$0] })
+    }
+
+    /// Logits of the LM head for the given rows (final norm applied), `[rows, vocab]`.
+    public func logits(rows: [Int]) throws -> Tensor {
+        try model.lmHeadLogits(try model.finalNorm(try hidden.gatherRows(rows)))
+    }
+}
+
+/// The end of a prefill, for `afterPrefill`.
+public struct PrefillSummary: Sendable {
+    /// Rows that went through each layer.
+    public var tokensPerLayer: [Int]
+    /// Prompt index of each final row.
+    public var keptOriginalIndices: [Int]
+    public var positions: [Int]
+    /// Layers at which rows were pruned, with the row count after pruning.
+    public var pruneEvents: [(layer: Int, kept: Int)]
+}

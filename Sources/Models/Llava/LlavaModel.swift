@@ -1,0 +1,292 @@
+import Foundation
+import ModelIO
+import Tensors
+
+/// One image given to a LLaVA model, already preprocessed by the image helper.
+public enum LlavaImage: @unchecked Sendable {
+    /// LLaVA-1.5: `[3, S, S]` at the tower's image size.
+    case single(Tensor)
+    /// LLaVA-NeXT: the base thumbnail first, then the AnyRes tiles row-major (each `[3, S, S]`),
+    /// and the original image size.
+    case anyRes(tiles: [Tensor], imageHeight: Int, imageWidth: Int)
+}
+
+/// Result of a LLaVA prefill.
+public struct LlavaPrefillResult: @unchecked Sendable {
+    public var decoder: DecoderPrefillResult
+    /// The prompt as the decoder saw it: image tokens repeated once per (kept) visual row.
+    public var expandedInputIDs: [Int]
+    /// Range of each image's rows in `expandedInputIDs`.
+    public var imageSpans: [Range<Int>]
+    /// Visual rows per image before and after the vision hook.
+    public var visualTokensBefore: [Int]
+    public var visualTokensAfter: [Int]
+    public var logits: Tensor { decoder.logits }
+    public var cache: KVCache { decoder.cache }
+}
+
+/// `LlavaForConditionalGeneration` (LLaVA-1.5) and `LlavaNextForConditionalGeneration` (AnyRes).
+///
+/// Pipeline: vision tower → feature layer(s) and strategy → `VisionFeatureHook` → projector
+/// (linear, act, linear) → NeXT packing (thumbnail, unpadded grid with `image_newline`) →
+/// splice at the image tokens → decoder prefill with `PrefillHook` → greedy decoding.
+public final class LlavaModel: @unchecked Sendable {
+    public let config: LlavaConfig
+    public let store: WeightStore
+    public let vision: VisionTower
+    public let language: DecoderLM
+    let projector1: LinearWeight
+    let projector2: LinearWeight
+    let imageNewline: String?
+
+    /// Loads a llava-hf style folder (transformers 5 names, the names transformers 5 saves, or legacy llava-hf names).
+    public static func load(folder: String, keepConverted: Bool = false) throws -> LlavaModel {
+        let config = try LlavaConfig.load(folder: folder)
+        return try LlavaModel(config: config, store: try WeightStore(folder: folder, keepConverted: keepConverted))
+    }
+
+    public init(config: LlavaConfig, store: WeightStore) throws {
+        self.config = config
+        self.store = store
+        vision = try VisionTower(config: config.vision, store: store,
+                                 prefixes: ["model.vision_tower.vision_model.", "model.vision_tower.", "vision_tower.vision_model.", "vision_tower."])
+        language = try DecoderLM(config: config.text, store: store)
+        let anchor = "multi_modal_projector.linear_1.weight"
+        guard let p = store.prefix(anchor: anchor, among: ["model.", ""]) else {
+            throw ModelError("\(store.location): no projector weights ('\(anchor)')")
+        }
+        let inWidth = config.vision.hiddenSize * config.visionFeatureLayers.count
+        projector1 = try LinearWeight(store: store, prefix: p + "multi_modal_projector.linear_1", out: config.text.hiddenSize,
+                                      in: inWidth, bias: config.projectorBias)
+        projector2 = try LinearWeight(store: store, prefix: p + "multi_modal_projector.linear_2", out: config.text.hiddenSize,
+                                      in: config.text.hiddenSize, bias: config.projectorBias)
+        if config.variant == .next {
+            guard let n = store.firstPresent(["model.image_newline", "image_newline"]) else {
+                throw ModelError("\(store.location): LLaVA-NeXT checkpoint has no 'image_newline'")
+            }
+            guard try store.info(n).shape == [config.text.hiddenSize] else {
+                throw ModelError("\(store.location): 'image_newline' has shape \(try store.info(n).shape), expected [\(config.text.hiddenSize)]")
+            }
+            if config.visionFeatureStrategy == .full && config.vision.hasClassToken {
+                throw ModelError("LLaVA-NeXT with a CLIP tower needs vision_feature_select_strategy 'default' (the tile grid has no room for [CLS])")
+            }
+            imageNewline = n
+        } else {
+            imageNewline = nil
+        }
+    }
+
+    // MARK: image token bookkeeping
+
+    /// Visual rows an image yields without compression (what the processor expands `<image>` to).
+    public func imageTokenCount(_ image: LlavaImage) throws -> Int {
+        switch image {
+        case .single: return config.variant == .next ? config.featuresPerTile + 1 : config.featuresPerTile
+        case .anyRes(_, let h, let w): return try imageTokenCount(imageHeight: h, imageWidth: w)
+        }
+    }
+
+    /// NeXT: thumbnail rows + unpadded grid rows, each grid row followed by `image_newline`.
+    public func imageTokenCount(imageHeight: Int, imageWidth: Int) throws -> Int {
+        guard config.variant == .next else { return config.featuresPerTile }
+        guard imageHeight > 0, imageWidth > 0 else { throw ModelError("image size \(imageHeight)×\(imageWidth) is empty") }
+        let side = config.vision.patchesPerSide
+        let g = AnyResGeometry.grid(imageHeight: imageHeight, imageWidth: imageWidth, pinpoints: config.gridPinpoints, tileSize: config.vision.imageSize)
+        let r = AnyResGeometry.unpaddedRanges(height: g.rows * side, width: g.cols * side, imageHeight: imageHeight, imageWidth: imageWidth)
+        return config.featuresPerTile + r.rows.count * (r.cols.count + 1)
+    }
+
+    /// Replaces each `<image>` id by `count` copies (what the HF processor does before the model).
+    public static func expandImageTokens(_ ids: [Int], imageTokenID: Int, count: Int) -> [Int] {
+        ids.flatMap { $0 == imageTokenID ? Array(repeating: imageTokenID, count: count) : [$0] }
+    }
+
+    // MARK: vision features
+
+    /// Projected (and, for NeXT, packed) visual rows of one image, `[rows, textHidden]`, after the hook.
+    public func imageFeatures(_ image: LlavaImage, index: Int = 0, hook: VisionFeatureHook? = nil) throws -> (features: Tensor, before: Int) {
+        let tiles: [Tensor]
+        var grid: (rows: Int, cols: Int)?
+        var size: (height: Int, width: Int)?
+        switch image {
+        case .single(let t): tiles = [t]
+        case .anyRes(let ts, let h, let w):
+            guard config.variant == .next else { throw ModelError("LLaVA-1.5 takes a single image tensor, not AnyRes tiles") }
+            let g = AnyResGeometry.grid(imageHeight: h, imageWidth: w, pinpoints: config.gridPinpoints, tileSize: config.vision.imageSize)
+            guard ts.count == g.rows * g.cols + 1 else {
+                throw ModelError("image \(index): \(ts.count) tiles given, the \(h)×\(w) image needs \(g.rows * g.cols + 1) (thumbnail + \(g.rows)×\(g.cols) grid)")
+            }
+            tiles = ts
+            grid = g
+            size = (h, w)
+        }
+        let request = hook?.captureRequest ?? .none
+        let drop = config.visionFeatureStrategy == .default && config.vision.hasClassToken
+        var tileFeatures: [VisionTileFeatures] = []
+        for (t, pixels) in tiles.enumerated() {
+            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request)
+            let n = config.vision.layers
+            let parts = config.visionFeatureLayers.map { out.hiddenStates[$0 < 0 ? n + 1 + $0 : $0]! }
+            var f = parts.count == 1 ? parts[0] : try Self.concatenateColumns(parts)
+            if drop { f = try f.rows(1..<f.rows) }
+            tileFeatures.append(VisionTileFeatures(tile: t, features: f, classTokenDropped: drop,
+                                                   patchGrid: (config.vision.patchesPerSide, config.vision.patchesPerSide),
+                                                   captures: out.captures))
+        }
+        let before = config.variant == .next
+            ? (size.map { try? imageTokenCount(imageHeight: $0.height, imageWidth: $0.width) } ?? nil) ?? (config.featuresPerTile + 1)
+            : config.featuresPerTile
+        var kept: [KeptFeatures]
+        if let hook, let selected = try hook.selectFeatures(VisionImageFeatures(imageIndex: index, tiles: tileFeatures, tileGrid: grid, imageSize: size)) {
+            guard selected.count == tileFeatures.count else {
+                throw ModelError("vision hook returned \(selected.count) tiles for image \(index) with \(tileFeatures.count)")
+            }
+            for (k, tf) in zip(selected, tileFeatures) {
+                guard k.rows.columns == tf.features.columns, k.rows.rows > 0,
+                      k.sourceIndices.allSatisfy({ $0 >= 0 && $0 < tf.features.rows }) else {
+                    throw ModelError("vision hook: tile \(tf.tile) of image \(index) returned \(k.rows.shape) rows with sources outside 0..<\(tf.features.rows)")
+                }
+            }
+            kept = selected
+        } else {
+            kept = try tileFeatures.map { try KeptFeatures(rows: $0.features, sourceIndices: Array(0..<$0.features.rows)) }
+        }
+        let act = config.projectorAct
+        let projected = try kept.map { try projector2(try projector1($0.rows, store: store).activated(act), store: store) }
+        guard config.variant == .next else { return (projected[0], before) }
+        return (try pack(projected: projected, sources: kept.map(\.sourceIndices), grid: grid, size: size), before)
+    }
+
+    /// NeXT `pack_image_features`: thumbnail rows, then the unpadded grid row by row, each row
+    /// closed by `image_newline` (kept when the row kept any patch). A single tile gets one newline.
+    func pack(projected: [Tensor], sources: [[Int]], grid: (rows: Int, cols: Int)?, size: (height: Int, width: Int)?) throws -> Tensor {
+        let newline = try store.tensor(imageNewline!, alwaysCache: true).reshaped([1, config.text.hiddenSize])
+        guard let grid, let size, projected.count > 1 else {
+            return try Tensor.concatenateRows([projected[0], newline])
+        }
+        let all = try Tensor.concatenateRows(projected + [newline])
+        var offsets: [Int] = []
+        var o = 0
+        for p in projected { offsets.append(o); o += p.rows }
+        let newlineRow = o
+        let side = config.vision.patchesPerSide
+        var slot: [[Int: Int]] = sources.enumerated().map { t, s in
+            var m: [Int: Int] = [:]
+            for (i, src) in s.enumerated() where m[src] == nil { m[src] = offsets[t] + i }
+            return m
+        }
+        slot[0] = [:]
+        var order = Array(0..<projected[0].rows)
+        let r = AnyResGeometry.unpaddedRanges(height: grid.rows * side, width: grid.cols * side,
+                                              imageHeight: size.height, imageWidth: size.width)
+        for y in r.rows {
+            var any = false
+            for x in r.cols {
+                let tile = 1 + (y / side) * grid.cols + x / side
+                if let row = slot[tile][(y % side) * side + x % side] { order.append(row); any = true }
+            }
+            if any { order.append(newlineRow) }
+        }
+        return try all.gatherRows(order)
+    }
+
+    static func concatenateColumns(_ parts: [Tensor]) throws -> Tensor {
+        let rows = parts[0].rows
+        guard parts.allSatisfy({ $0.rows == rows }) else { throw ModelError("feature layers have different row counts") }
+        let width = parts.reduce(0) { $0 + $1.columns }
+        var out = Tensor(zeros: [rows, width])
+        out.withUnsafeMutableBufferPointer { dst in
+            var col = 0
+            for p in parts {
+                let c = p.columns
+                p.withUnsafeBufferPointer { src in
+                    for r in 0..<rows { for j in 0..<c { dst[r * width + col + j] = src[r * c + j] } }
+                }
+                col += c
+            }
+        }
+        return out
+    }
+
+    // MARK: prompt assembly, prefill, decoding
+
+    /// Input embeddings with the visual rows spliced in.
+    ///
+    /// `inputIDs` holds, per image in order, either one image token (a placeholder, expanded to the
+    /// visual rows) or the run the processor expanded it to (`imageTokenCount` copies).
+    public func embedPrompt(inputIDs: [Int], images: [LlavaImage], visionHook: VisionFeatureHook? = nil) throws
+        -> (embeddings: Tensor, expandedIDs: [Int], imageSpans: [Range<Int>], before: [Int], after: [Int]) {
+        let imageID = config.imageTokenID
+        let imagePositions = inputIDs.indices.filter { inputIDs[$0] == imageID }
+        let expected = try images.map(imageTokenCount)
+        let placeholders: Bool
+        if imagePositions.count == images.count {
+            placeholders = true
+        } else if imagePositions.count == expected.reduce(0, +) {
+            placeholders = false
+        } else {
+            throw ModelError("prompt has \(imagePositions.count) image tokens (id \(imageID)) for \(images.count) image(s); expected \(images.count) placeholder(s) or \(expected.reduce(0, +)) expanded tokens (\(expected.map(String.init).joined(separator: " + ")))")
+        }
+        var features: [Tensor] = []
+        var before: [Int] = []
+        for (i, image) in images.enumerated() {
+            let (f, b) = try imageFeatures(image, index: i, hook: visionHook)
+            features.append(f)
+            before.append(b)
+        }
+        // Walk the prompt: text ids stay, each image's run becomes its feature rows.
+        var expanded: [Int] = []
+        var pieces: [(text: [Int]?, image: Int?)] = []
+        var spans: [Range<Int>] = []
+        var text: [Int] = []
+        var i = 0
+        var image = 0
+        while i < inputIDs.count {
+            if inputIDs[i] == imageID {
+                let run = placeholders ? 1 : expected[image]
+                guard i + run <= inputIDs.count, inputIDs[i..<(i + run)].allSatisfy({ $0 == imageID }) else {
+                    throw ModelError("image \(image): expected \(run) consecutive image tokens at prompt index \(i)")
+                }
+                if !text.isEmpty { pieces.append((text, nil)); text = [] }
+                pieces.append((nil, image))
+                spans.append(expanded.count..<(expanded.count + features[image].rows))
+                expanded += Array(repeating: imageID, count: features[image].rows)
+                image += 1
+                i += run
+            } else {
+                text.append(inputIDs[i]); expanded.append(inputIDs[i]); i += 1
+            }
+        }
+        if !text.isEmpty { pieces.append((text, nil)) }
+        let parts = try pieces.map { p -> Tensor in
+            if let t = p.text { return try language.embed(t) }
+            return features[p.image!]
+        }
+        return (try Tensor.concatenateRows(parts), expanded, spans, before, features.map(\.rows))
+    }
+
+    /// Prefill of a prompt with images (see `embedPrompt` for the image token convention).
+    public func prefill(inputIDs: [Int], images: [LlavaImage], hook: PrefillHook? = nil,
+                        visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
+        let p = try embedPrompt(inputIDs: inputIDs, images: images, visionHook: visionHook)
+        let d = try language.prefill(embeddings: p.embeddings, imageSpans: p.imageSpans, hook: hook)
+        return LlavaPrefillResult(decoder: d, expandedInputIDs: p.expandedIDs, imageSpans: p.imageSpans,
+                                  visualTokensBefore: p.before, visualTokensAfter: p.after)
+    }
+
+    /// LLaVA-1.5 convenience: one `[3, S, S]` image.
+    public func prefill(inputIDs: [Int], pixelValues: Tensor, hook: PrefillHook? = nil,
+                        visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
+        try prefill(inputIDs: inputIDs, images: [.single(pixelValues)], hook: hook, visionHook: visionHook)
+    }
+
+    /// One decoding step on the prefill's cache.
+    public func decodeStep(token: Int, cache: KVCache) throws -> Tensor { try language.decodeStep(token: token, cache: cache) }
+
+    /// Prefill then greedy decoding (stops after an EOS of the text config or `stopTokens`).
+    public func generate(inputIDs: [Int], images: [LlavaImage], maxNewTokens: Int, stopTokens: Set<Int>? = nil,
+                         hook: PrefillHook? = nil, visionHook: VisionFeatureHook? = nil) throws -> (tokens: [Int], prefill: LlavaPrefillResult) {
+        let p = try prefill(inputIDs: inputIDs, images: images, hook: hook, visionHook: visionHook)
+        return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens), p)
+    }
+}

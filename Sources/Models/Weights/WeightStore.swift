@@ -1,0 +1,270 @@
+import Foundation
+import Synchronization
+import ModelIO
+import Tensors
+
+/// The tensors of a checkpoint, kept memory-mapped in their stored dtype.
+///
+/// A 7B model in F16 is 14 GB as stored and 28 GB as Float32, so weights are converted when a
+/// layer uses them and dropped right after (`keepConverted == false`, the default): peak memory
+/// is the mapping (paged in and out by the kernel) plus one converted matrix at a time.
+/// F32 weights whose data is 4-byte aligned are used straight from the mapping, no copy.
+/// With `keepConverted`, conversions are cached for speed when memory allows.
+public final class WeightStore: @unchecked Sendable {
+    /// The checkpoint behind the store (nil for in-memory weights).
+    public let checkpoint: Checkpoint?
+    /// Folder or file the weights come from, for error messages.
+    public let location: String
+    /// Cache converted Float32 copies of large weights (faster repeated runs, more memory).
+    public let keepConverted: Bool
+    private let fileOfName: [String: SafetensorsFile]
+    /// In-memory weights (benchmarks, tests); they never expire.
+    private let memory: [String: Tensor]
+    private let cache = Mutex<[String: Tensor]>([:])
+
+    public init(checkpoint: Checkpoint, keepConverted: Bool = false) {
+        self.checkpoint = checkpoint
+        location = checkpoint.location
+        self.keepConverted = keepConverted
+        var map: [String: SafetensorsFile] = [:]
+        for f in checkpoint.files { for n in f.names { map[n] = f } }
+        fileOfName = map
+        memory = [:]
+    }
+
+    /// Weights held in memory as Float32 (random-weight benchmarks, tests).
+    public init(tensors: [String: Tensor], location: String = "in-memory weights") {
+        checkpoint = nil
+        self.location = location
+        keepConverted = true
+        fileOfName = [:]
+        memory = tensors
+    }
+
+    /// Shape and stored dtype of one tensor.
+    public struct WeightInfo: Sendable, Equatable {
+        public let shape: [Int]
+        public let dtype: SafetensorsDType
+        public var elementCount: Int { shape.reduce(1, *) }
+    }
+
+    public convenience init(folder: String, keepConverted: Bool = false) throws {
+        self.init(checkpoint: try Checkpoint(path: folder), keepConverted: keepConverted)
+    }
+
+    public var names: [String] { (Array(fileOfName.keys) + Array(memory.keys)).sorted() }
+    public func contains(_ name: String) -> Bool { fileOfName[name] != nil || memory[name] != nil }
+
+    public func info(_ name: String) throws -> WeightInfo {
+        if let t = memory[name] { return WeightInfo(shape: t.shape, dtype: .F32) }
+        guard let f = fileOfName[name] else { throw ModelError("\(location): missing tensor '\(name)'") }
+        let i = try f.info(name)
+        return WeightInfo(shape: i.shape, dtype: i.dtype)
+    }
+
+    /// Bytes of converted weights currently cached.
+    public var residentBytes: Int { cache.withLock { $0.values.reduce(0) { $0 + $1.byteCount } } }
+
+    private func checkShape(_ name: String, _ info: WeightInfo, _ shape: [Int]?) throws {
+        if let shape, info.shape != shape {
+            throw ModelError("\(location): tensor '\(name)' has shape \(info.shape), the config implies \(shape)")
+        }
+        guard info.dtype.isFloatingPoint else {
+            throw ModelError("\(location): tensor '\(name)' is \(info.dtype.rawValue), expected a float weight")
+        }
+    }
+
+    /// The whole tensor as Float32 (cached when `keepConverted` or when `alwaysCache`, for small vectors).
+    public func tensor(_ name: String, shape: [Int]? = nil, alwaysCache: Bool = false) throws -> Tensor {
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return t }
+        let info = try info(name)
+        try checkShape(name, info, shape)
+        let t = try fileOfName[name]!.tensor(name)
+        if keepConverted || alwaysCache { cache.withLock { $0[name] = t } }
+        return t
+    }
+
+    /// Calls `body` with a Float32 pointer to the tensor's data: the mapping itself for aligned F32,
+    /// else a converted copy that lives only for the call (or the cache).
+    public func withFloats<R>(_ name: String, shape: [Int]? = nil, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return try t.withUnsafeBufferPointer { try body($0.baseAddress!) } }
+        let info = try info(name)
+        try checkShape(name, info, shape)
+        let file = fileOfName[name]!
+        let raw = try file.rawBytes(name)
+        if info.dtype == .F32, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return try body(base.assumingMemoryBound(to: Float.self))
+        }
+        var t = Tensor(zeros: info.shape)
+        let n = info.elementCount
+        let rawBase = raw.baseAddress!
+        let size = info.dtype.size
+        // Conversion in parallel chunks: for a 7B model this runs once per weight per forward.
+        t.withUnsafeMutableBufferPointer { dst in
+            let dstBase = dst.baseAddress!
+            Parallel.forEachChunk(n, minimumPerThread: 1 << 16) { range in
+                if HalfConversion.convert(rawBase + range.lowerBound * size, dtype: info.dtype, count: range.count,
+                                          into: dstBase + range.lowerBound) { return }
+                DTypeConversion.toFloat32(UnsafeRawBufferPointer(start: rawBase + range.lowerBound * size, count: range.count * size),
+                                          dtype: info.dtype,
+                                          into: UnsafeMutableBufferPointer(start: dstBase + range.lowerBound, count: range.count))
+            }
+        }
+        if keepConverted { cache.withLock { $0[name] = t } }
+        return try t.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// Selected rows of a 2-D tensor as Float32 (embedding lookup without converting the table).
+    public func rows(_ name: String, _ indices: [Int]) throws -> Tensor {
+        let info = try info(name)
+        guard info.shape.count == 2 else { throw ModelError("\(location): '\(name)' is not a matrix (shape \(info.shape))") }
+        let (count, width) = (info.shape[0], info.shape[1])
+        if let bad = indices.first(where: { $0 < 0 || $0 >= count }) {
+            throw ModelError("token id \(bad) is out of range for '\(name)' with \(count) rows")
+        }
+        if let t = memory[name] ?? cache.withLock({ $0[name] }) { return try t.gatherRows(indices) }
+        let raw = try fileOfName[name]!.rawBytes(name)
+        let size = info.dtype.size
+        var out = Tensor(zeros: [indices.count, width])
+        out.withUnsafeMutableBufferPointer { dst in
+            for (i, r) in indices.enumerated() {
+                DTypeConversion.toFloat32(UnsafeRawBufferPointer(start: raw.baseAddress! + r * width * size, count: width * size),
+                                          dtype: info.dtype,
+                                          into: UnsafeMutableBufferPointer(start: dst.baseAddress! + i * width, count: width))
+            }
+        }
+        return out
+    }
+
+    /// The first name present among `candidates`.
+    func firstPresent(_ candidates: [String]) -> String? { candidates.first(where: contains) }
+
+    /// The prefix before `anchor` of a stored name that ends with it and starts with one of `prefixes`
+    /// (the key layout of the checkpoint: standalone, transformers 5, or legacy llava-hf).
+    func prefix(anchor: String, among prefixes: [String]) -> String? {
+        prefixes.first { contains($0 + anchor) }
+    }
+}
+
+/// A `[out, in]` linear layer whose weight stays in the store until it runs.
+public struct LinearWeight: Sendable {
+    /// Threads over which large projections split their output columns (0 or 1: let BLAS thread).
+    nonisolated(unsafe) public static var splitThreads: Int = Parallel.threadCount
+
+    public let weight: String
+    public let bias: String?
+    public let outFeatures: Int
+    public let inFeatures: Int
+
+    /// Checks that the weight exists with the expected shape (and the bias when `bias` is required).
+    init(store: WeightStore, prefix: String, out: Int, in inFeatures: Int, bias: Bool) throws {
+        weight = prefix + ".weight"
+        let info = try store.info(weight)
+        guard info.shape == [out, inFeatures] else {
+            throw ModelError("\(store.location): '\(weight)' has shape \(info.shape), the config implies [\(out), \(inFeatures)]")
+        }
+        if bias {
+            let b = prefix + ".bias"
+            let bi = try store.info(b)
+            guard bi.shape == [out] else {
+                throw ModelError("\(store.location): '\(b)' has shape \(bi.shape), expected [\(out)]")
+            }
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+        outFeatures = out
+        self.inFeatures = inFeatures
+    }
+
+    /// `x · Wᵀ + b` for `x` of shape `[rows, in]` (one BLAS sgemm).
+    public func callAsFunction(_ x: Tensor, store: WeightStore) throws -> Tensor {
+        guard x.columns == inFeatures else {
+            throw ModelError("linear '\(weight)': input has \(x.columns) features, expected \(inFeatures)")
+        }
+        let m = x.rows, n = outFeatures, k = inFeatures
+        var out = Tensor(zeros: Array(x.shape.dropLast()) + [n])
+        if let bias {
+            let b = try store.tensor(bias, alwaysCache: true)
+            out.withUnsafeMutableBufferPointer { c in
+                b.withUnsafeBufferPointer { bp in
+                    for r in 0..<m { (c.baseAddress! + r * n).update(from: bp.baseAddress!, count: n) }
+                }
+            }
+        }
+        let cBase = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        let beta: Float = bias == nil ? 0 : 1
+        try store.withFloats(weight) { w in
+            x.withUnsafeBufferPointer { a in
+                let aBase = a.baseAddress!
+                let threads = LinearWeight.splitThreads
+                if threads > 1 && m * n >= 1 << 16 && n >= 64 * threads {
+                    // Output columns split over our own threads, single-threaded BLAS in each: avoids
+                    // OpenBLAS worker threads spinning against Dispatch workers between calls.
+                    let saved = BLAS.threads
+                    BLAS.threads = 1
+                    let chunk = ((n + threads - 1) / threads + 15) / 16 * 16
+                    Parallel.forEach(threads) { t in
+                        let c0 = t * chunk, c1 = min(n, c0 + chunk)
+                        guard c0 < c1 else { return }
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: c1 - c0, k: k,
+                                   a: aBase, lda: k, b: w + c0 * k, ldb: k,
+                                   beta: beta, c: cBase + c0, ldc: n)
+                    }
+                    BLAS.threads = saved
+                } else {
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: k,
+                               a: aBase, lda: k, b: w, ldb: k, beta: beta, c: cBase, ldc: n)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension Tensor {
+    /// Applies a config activation, element chunks in parallel (the MLP's widest tensor).
+    func activated(_ a: Activation) -> Tensor {
+        var out = self
+        let n = out.count
+        let o = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        let f: (Float) -> Float
+        switch a {
+        case .gelu: f = { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) }
+        case .geluTanh:
+            let c = Float((2.0 / Double.pi).squareRoot())
+            f = { 0.5 * $0 * (1 + tanhf(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+        case .quickGelu: f = { $0 / (1 + expf(-1.702 * $0)) }
+        case .silu: f = { $0 / (1 + expf(-$0)) }
+        case .relu: f = { max($0, 0) }
+        }
+        Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in for i in r { o[i] = f(o[i]) } }
+        return out
+    }
+
+    /// In-place `self += other` (same shape), rows in parallel: residual connections.
+    mutating func addInPlace(_ other: Tensor) throws {
+        guard shape == other.shape else { throw ModelError("residual add: shape \(shape) vs \(other.shape)") }
+        let n = count
+        let o = withUnsafeMutableBufferPointer { $0.baseAddress! }
+        other.withUnsafeBufferPointer { b in
+            let bb = b.baseAddress!
+            Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in for i in r { o[i] += bb[i] } }
+        }
+    }
+
+    /// `silu(gate) * up`, fused and parallel (the LLaMA MLP).
+    static func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
+        guard gate.shape == up.shape else { throw ModelError("SwiGLU: shape \(gate.shape) vs \(up.shape)") }
+        var out = gate
+        let n = out.count
+        let o = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        up.withUnsafeBufferPointer { u in
+            let ub = u.baseAddress!
+            Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in
+                for i in r { let g = o[i]; o[i] = g / (1 + expf(-g)) * ub[i] }
+            }
+        }
+        return out
+    }
+}

@@ -1,8 +1,0 @@
-import Testing
-@testable import Models
-
-@Suite struct ModelsSmokeTests {
-    @Test func moduleLinks() {
-        #expect(Models.supportedArchitectures.allSatisfy { !$0.isEmpty })
-    }
-}
