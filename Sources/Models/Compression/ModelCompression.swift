@@ -1,0 +1,88 @@
+import Foundation
+import TokenCompression
+
+/// A compression method ready to plug into a model run: the hooks it needs and a report of what it did.
+///
+/// The CLI (`tokc run`, `tokc bench`) asks `ModelCompression.make` for a method by registry name and
+/// budget, passes `prefillHook` / `visionHook` to `LlavaModel.prefill`, then reads `report()`.
+public final class ModelCompression {
+    public let info: MethodInfo
+    /// Budget over the visual tokens, as the user gave it.
+    public let budget: Budget
+    /// Decoder-side hook (LLM-side methods); nil for vision-side methods.
+    public let prefillHook: PrefillHook?
+    /// Vision-side hook (before the projector); nil for LLM-side methods.
+    public let visionHook: VisionFeatureHook?
+    private let reporter: () -> CompressionRunReport
+
+    public init(info: MethodInfo, budget: Budget, prefillHook: PrefillHook?, visionHook: VisionFeatureHook?,
+                report: @escaping () -> CompressionRunReport) {
+        self.info = info
+        self.budget = budget
+        self.prefillHook = prefillHook
+        self.visionHook = visionHook
+        reporter = report
+    }
+
+    /// What the method did in the last run (call after prefill).
+    public func report() -> CompressionRunReport { reporter() }
+}
+
+/// What a compressor did during one prefill: the facts a fair comparison needs.
+public struct CompressionRunReport: Sendable {
+    /// Visual tokens before compression.
+    public var visualTokensBefore: Int
+    /// Visual tokens the budget asked for.
+    public var requestedVisualTokens: Int
+    /// Visual tokens actually present after compression (kept + merged).
+    public var achievedVisualTokens: Int
+    /// Indices into the original (expanded) prompt of the tokens kept by LLM-side pruning, or, for
+    /// vision-side methods, indices into the image's visual tokens (per image, concatenated).
+    public var keptIndices: [Int]
+    public var positionPolicy: PositionPolicy
+    /// Seconds spent in the method's own scoring and selection (not the model).
+    public var scoringSeconds: Double
+    /// Explicit notes: no-op reasons, quirks that applied, fallbacks.
+    public var notes: [String]
+
+    public init(visualTokensBefore: Int, requestedVisualTokens: Int, achievedVisualTokens: Int, keptIndices: [Int],
+                positionPolicy: PositionPolicy, scoringSeconds: Double, notes: [String]) {
+        self.visualTokensBefore = visualTokensBefore
+        self.requestedVisualTokens = requestedVisualTokens
+        self.achievedVisualTokens = achievedVisualTokens
+        self.keptIndices = keptIndices
+        self.positionPolicy = positionPolicy
+        self.scoringSeconds = scoringSeconds
+        self.notes = notes
+    }
+}
+
+extension ModelCompression {
+    /// Methods that can run inside a model (registry names).
+    public static var runnableMethods: [String] { ModelCompressionFactory.builders.keys.sorted() }
+
+    /// Builds the named method with `budget` over the visual tokens and optional method-specific
+    /// `parameters` (NAME=VALUE strings). Unknown names and unsupported settings throw with the reason.
+    public static func make(method: String, budget: Budget, parameters: [String: String] = [:]) throws -> ModelCompression {
+        let name = method.lowercased()
+        guard let builder = ModelCompressionFactory.builders[name] else {
+            let known = MethodRegistry.info(named: name) != nil
+            throw ModelCompressionError.unsupportedMethod(
+                name, known ? "registered, but not wired into the model runtime yet; runnable: \(runnableMethods.joined(separator: ", "))"
+                            : "unknown method; runnable: \(runnableMethods.joined(separator: ", "))")
+        }
+        return try builder(budget, parameters)
+    }
+}
+
+public enum ModelCompressionError: Error, CustomStringConvertible {
+    case unsupportedMethod(String, String)
+    case invalidParameter(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedMethod(let name, let why): return "method '\(name)': \(why)"
+        case .invalidParameter(let why): return "invalid parameter: \(why)"
+        }
+    }
+}
