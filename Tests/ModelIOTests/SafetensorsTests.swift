@@ -142,3 +142,18 @@ func modelIOExpectError(_ data: Data, _ fragment: String, tensor: String? = nil)
         }
     }
 }
+
+@Suite struct DTypeConversionTests {
+    @Test func tableConversionMatchesBitDecodingForEveryHalf() {
+        let bits = (0..<65536).map { UInt16($0).littleEndian }
+        var out = [Float](repeating: 0, count: 65536)
+        bits.withUnsafeBytes { raw in
+            out.withUnsafeMutableBufferPointer { DTypeConversion.toFloat32(raw, dtype: .F16, into: $0) }
+        }
+        #expect(zip(bits, out).allSatisfy { DTypeConversion.halfToFloat(UInt16(littleEndian: $0)).bitPattern == $1.bitPattern || $1.isNaN })
+        let bf: [UInt16] = [0x3F80, 0xC000]
+        var o = [Float](repeating: 0, count: 2)
+        bf.withUnsafeBytes { raw in o.withUnsafeMutableBufferPointer { DTypeConversion.toFloat32(raw, dtype: .BF16, into: $0) } }
+        #expect(o == [1, -2])
+    }
+}

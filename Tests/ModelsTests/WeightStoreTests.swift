@@ -27,22 +27,3 @@ import ModelIO
         #expect(throws: ModelError.self) { try store.rows("model.embed_tokens.weight", [100]) }
     }
 }
-
-@Suite struct HalfConversionTests {
-    @Test func tableMatchesBitDecodingForEveryHalf() {
-        var bits = (0..<65536).map { UInt16($0) }
-        var out = [Float](repeating: 0, count: 65536)
-        let ok = bits.withUnsafeMutableBytes { raw in
-            out.withUnsafeMutableBufferPointer { HalfConversion.convert(raw.baseAddress!, dtype: .F16, count: 65536, into: $0.baseAddress!) }
-        }
-        #expect(ok)
-        #expect(zip(bits, out).allSatisfy { DTypeConversion.halfToFloat($0).bitPattern == $1.bitPattern })
-        bits = [0x3F80, 0xC000]
-        let bf = bits.withUnsafeMutableBytes { raw in
-            var o = [Float](repeating: 0, count: 2)
-            _ = o.withUnsafeMutableBufferPointer { HalfConversion.convert(raw.baseAddress!, dtype: .BF16, count: 2, into: $0.baseAddress!) }
-            return o
-        }
-        #expect(bf == [1, -2])
-    }
-}

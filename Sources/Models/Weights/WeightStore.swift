@@ -103,8 +103,6 @@ public final class WeightStore: @unchecked Sendable {
         t.withUnsafeMutableBufferPointer { dst in
             let dstBase = dst.baseAddress!
             Parallel.forEachChunk(n, minimumPerThread: 1 << 16) { range in
-                if HalfConversion.convert(rawBase + range.lowerBound * size, dtype: info.dtype, count: range.count,
-                                          into: dstBase + range.lowerBound) { return }
                 DTypeConversion.toFloat32(UnsafeRawBufferPointer(start: rawBase + range.lowerBound * size, count: range.count * size),
                                           dtype: info.dtype,
                                           into: UnsafeMutableBufferPointer(start: dstBase + range.lowerBound, count: range.count))
