@@ -31,7 +31,7 @@ public struct Attention: Sendable {
     public let causal: Bool
     public let scale: Float
     /// Query rows processed together; bounds scratch memory to `blockRows × keys` per thread.
-    public var blockRows = 64
+    public var blockRows = 128
 
     public init(heads: Int, kvHeads: Int? = nil, headDim: Int, causal: Bool, scale: Float? = nil) throws {
         let kv = kvHeads ?? heads
@@ -124,7 +124,7 @@ public struct Attention: Sendable {
                         dst.update(from: row, count: visible)
                         for j in visible..<m { dst[j] = -.infinity }
                     }
-                    softmaxInPlace(row, count: visible)
+                    FastMath.softmaxInPlace(row, count: visible)
                     if slot >= 0, !isLogits, let recBase {
                         let dst = recBase + (h * recordedRowCount + slot) * m
                         dst.update(from: row, count: visible)

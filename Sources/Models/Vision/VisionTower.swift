@@ -75,7 +75,6 @@ public final class VisionTower: @unchecked Sendable {
         }
         self.layers = layers
         var attention = try Attention(heads: config.heads, headDim: config.headDim, causal: false)
-        attention.blockRows = 128  // fewer, larger sgemms; scratch stays 128 × tokens per thread
         self.attention = attention
     }
 
