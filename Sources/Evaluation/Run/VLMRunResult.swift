@@ -86,7 +86,7 @@ public struct VLMRunResult: @unchecked Sendable {
     public func jsonData(extra: [String: Any] = [:]) throws -> Data {
         var o = jsonObject()
         for (k, v) in extra { o[k] = v }
-        return try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted])
+        return try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     /// Writes the final-position logits as F32 `[vocab]` safetensors (tensor name `logits`).

@@ -140,13 +140,13 @@ public final class VLMRunner: @unchecked Sendable {
 
     /// The explicit no-op note when a budget keeps every visual token (nil when it compresses).
     public static func noOpNote(budget: Budget, visualTokens: Int, method: String) throws -> String? {
+        _ = try budget.tokens(outOf: visualTokens)
         if case .count(let k) = budget, k >= visualTokens {
             return "budget \(k) ≥ \(visualTokens) visual tokens: \(method) is a no-op, run uncompressed"
         }
         if case .ratio(let r) = budget, r >= 1 {
             return "budget ratio \(r) keeps all \(visualTokens) visual tokens: \(method) is a no-op, run uncompressed"
         }
-        _ = try budget.tokens(outOf: visualTokens)
         return nil
     }
 }
