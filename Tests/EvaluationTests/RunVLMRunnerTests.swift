@@ -182,6 +182,21 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(throws: VLMRunError.self) { try runner.run(prompt: VLMPrompt(inputIDs: [1, imageID, 500]), image: image) }
     }
 
+    @Test func nextFixtureRunsWithTilesAndDrawsThumbnailAndCanvas() throws {
+        let runner = try VLMRunner(folder: runPath("Tests/Fixtures/models/llava-next-wide"))
+        let image = try runner.prepare(RGBImage(width: 60, height: 30, fill: (20, 200, 90)))
+        let a = try #require(image.anyRes)
+        guard case .anyRes(let tiles, 30, 60) = image.llava else { Issue.record("not an AnyRes image"); return }
+        #expect(tiles.count == a.tileRows * a.tileCols + 1)
+        let total = try runner.visualTokenCount(image)
+        let r = try runner.run(prompt: VLMPrompt(inputIDs: [1, runner.model.config.imageTokenID, 7]), image: image, maxNewTokens: 1)
+        #expect(r.visualTokensTotal == total && r.keptIndices.count == total)
+        let full = try runner.keepMap(kept: r.keptIndices, image: image)
+        let half = try runner.keepMap(kept: Array(0..<(total / 2)), image: image)
+        #expect(full.width == a.thumbnail.width + 8 + a.canvas.width)
+        #expect(full.width == half.width && full.pixels != half.pixels)
+    }
+
     @Test func samplesAndPaths() throws {
         let samples = try VLMSample.load(jsonl: runPath("Data/builtin-task/sample.jsonl"))
         #expect(samples.count == 4 && samples[0].answer == "left")
