@@ -9,10 +9,10 @@ struct BenchPrefillCommand: ParsableCommand {
         commandName: "bench-prefill",
         abstract: "Benchmark prefill: a random LLaMA-style decoder and a CLIP ViT-L/14-336 shaped tower (F32).",
         discussion: """
-        Shapes: decoder width 2048, 16 heads, MLP 5632, 8 layers, 640 tokens; CLIP tower 24 layers,
-        width 1024, 577 tokens. Protocol: one warm-up, then --repeats runs, median and spread. A
-        2048×2048×2048 sgemm is timed in the same run for the sustained-rate fraction. With --pytorch,
-        tools/bench/pytorch_prefill.py times the same shapes in PyTorch (same thread count) right after,
+        Shapes: decoder width 2048, 16 heads, MLP 5632, 8 layers, 640 tokens; CLIP tower 24 layers, \
+        width 1024, 577 tokens. Protocol: one warm-up, then --repeats runs, median and spread. A \
+        2048×2048×2048 sgemm is timed in the same run for the sustained-rate fraction. With --pytorch, \
+        tools/bench/pytorch_prefill.py times the same shapes in PyTorch (same thread count) right after, \
         and the ratio ours/PyTorch is printed (target ≤ 0.9).
         """
     )

@@ -11,8 +11,8 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Answer one image question with a LLaVA model, optionally compressing the visual tokens.",
         discussion: """
-        With no --model, runs the built-in model (Models/builtin-llava); with no --image/--prompt,
-        answers the first bundled sample (Data/builtin-task/sample.jsonl) and prints the expected
+        With no --model, runs the built-in model (Models/builtin-llava); with no --image/--prompt, \
+        answers the first bundled sample (Data/builtin-task/sample.jsonl) and prints the expected \
         answer. Prints the answer and one efficiency line; progress goes to stderr.
         """
     )
@@ -94,12 +94,13 @@ struct RunCommand: ParsableCommand {
         } else {
             folder = try VLMPaths.defaultModelFolder()
         }
+        // The bundled sample fills what is missing; its expected answer only applies when it gave both.
         var sample: VLMSample?
         var imagePath = image
         var question = prompt
         if image == nil || prompt == nil {
             let s = try VLMSample.builtin()[0]
-            sample = s
+            if image == nil && prompt == nil { sample = s }
             imagePath = imagePath ?? s.imagePath
             question = question ?? s.question
         }
@@ -132,7 +133,7 @@ struct RunCommand: ParsableCommand {
             return
         }
         for n in result.notes { printError("note: \(n)") }
-        if let sample { print("question: \(sample.question)") }
+        print("question: \(question!)")
         print("answer: \(result.text.trimmingCharacters(in: .whitespacesAndNewlines))")
         if let sample { print("expected: \(sample.answer)") }
         print(result.efficiencyLine)
