@@ -13,6 +13,8 @@ struct Tokc: ParsableCommand {
         subcommands: [
             ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
             InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self,
+            RunCommand.self,
+            BenchPrefillCommand.self,
         ]
     )
 }

@@ -1,0 +1,99 @@
+import Foundation
+import ModelIO
+import Models
+import Tensors
+import TokenCompression
+
+/// Everything one run produced and measured.
+public struct VLMRunResult: @unchecked Sendable {
+    /// Greedy tokens (an EOS that stopped decoding is included).
+    public var generatedIDs: [Int]
+    /// Decoded answer (special tokens skipped); empty without a tokenizer.
+    public var text: String
+    /// Decoder tokens of the prompt before compression (text + visual).
+    public var promptTokens: Int
+    public var visualTokensTotal: Int
+    public var visualTokensKept: Int
+    /// Kept visual tokens, as indices into the image's visual tokens (0 ..< visualTokensTotal).
+    public var keptIndices: [Int]
+    /// LLM-side methods: the prompt indices that reached the last layer.
+    public var keptPromptIndices: [Int]?
+    /// Where the image's rows sit in the expanded prompt.
+    public var imageSpans: [Range<Int>]
+    public var prefillMs: Double
+    /// Mean wall time of the decoding steps after the prefill (0 when only one token was generated).
+    public var decodeMsPerToken: Double
+    public var decodeSteps: Int
+    /// KV cache right after the prefill (what pruning shrinks).
+    public var kvCacheBytes: Int
+    /// Peak bytes held by tensors during the run (`MemoryAccounting.peakBytes`).
+    public var peakTensorBytes: Int
+    /// Peak resident set of the process so far (includes the loaded weights).
+    public var processPeakRSS: Int
+    /// Prefill's final-position logits, `[vocab]`.
+    public var logits: Tensor
+    /// Registry name of the method that ran, nil for an uncompressed run (or a no-op budget).
+    public var method: String?
+    public var methodReport: CompressionRunReport?
+    public var notes: [String]
+
+    static func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+
+    /// The one efficiency line `tokc run` prints.
+    public var efficiencyLine: String {
+        String(format: "visual tokens %d/%d, prefill %.1f ms, decode %.2f ms/token, KV cache %@ (%d B), peak tensors %@, peak RSS %@",
+               visualTokensKept, visualTokensTotal, prefillMs, decodeMsPerToken, Self.mib(kvCacheBytes), kvCacheBytes,
+               Self.mib(peakTensorBytes), Self.mib(processPeakRSS))
+    }
+
+    /// JSON-ready dictionary (`tokc run --json`).
+    public func jsonObject() -> [String: Any] {
+        var o: [String: Any] = [
+            "generated_ids": generatedIDs,
+            "text": text,
+            "prompt_tokens": promptTokens,
+            "kept_indices": keptIndices,
+            "efficiency": [
+                "visual_tokens_total": visualTokensTotal,
+                "visual_tokens_kept": visualTokensKept,
+                "prefill_ms": prefillMs,
+                "decode_ms_per_token": decodeMsPerToken,
+                "decode_steps": decodeSteps,
+                "kv_cache_bytes": kvCacheBytes,
+                "peak_tensor_bytes": peakTensorBytes,
+                "process_peak_rss_bytes": processPeakRSS,
+            ] as [String: Any],
+            "notes": notes,
+            "method": method.map { $0 as Any } ?? NSNull(),
+        ]
+        if let k = keptPromptIndices { o["kept_prompt_indices"] = k }
+        if let r = methodReport {
+            o["method_report"] = [
+                "visual_tokens_before": r.visualTokensBefore,
+                "requested_visual_tokens": r.requestedVisualTokens,
+                "achieved_visual_tokens": r.achievedVisualTokens,
+                "kept_indices": r.keptIndices,
+                "position_policy": r.positionPolicy.rawValue,
+                "scoring_seconds": r.scoringSeconds,
+                "notes": r.notes,
+            ] as [String: Any]
+        } else {
+            o["method_report"] = NSNull()
+        }
+        return o
+    }
+
+    public func jsonData(extra: [String: Any] = [:]) throws -> Data {
+        var o = jsonObject()
+        for (k, v) in extra { o[k] = v }
+        return try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// Writes the final-position logits as F32 `[vocab]` safetensors (tensor name `logits`).
+    public func writeLogits(to path: String) throws {
+        var w = SafetensorsWriter()
+        w.metadata["format"] = "pt"
+        try w.add("logits", logits, as: .F32)
+        do { try w.write(to: path) } catch { throw VLMRunError("cannot write logits to '\(path)': \(error)") }
+    }
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import ModelIO
+import Models
+import Tensors
+import TokenCompression
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Answer one image question with a LLaVA model, optionally compressing the visual tokens.",
+        discussion: """
+        With no --model, runs the built-in model (Models/builtin-llava); with no --image/--prompt, \
+        answers the first bundled sample (Data/builtin-task/sample.jsonl) and prints the expected \
+        answer. Prints the answer and one efficiency line; progress goes to stderr.
+        """
+    )
+
+    @Option(name: .long, help: "LLaVA model folder (default: Models/builtin-llava).")
+    var model: String?
+    @Option(name: .long, help: "Image file (PNG/JPEG).")
+    var image: String?
+    @Option(name: .long, help: "Question (wrapped in the chat template unless --raw).")
+    var prompt: String?
+    @Option(name: .long, help: "Compression method (registry name).")
+    var method: String?
+    @Option(name: .long, help: "Visual tokens to keep.")
+    var keep: Int?
+    @Option(name: .long, help: "Fraction of the visual tokens to keep, in (0, 1].")
+    var ratio: Double?
+    @Option(name: .long, parsing: .singleValue, help: "Method parameter NAME=VALUE (repeatable).")
+    var param: [String] = []
+    @Option(name: .long, help: "Maximum generated tokens.")
+    var maxNewTokens = 16
+    @Flag(name: .long, help: "Print a JSON object instead of text.")
+    var json = false
+    @Option(name: .long, help: "Write the prefill's final-position logits (F32 [vocab]) to this .safetensors file.")
+    var logitsOut: String?
+    @Option(name: .long, help: "Write the keep map (dropped patches dimmed) to this PNG.")
+    var keepMap: String?
+    @Flag(name: .long, help: "Use the prompt as given (<image> marks the image), no chat template.")
+    var raw = false
+    @Option(name: .long, help: "Threads for BLAS and parallel work (default: all cores).")
+    var threads: Int?
+
+    /// Option checks (in `run`, not `validate`, so that bad input exits with status 1 like every other error).
+    func checkOptions() throws {
+        if keep != nil && ratio != nil { throw VLMRunError("give either --keep or --ratio, not both") }
+        if (keep != nil || ratio != nil) && method == nil { throw VLMRunError("--keep/--ratio need --method") }
+        if method != nil && keep == nil && ratio == nil { throw VLMRunError("--method needs a budget: --keep N or --ratio R") }
+        if let k = keep, k < 1 { throw VLMRunError("--keep must be at least 1, got \(k)") }
+        if let r = ratio, !(r > 0 && r <= 1) { throw VLMRunError("--ratio must be in (0, 1], got \(r)") }
+        if maxNewTokens < 1 { throw VLMRunError("--max-new-tokens must be at least 1") }
+        if let t = threads, t < 1 { throw VLMRunError("--threads must be positive") }
+    }
+
+    /// Method parameters as a dictionary; malformed entries are errors.
+    static func parameters(_ list: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for p in list {
+            guard let eq = p.firstIndex(of: "="), eq != p.startIndex else {
+                throw VLMRunError("--param '\(p)' must be NAME=VALUE")
+            }
+            out[String(p[..<eq])] = String(p[p.index(after: eq)...])
+        }
+        return out
+    }
+
+    func run() throws {
+        do {
+            try checkOptions()
+            if let t = threads {
+                BLAS.threads = t
+                Parallel.threadCount = t
+            }
+            try execute()
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func execute() throws {
+        // The method first: an unknown or unwired method fails before the model loads.
+        var compression: ModelCompression?
+        if let method {
+            let budget: Budget = keep.map { .count($0) } ?? .ratio(ratio!)
+            compression = try ModelCompression.make(method: method, budget: budget, parameters: try Self.parameters(param))
+        }
+        let folder: String
+        if let model {
+            folder = model
+        } else {
+            folder = try VLMPaths.defaultModelFolder()
+        }
+        // The bundled sample fills what is missing; its expected answer only applies when it gave both.
+        var sample: VLMSample?
+        var imagePath = image
+        var question = prompt
+        if image == nil || prompt == nil {
+            let s = try VLMSample.builtin()[0]
+            if image == nil && prompt == nil { sample = s }
+            imagePath = imagePath ?? s.imagePath
+            question = question ?? s.question
+        }
+        printError("loading \(folder)")
+        let runner = try VLMRunner(folder: folder)
+        let picture = try runner.prepare(try VLMRunner.loadImage(path: imagePath!))
+        let ids = try runner.prompt(question!, raw: raw)
+        printError("running \(compression.map { "\($0.info.name) at \($0.budget)" } ?? "uncompressed") on \(imagePath!)")
+        let result = try runner.run(prompt: ids, image: picture, compression: compression, maxNewTokens: maxNewTokens)
+
+        if let logitsOut {
+            try result.writeLogits(to: logitsOut)
+            printError("logits [\(result.logits.count)] written to \(logitsOut)")
+        }
+        // Default keep map: bundled sample with a method.
+        let mapPath = keepMap ?? ((sample != nil && method != nil) ? "keep-map.png" : nil)
+        if let mapPath {
+            let picture = try runner.keepMap(kept: result.keptIndices, image: picture)
+            do { try picture.writePNG(path: mapPath) } catch { throw VLMRunError("cannot write keep map '\(mapPath)': \(error)") }
+            printError("keep map (\(result.visualTokensKept)/\(result.visualTokensTotal) visual tokens kept) written to \(mapPath)")
+        }
+
+        if json {
+            var extra: [String: Any] = ["model": folder, "image": imagePath!, "prompt": question!]
+            if let sample { extra["expected_answer"] = sample.answer; extra["sample_id"] = sample.id }
+            if let logitsOut { extra["logits_out"] = logitsOut }
+            if let mapPath { extra["keep_map"] = mapPath }
+            FileHandle.standardOutput.write(try result.jsonData(extra: extra))
+            print()
+            return
+        }
+        for n in result.notes { printError("note: \(n)") }
+        print("question: \(question!)")
+        print("answer: \(result.text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        if let sample { print("expected: \(sample.answer)") }
+        print(result.efficiencyLine)
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import ModelIO
+import Models
+import Tensors
+import Testing
+import TokenCompression
+@testable import Evaluation
+
+/// Repository root, found from this file (tests may run from any directory).
+let runRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+func runPath(_ relative: String) -> String { (runRepoRoot as NSString).appendingPathComponent(relative) }
+
+/// The built-in model loads in well under a second; share one runner across the suite's tests.
+let runBuiltinRunner: Result<VLMRunner, Error> = Result { try VLMRunner(folder: runPath("Models/builtin-llava")) }
+
+/// A test-only vision-side "method": keeps every `stride`-th patch.
+final class RunStrideVisionHook: VisionFeatureHook {
+    let stride: Int
+    var kept: [Int] = []
+    init(stride: Int) { self.stride = stride }
+    var captureRequest: VisionCaptureRequest { .none }
+    func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
+        try image.tiles.map { tile in
+            let idx = Array(Swift.stride(from: 0, to: tile.features.rows, by: stride))
+            kept = idx
+            return try KeptFeatures.selecting(idx, of: tile)
+        }
+    }
+}
+
+/// A test-only LLM-side "method": before layer `layer`, keeps the text rows and the first `visual` image rows.
+final class RunTruncatePrefillHook: PrefillHook {
+    let layer: Int, visual: Int
+    init(layer: Int, visual: Int) { self.layer = layer; self.visual = visual }
+    func beforeLayer(_ l: Int, state: PrefillState) throws -> PruneDecision? {
+        guard l == layer, let span = state.imageSpans.first else { return nil }
+        let rows = state.originalIndices.indices.filter { i in
+            let o = state.originalIndices[i]
+            return !span.contains(o) || o < span.lowerBound + visual
+        }
+        return PruneDecision(keptRows: rows)
+    }
+}
+
+/// A hook that must never be called (no-op budgets run uncompressed).
+final class RunForbiddenVisionHook: VisionFeatureHook {
+    var captureRequest: VisionCaptureRequest { .none }
+    func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
+        throw VLMRunError("hook called although the budget is a no-op")
+    }
+}
+
+func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil, vision: VisionFeatureHook? = nil,
+                    report: @escaping () -> CompressionRunReport? = { nil }) -> ModelCompression {
+    ModelCompression(info: MethodRegistry.info(named: name)!, budget: budget, prefillHook: prefill, visionHook: vision) {
+        report() ?? CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
+                                         positionPolicy: .keepOriginal, scoringSeconds: 0, notes: [])
+    }
+}
+
+@Suite struct RunVLMRunnerTests {
+    func builtin() throws -> (VLMRunner, VLMSample, VLMPreparedImage, VLMPrompt) {
+        let runner = try runBuiltinRunner.get()
+        let sample = try VLMSample.load(jsonl: runPath("Data/builtin-task/sample.jsonl"))[0]
+        let image = try runner.prepare(try VLMRunner.loadImage(path: sample.imagePath))
+        return (runner, sample, image, try runner.prompt(sample.question))
+    }
+
+    @Test func builtinSampleUncompressed() throws {
+        let (runner, sample, image, prompt) = try builtin()
+        #expect(runner.loadNotes.isEmpty)
+        #expect(prompt.rendered?.hasPrefix("<s>USER: <image>\n") == true)
+        #expect(prompt.inputIDs.filter { $0 == runner.model.config.imageTokenID }.count == 1)
+        let r = try runner.run(prompt: prompt, image: image, compression: nil, maxNewTokens: 3)
+        #expect((1...3).contains(r.generatedIDs.count))
+        #expect(r.visualTokensTotal == 256 && r.visualTokensKept == 256)
+        #expect(r.keptIndices == Array(0..<256))
+        #expect(r.promptTokens == prompt.inputIDs.count - 1 + 256)
+        #expect(r.logits.shape == [380])
+        // 4 layers × (K + V) × tokens × 256 floats × 4 bytes.
+        #expect(r.kvCacheBytes == 4 * 2 * r.promptTokens * 256 * 4)
+        #expect(r.prefillMs > 0 && r.peakTensorBytes > 0 && r.processPeakRSS > 0)
+        #expect(r.method == nil && r.methodReport == nil)
+        // The shipped checkpoint answers the first bundled sample correctly (template, tokenizer and image path agree).
+        #expect(r.text.trimmingCharacters(in: .whitespaces) == sample.answer)
+        let json = try JSONSerialization.jsonObject(with: try r.jsonData()) as? [String: Any]
+        #expect((json?["generated_ids"] as? [Int]) == r.generatedIDs)
+        #expect(((json?["efficiency"] as? [String: Any])?["visual_tokens_total"] as? Int) == 256)
+        #expect(r.efficiencyLine.hasPrefix("visual tokens 256/256, prefill "))
+    }
+
+    @Test func visionSideHookKeepsPatchesAndDrawsKeepMap() throws {
+        let (runner, _, image, prompt) = try builtin()
+        let hook = RunStrideVisionHook(stride: 4)
+        let c = runCompression("visionzip", budget: .count(64), vision: hook) {
+            CompressionRunReport(visualTokensBefore: 256, requestedVisualTokens: 64, achievedVisualTokens: hook.kept.count,
+                                 keptIndices: hook.kept, positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["test hook"])
+        }
+        let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
+        #expect(r.visualTokensKept == 64 && r.visualTokensTotal == 256)
+        #expect(r.keptIndices == Array(stride(from: 0, to: 256, by: 4)))
+        #expect(r.promptTokens == prompt.inputIDs.count - 1 + 256)
+        #expect(r.kvCacheBytes == 4 * 2 * (prompt.inputIDs.count - 1 + 64) * 256 * 4)
+        #expect(r.method == "visionzip" && r.notes.contains("test hook"))
+        let map = try runner.keepMap(kept: r.keptIndices, image: image)
+        let input = try #require(image.modelInput)
+        #expect(map.width == input.width && map.height == input.height)
+        // Cell 0 is kept (unchanged), cell 1 (pixels 14..<28 of row 0) is dimmed.
+        #expect(map.pixel(x: 3, y: 3) == input.pixel(x: 3, y: 3))
+        let (a, _, _) = map.pixel(x: 20, y: 3), (b, _, _) = input.pixel(x: 20, y: 3)
+        #expect(Int(a) <= Int(b) && (b < 4 || a < b))
+    }
+
+    @Test func llmSideHookMapsPromptIndicesBackToPatches() throws {
+        let (runner, _, image, prompt) = try builtin()
+        let c = runCompression("fastv", budget: .count(32), prefill: RunTruncatePrefillHook(layer: 2, visual: 32))
+        let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
+        // The report gave no indices: the rows that reached the last layer are used.
+        #expect(r.keptIndices == Array(0..<32))
+        let span = try #require(r.imageSpans.first)
+        #expect(r.keptPromptIndices?.filter { span.contains($0) }.count == 32)
+        let map = try runner.keepMap(kept: r.keptIndices, image: image)
+        #expect(map.width == 224)
+    }
+
+    @Test func budgetCoveringAllVisualTokensIsAnExplicitNoOp() throws {
+        let (runner, _, image, prompt) = try builtin()
+        let c = runCompression("visionzip", budget: .count(300), vision: RunForbiddenVisionHook())
+        let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
+        #expect(r.method == nil && r.visualTokensKept == 256)
+        #expect(r.notes.contains { $0.contains("no-op") && $0.contains("300") })
+        #expect(try VLMRunner.noOpNote(budget: .ratio(0.5), visualTokens: 256, method: "x") == nil)
+        #expect(try VLMRunner.noOpNote(budget: .ratio(1), visualTokens: 256, method: "x") != nil)
+        #expect(throws: CompressionError.self) { try VLMRunner.noOpNote(budget: .ratio(1.5), visualTokens: 256, method: "x") }
+    }
+
+    @Test func promptLongerThanTheContextIsAnError() throws {
+        let (runner, _, image, _) = try builtin()
+        let long = try runner.prompt(String(repeating: "a b ", count: 150))
+        #expect(throws: VLMRunError.self) { try runner.run(prompt: long, image: image, maxNewTokens: 1) }
+    }
+
+    @Test func rawPromptsMarkTheImage() throws {
+        let runner = try runBuiltinRunner.get()
+        let p = try runner.prompt("<image>\nWhat?", raw: true)
+        #expect(p.rendered == "<image>\nWhat?" && p.notes.isEmpty)
+        let q = try runner.prompt("What?", raw: true)
+        #expect(q.rendered == "<image>\nWhat?" && !q.notes.isEmpty)
+        #expect(throws: VLMRunError.self) { try runner.prompt("<image> and <image>", raw: true) }
+    }
+}
+
+@Suite struct RunErrorTests {
+    @Test func missingFolderConfigAndArchitecture() throws {
+        #expect(throws: VLMRunError.self) { try VLMRunner(folder: runPath("Tests/Fixtures/models/no-such-model")) }
+        #expect(throws: VLMRunError.self) { try VLMRunner(folder: runPath("Tests/Fixtures/models")) }
+        #expect(throws: VLMRunError.self) { try VLMRunner(folder: runPath("Tests/Fixtures/models/llama")) }
+    }
+
+    @Test func undecodableImage() throws {
+        let path = NSTemporaryDirectory() + "run-bad-\(UUID().uuidString).png"
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(throws: VLMRunError.self) { try VLMRunner.loadImage(path: path) }
+        #expect(throws: VLMRunError.self) { try VLMRunner.loadImage(path: path + ".missing") }
+    }
+
+    @Test func unknownMethodIsRefused() {
+        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "no-such-method", budget: .count(8)) }
+    }
+
+    @Test func fixtureModelWithPretokenizedPrompt() throws {
+        let runner = try VLMRunner(folder: runPath("Tests/Fixtures/models/llava"))
+        #expect(runner.tokenizer == nil && runner.template == nil && runner.loadNotes.count == 3)
+        #expect(throws: VLMRunError.self) { try runner.prompt("hello") }
+        let image = try runner.prepare(RGBImage(width: 40, height: 30, fill: (200, 30, 90)))
+        let imageID = runner.model.config.imageTokenID
+        let r = try runner.run(prompt: VLMPrompt(inputIDs: [1, 5, imageID, 7, 8]), image: image, maxNewTokens: 2)
+        #expect(r.visualTokensTotal == 4 && r.promptTokens == 8)
+        #expect(r.logits.shape == [100] && (1...2).contains(r.generatedIDs.count) && r.text.isEmpty)
+        #expect(throws: VLMRunError.self) { try runner.run(prompt: VLMPrompt(inputIDs: [1, 5, 7]), image: image) }
+        #expect(throws: VLMRunError.self) { try runner.run(prompt: VLMPrompt(inputIDs: [1, imageID, 500]), image: image) }
+    }
+
+    @Test func nextFixtureRunsWithTilesAndDrawsThumbnailAndCanvas() throws {
+        let runner = try VLMRunner(folder: runPath("Tests/Fixtures/models/llava-next-wide"))
+        let image = try runner.prepare(RGBImage(width: 60, height: 30, fill: (20, 200, 90)))
+        let a = try #require(image.anyRes)
+        guard case .anyRes(let tiles, 30, 60) = image.llava else { Issue.record("not an AnyRes image"); return }
+        #expect(tiles.count == a.tileRows * a.tileCols + 1)
+        let total = try runner.visualTokenCount(image)
+        let r = try runner.run(prompt: VLMPrompt(inputIDs: [1, runner.model.config.imageTokenID, 7]), image: image, maxNewTokens: 1)
+        #expect(r.visualTokensTotal == total && r.keptIndices.count == total)
+        let full = try runner.keepMap(kept: r.keptIndices, image: image)
+        let half = try runner.keepMap(kept: Array(0..<(total / 2)), image: image)
+        #expect(full.width == a.thumbnail.width + 8 + a.canvas.width)
+        #expect(full.width == half.width && full.pixels != half.pixels)
+    }
+
+    @Test func samplesAndPaths() throws {
+        let samples = try VLMSample.load(jsonl: runPath("Data/builtin-task/sample.jsonl"))
+        #expect(samples.count == 4 && samples[0].answer == "left")
+        #expect(FileManager.default.fileExists(atPath: samples[0].imagePath))
+        let fake = runPath(".build/debug/tokc")
+        #expect(VLMPaths.resolve(VLMPaths.builtinModel, executable: fake) != nil)
+        #expect(VLMPaths.resolve("no/such/thing", executable: fake) == nil)
+        let bad = NSTemporaryDirectory() + "run-bad-\(UUID().uuidString).jsonl"
+        try Data("{\"id\": 1}\n".utf8).write(to: URL(fileURLWithPath: bad))
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        #expect(throws: VLMRunError.self) { try VLMSample.load(jsonl: bad) }
+    }
+}
