@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
         .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelIO", "TokenCompression", "Tensors"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "ModelIO", "TokenCompression", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

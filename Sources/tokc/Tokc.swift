@@ -11,10 +11,8 @@ struct Tokc: ParsableCommand {
         """,
         version: ToolkitVersion.string,
         subcommands: [
-            ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
-            InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self,
-            RunCommand.self,
-            BenchPrefillCommand.self,
+            RunCommand.self, ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
+            InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
         ]
     )
 }
