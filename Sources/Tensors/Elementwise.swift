@@ -23,10 +23,15 @@ extension Tensor {
     /// Every element times `factor`.
     public func scaled(by factor: Float) -> Tensor { map { $0 * factor } }
 
-    /// Applies `f` to every element.
+    /// Applies `f` to every element; large tensors in parallel chunks (activations of the MLP's
+    /// widest tensors are a visible share of a prefill).
     public func map(_ f: (Float) -> Float) -> Tensor {
         var out = self
-        out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] = f(o[i]) } }
+        let n = out.count
+        let o = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        withoutActuallyEscaping(f) { f in
+            Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { range in for i in range { o[i] = f(o[i]) } }
+        }
         return out
     }
 

@@ -221,23 +221,15 @@ public struct LinearWeight: Sendable {
 }
 
 extension Tensor {
-    /// Applies a config activation, element chunks in parallel (the MLP's widest tensor).
+    /// Applies a config activation (the Tensors activations, parallel over element chunks).
     func activated(_ a: Activation) -> Tensor {
-        var out = self
-        let n = out.count
-        let o = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
-        let f: (Float) -> Float
         switch a {
-        case .gelu: f = { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) }
-        case .geluTanh:
-            let c = Float((2.0 / Double.pi).squareRoot())
-            f = { 0.5 * $0 * (1 + tanhf(c * ($0 + 0.044715 * $0 * $0 * $0))) }
-        case .quickGelu: f = { $0 / (1 + expf(-1.702 * $0)) }
-        case .silu: f = { $0 / (1 + expf(-$0)) }
-        case .relu: f = { max($0, 0) }
+        case .gelu: return gelu()
+        case .geluTanh: return geluTanh()
+        case .quickGelu: return quickGelu()
+        case .silu: return silu()
+        case .relu: return map { max($0, 0) }
         }
-        Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in for i in r { o[i] = f(o[i]) } }
-        return out
     }
 
     /// In-place `self += other` (same shape), rows in parallel: residual connections.
