@@ -10,5 +10,11 @@ enum ModelCompressionFactory {
         "k-norm": { try SignalNormCompression.make(.keys, budget: $0, parameters: $1) },
         "v-norm": { try SignalNormCompression.make(.values, budget: $0, parameters: $1) },
         "random": SignalNormCompression.makeRandom,
+        "fastervlm": VisionMethods.fasterVLM,
+        "hired": VisionMethods.hired,
+        "visionzip": VisionMethods.visionZip,
+        "prumerge": { try VisionMethods.pruMerge(plus: false, budget: $0, parameters: $1) },
+        "prumerge_plus": { try VisionMethods.pruMerge(plus: true, budget: $0, parameters: $1) },
+        "pooling": VisionMethods.pooling,
     ]
 }
