@@ -10,6 +10,7 @@ enum ModelCompressionFactory {
         "k-norm": { try SignalNormCompression.make(.keys, budget: $0, parameters: $1) },
         "v-norm": { try SignalNormCompression.make(.values, budget: $0, parameters: $1) },
         "random": SignalNormCompression.makeRandom,
+        "pdrop": PDropCompression.make,
         "fastervlm": VisionMethods.fasterVLM,
         "hired": VisionMethods.hired,
         "visionzip": VisionMethods.visionZip,

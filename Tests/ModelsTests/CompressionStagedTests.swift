@@ -1,0 +1,54 @@
+import Testing
+import Tensors
+import TokenCompression
+@testable import Models
+
+/// Multi-stage LLM-side methods (PDrop, SparseVLM): several cuts, renumbered positions.
+@Suite struct CompressionStagedTests {
+    func run(_ method: String, budget: Budget, parameters: [String: String] = [:]) throws -> (CompressionRunReport, LlavaPrefillResult, LlavaModel) {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let c = try ModelCompression.make(method: method, budget: budget, parameters: parameters)
+        let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
+        return (c.report(), p, model)
+    }
+
+    func checkCommon(_ r: CompressionRunReport, _ p: LlavaPrefillResult, _ model: LlavaModel) throws {
+        // The cache of every layer holds exactly the rows that went through it.
+        #expect(p.cache.tokenCounts == p.decoder.tokensPerLayer)
+        #expect(r.keptIndices == p.decoder.keptOriginalIndices)
+        let keptSet = Set(r.keptIndices)
+        #expect((0..<4).allSatisfy(keptSet.contains) && (68..<76).allSatisfy(keptSet.contains))
+        #expect(r.positionPolicy == .renumber)
+        let rows = p.decoder.keptOriginalIndices.count
+        #expect(p.decoder.positions == Array(0..<rows))
+        #expect(p.cache.nextPosition == rows)
+        let before = p.cache.tokenCounts
+        var logits = p.logits
+        for _ in 0..<2 { logits = try model.decodeStep(token: DecoderLM.argmax(logits), cache: p.cache) }
+        #expect(p.cache.tokenCounts == before.map { $0 + 2 } && p.cache.nextPosition == rows + 2)
+        #expect(logits.values.allSatisfy { $0.isFinite })
+    }
+
+    @Test func pdropStagesShrinkTheCache() throws {
+        let (r, p, model) = try run("pdrop", budget: .count(32))
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        #expect(visual[0] == 64 && zip(visual, visual.dropFirst()).allSatisfy { $0 > $1 }, "\(visual)")
+        #expect(abs(Double(visual.reduce(0, +)) / 4 - 32) <= 2, "\(visual)")
+        #expect(r.achievedVisualTokens == Int((Double(visual.reduce(0, +)) / 4).rounded()))
+        #expect(r.notes.contains { $0.contains("stage layers [1, 2, 3]") })
+    }
+
+    @Test func pdropFixedLambda() throws {
+        let (r, p, model) = try run("pdrop", budget: .count(32), parameters: ["lambda": "0.5", "layers": "2"])
+        try checkCommon(r, p, model)
+        #expect(p.decoder.tokensPerLayer == [76, 76, 44, 44])
+    }
+
+    @Test func pdropNoOp() throws {
+        let (r, p, _) = try run("pdrop", budget: .count(64))
+        #expect(p.decoder.tokensPerLayer == [76, 76, 76, 76])
+        #expect(r.notes.contains { $0.contains("no-op") })
+    }
+}
