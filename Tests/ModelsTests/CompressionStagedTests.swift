@@ -52,3 +52,15 @@ import TokenCompression
         #expect(r.notes.contains { $0.contains("no-op") })
     }
 }
+
+extension CompressionStagedTests {
+    @Test func sparseVLMPrunesAtEachSparseLayer() throws {
+        let (r, p, model) = try run("sparsevlm", budget: .count(16))
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        // Sparse layers [0, 1, 2] on 4 layers: three cuts, each keeping min(target, visual − 1).
+        #expect(visual[0] == 64 && zip(visual, visual.dropFirst()).allSatisfy { $0 > $1 }, "\(visual) \(r.notes)")
+        #expect(r.notes.contains { $0.contains("recycling is not available") })
+        print("sparsevlm report:", r.achievedVisualTokens, r.notes)
+    }
+}

@@ -11,6 +11,7 @@ enum ModelCompressionFactory {
         "v-norm": { try SignalNormCompression.make(.values, budget: $0, parameters: $1) },
         "random": SignalNormCompression.makeRandom,
         "pdrop": PDropCompression.make,
+        "sparsevlm": SparseVLMCompression.make,
         "fastervlm": VisionMethods.fasterVLM,
         "hired": VisionMethods.hired,
         "visionzip": VisionMethods.visionZip,
