@@ -81,3 +81,33 @@ import TokenCompression
         #expect(r.notes.contains { $0.contains("per tile") })
     }
 }
+
+extension CompressionVisionTests {
+    @Test func globalCom2IsAnExplicitNoOpOnLlava15() throws {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let c = try ModelCompression.make(method: "globalcom2", budget: .count(16))
+        let p = try model.prefill(inputIDs: ids, pixelValues: pixels, visionHook: c.visionHook)
+        let r = c.report()
+        #expect(p.visualTokensAfter == [64] && r.achievedVisualTokens == 64)
+        #expect(r.notes.contains { $0.contains("no-op") && $0.contains("LLaVA-1.5") })
+    }
+
+    @Test(arguments: ["llava-next-wide", "llava-next-tall"])
+    func globalCom2OnNeXT(_ name: String) throws {
+        let model = try LlavaModel.load(folder: modelsFixture(name))
+        let ref = try ModelsReference(name)
+        let pixels = try ref.tensor("pixel_values")
+        let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
+        let size = try ref.ints("image_size")
+        let c = try ModelCompression.make(method: "globalcom2", budget: .ratio(0.5))
+        let (tokens, p) = try model.generate(inputIDs: try ref.ints("input_ids"), images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
+                                             maxNewTokens: 3, stopTokens: [], visionHook: c.visionHook)
+        let r = c.report()
+        #expect(tokens.count == 3)
+        #expect(p.visualTokensAfter[0] < p.visualTokensBefore[0])
+        #expect(r.achievedVisualTokens < r.visualTokensBefore && r.achievedVisualTokens == r.keptIndices.count, "\(r.notes)")
+        // The thumbnail keeps int(N·r) = 8 of 16 patches.
+        #expect(r.keptIndices.filter { $0 < 16 }.count == 8)
+    }
+}

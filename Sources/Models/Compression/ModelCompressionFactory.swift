@@ -18,5 +18,6 @@ enum ModelCompressionFactory {
         "prumerge": { try VisionMethods.pruMerge(plus: false, budget: $0, parameters: $1) },
         "prumerge_plus": { try VisionMethods.pruMerge(plus: true, budget: $0, parameters: $1) },
         "pooling": VisionMethods.pooling,
+        "globalcom2": GlobalCom2Compression.make,
     ]
 }
