@@ -64,3 +64,21 @@ extension CompressionStagedTests {
         print("sparsevlm report:", r.achievedVisualTokens, r.notes)
     }
 }
+
+extension CompressionStagedTests {
+    @Test func mustDropFiltersWithItsKeySet() throws {
+        let (r, p, model) = try run("mustdrop", budget: .count(16), parameters: ["global": "0.02", "individual": "0.05"])
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        #expect(visual[0] == 64 && visual.last! < 64, "\(visual) \(r.notes)")
+        // The key set (top 8 % = 6 patches by [CLS] attention) is never dropped.
+        #expect(r.notes.contains { $0.contains("key set of 6 patches") })
+        #expect(r.keptIndices.filter { CompressionFixture.imageRange.contains($0) }.count >= 6)
+    }
+
+    @Test func mustDropBudgetPicksReadmeThresholds() throws {
+        let (r, p, model) = try run("mustdrop", budget: .count(16))
+        try checkCommon(r, p, model)
+        #expect(r.notes.contains { $0.contains("≈128-token setting") })
+    }
+}

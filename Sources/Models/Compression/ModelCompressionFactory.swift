@@ -12,6 +12,7 @@ enum ModelCompressionFactory {
         "random": SignalNormCompression.makeRandom,
         "pdrop": PDropCompression.make,
         "sparsevlm": SparseVLMCompression.make,
+        "mustdrop": MustDropCompression.make,
         "fastervlm": VisionMethods.fasterVLM,
         "hired": VisionMethods.hired,
         "visionzip": VisionMethods.visionZip,
