@@ -35,8 +35,9 @@ import TokenCompression
         try checkCommon(r, p, model)
         let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
         #expect(visual[0] == 64 && zip(visual, visual.dropFirst()).allSatisfy { $0 > $1 }, "\(visual)")
-        #expect(abs(Double(visual.reduce(0, +)) / 4 - 32) <= 2, "\(visual)")
-        #expect(r.achievedVisualTokens == Int((Double(visual.reduce(0, +)) / 4).rounded()))
+        // λ = 32/64: 64 → 32 → 16 → 8.
+        #expect(visual == [64, 32, 16, 8], "\(visual)")
+        #expect(r.achievedVisualTokens == 32)
         #expect(r.notes.contains { $0.contains("stage layers [1, 2, 3]") })
     }
 

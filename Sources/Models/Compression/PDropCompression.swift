@@ -8,9 +8,11 @@ import TokenCompression
 /// positions are renumbered 0..<rows after every stage.
 ///
 /// Stage layers default to the paper's [8, 16, 24] of 32, scaled to the model's depth. The budget
-/// is read as PDrop's usual comparison point, the layer-averaged visual-token count: λ is chosen
-/// so that the average over layers is as close as possible to k (`lambda=` fixes λ instead). The
-/// report's achieved count is that layer average; the notes give the schedule.
+/// k is the visual count after the first stage: λ = k / N0, so the stages keep int(N0·λ^b) =
+/// k, k²/N0, … (`lambda=` fixes λ instead). A layer-averaged reading was rejected: with the
+/// default layers it is often unreachable (on LLaVA-1.5, layers 0–7 alone average 576·8/32 = 144
+/// tokens) and degenerates to dropping every visual token. The report's achieved count is the
+/// count after the first stage; the notes give the whole schedule and its layer average.
 final class PDropHook: PrefillHook {
     let budget: Budget
     let fixedLayers: [Int]?
@@ -52,19 +54,6 @@ final class PDropHook: PrefillHook {
 
     static func average(_ s: [Int]) -> Double { Double(s.reduce(0, +)) / Double(max(s.count, 1)) }
 
-    /// The λ whose layer-averaged count is closest to `target` (bisection on a monotone step function).
-    static func lambda(target: Int, depth: Int, n0: Int, layers: [Int]) -> Double {
-        func avg(_ l: Double) -> Double {
-            average(schedule(depth: depth, n0: n0, layers: layers, ratios: (1...layers.count).map { pow(l, Double($0)) }))
-        }
-        var lo = 0.0, hi = 1.0
-        for _ in 0..<60 {
-            let mid = (lo + hi) / 2
-            if avg(mid) >= Double(target) { hi = mid } else { lo = mid }
-        }
-        return abs(avg(lo) - Double(target)) < abs(avg(hi) - Double(target)) ? lo : hi
-    }
-
     func beforeLayer(_ l: Int, state: PrefillState) throws -> PruneDecision? {
         if l == 0 {
             let depth = state.model.config.layers
@@ -83,11 +72,13 @@ final class PDropHook: PrefillHook {
                 ratios = []
                 return nil
             }
-            let lambda = fixedLambda ?? Self.lambda(target: requested, depth: depth, n0: n0, layers: layers)
+            let lambda = fixedLambda ?? Double(requested) / Double(n0)
             ratios = (1...layers.count).map { pow(lambda, Double($0)) }
+            // int(N0·k/N0) must give k despite rounding of the float64 product.
+            if fixedLambda == nil { ratios[0] = (Double(requested) + 0.5) / Double(n0) }
             let s = Self.schedule(depth: depth, n0: n0, layers: layers, ratios: ratios)
-            report.achievedVisualTokens = Int(Self.average(s).rounded())
-            report.notes.append("pdrop: stage layers \(layers), λ = \(String(format: "%.4f", lambda)); visual rows per layer \(s) (layer average \(String(format: "%.2f", Self.average(s))), the achieved count reported)")
+            report.achievedVisualTokens = s[layers[0]]
+            report.notes.append("pdrop: stage layers \(layers), λ = \(String(format: "%.4f", lambda)); visual rows per layer \(s) (layer average \(String(format: "%.2f", Self.average(s))); the count after the first stage is the achieved count reported)")
             if fixedLambda != nil { report.notes.append("pdrop: lambda given, the budget is not used") }
             return nil
         }

@@ -87,7 +87,13 @@ enum VisionMethods {
             let n = tile.features.rows
             let r: PruMergeResult
             if plus {
-                r = try PruMergePlus().compress(clsQuery: q.row(0), keys: k, features: tile.features)
+                do {
+                    r = try PruMergePlus().compress(clsQuery: q.row(0), keys: k, features: tile.features)
+                } catch CompressionError.unsupportedSetting(let why) {
+                    // The reference would fail here; keep the tile whole and say so.
+                    return TileChoice(kept: try KeptFeatures.selecting(Array(0..<n), of: tile),
+                                      notes: ["\(name): tile \(tile.tile) kept whole (no-op): \(why)"])
+                }
             } else {
                 let ratio = min(1, (Double(max(target - 1, 1)) + 0.5) / Double(n))
                 r = try PruMerge(.init(adaptive: adaptive, reductionRatio: ratio)).compress(clsQuery: q.row(0), keys: k, features: tile.features)
