@@ -91,3 +91,34 @@ import TokenCompression
         #expect(DARTCompression.truncation(forTarget: 2, pivotImage: 4, pivotText: 4) == 0)
     }
 }
+
+extension CompressionTests {
+    /// FastV and A-Score ask for one attention row (the last prompt row) of layer K−1 only; the
+    /// attention-free methods never ask, so every layer keeps the fused path.
+    @Test func attentionIsRecordedOnlyWhereDeclared() throws {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        for method in ["fastv", "a-score", "dart", "k-norm", "v-norm", "random"] {
+            let c = try ModelCompression.make(method: method, budget: .count(16))
+            let spy = CompressionRecordSpy(c.prefillHook!)
+            _ = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: spy)
+            let expected: [AttentionRecord] = ["fastv", "a-score"].contains(method)
+                ? [.none, .probabilities(rows: [75]), .none, .none] : [.none, .none, .none, .none]
+            #expect(spy.records == expected, "\(method)")
+        }
+    }
+}
+
+/// Records what a hook asked each layer to record.
+final class CompressionRecordSpy: PrefillHook {
+    let inner: PrefillHook
+    var records: [AttentionRecord] = []
+    init(_ inner: PrefillHook) { self.inner = inner }
+    func attentionRecord(layer: Int) -> AttentionRecord {
+        let r = inner.attentionRecord(layer: layer)
+        records.append(r)
+        return r
+    }
+    func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision? { try inner.beforeLayer(layer, state: state) }
+    func afterPrefill(_ summary: PrefillSummary) throws { try inner.afterPrefill(summary) }
+}
