@@ -78,7 +78,7 @@ import TokenCompression
         #expect(tokens.count == 3)
         #expect(p.visualTokensAfter[0] < p.visualTokensBefore[0])
         #expect(r.achievedVisualTokens < r.visualTokensBefore)
-        #expect(r.notes.contains { $0.contains("per tile") })
+        #expect(r.notes.contains { $0.contains(method == "hired" ? "budget split" : "per tile") }, "\(r.notes)")
     }
 }
 

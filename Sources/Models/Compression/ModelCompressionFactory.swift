@@ -14,7 +14,7 @@ enum ModelCompressionFactory {
         "sparsevlm": SparseVLMCompression.make,
         "mustdrop": MustDropCompression.make,
         "fastervlm": VisionMethods.fasterVLM,
-        "hired": VisionMethods.hired,
+        "hired": HiREDCompression.make,
         "visionzip": VisionMethods.visionZip,
         "prumerge": { try VisionMethods.pruMerge(plus: false, budget: $0, parameters: $1) },
         "prumerge_plus": { try VisionMethods.pruMerge(plus: true, budget: $0, parameters: $1) },

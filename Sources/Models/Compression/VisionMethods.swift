@@ -22,22 +22,6 @@ enum VisionMethods {
         return .visionSide(FasterVLM.info, budget: budget, hook: hook)
     }
 
-    /// HiRED (LLaVA-1.5 path per tile): top tokens by head-summed [CLS] attention; the budget is
-    /// the token budget rate (count k of N ⇒ rate k/N, nudged so that `int(N·rate)` = k).
-    static func hired(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("hired", parameters, allowed: ["vision_layer"])
-        let hook = try VisionSideHook(name: "hired", budget: budget, capture: clsCapture(try featureLayer(p)), needsClassToken: true) { tile, target in
-            let n = tile.features.rows
-            let rate = min(1, (Double(target) + 0.5) / Double(n))
-            let r = try HiRED.select(bottomAttention: try VisionSideHook.classRow(tile, method: "hired"), parameters: .init(tokenBudgetRate: rate))
-            let kept = r.keptPerPartition[0]
-            var notes: [String] = []
-            if tile.tile == 1 { notes.append("hired: the NeXT budget split by layer-0 thumbnail attention is not reproduced; even split over tiles") }
-            return TileChoice(kept: try KeptFeatures.selecting(kept, of: tile), notes: notes)
-        }
-        return .visionSide(HiRED.info, budget: budget, hook: hook)
-    }
-
     /// VisionZip: [CLS] + dominant patches by head-summed [CLS] attention, plus contextual tokens
     /// merged by key similarity. The runtime's 'default' strategy drops [CLS] before the
     /// projector, so the method runs with D = dominant patches + 1 and the [CLS] row is removed
