@@ -122,3 +122,17 @@ final class CompressionRecordSpy: PrefillHook {
     func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision? { try inner.beforeLayer(layer, state: state) }
     func afterPrefill(_ summary: PrefillSummary) throws { try inner.afterPrefill(summary) }
 }
+
+extension CompressionTests {
+    @Test func everyBuilderIsARegisteredMethod() throws {
+        #expect(ModelCompression.runnableMethods.count == 16)
+        for name in ModelCompression.runnableMethods {
+            #expect(MethodRegistry.info(named: name) != nil, "\(name)")
+            let c = try ModelCompression.make(method: name.uppercased(), budget: .ratio(0.5))
+            #expect(c.info.name == name)
+            let vision: Set = ["fastervlm", "hired", "visionzip", "prumerge", "prumerge_plus", "pooling", "globalcom2"]
+            #expect((c.visionHook != nil) == (vision.contains(name) || name == "mustdrop"), "\(name)")
+            #expect((c.prefillHook != nil) == !vision.contains(name), "\(name)")
+        }
+    }
+}
