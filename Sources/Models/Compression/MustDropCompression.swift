@@ -25,6 +25,8 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var layers: [Int] = []
     private var parameters = MustDrop.Parameters()
     private var textRowsAt: [Int: [Int]] = [:]
+    /// Key-set scoring time of the vision stage, added to the report when the prefill starts.
+    private var pendingVisionSeconds = 0.0
     private var report: CompressionRunReport
 
     init(budget: Budget, thresholds: (Float, Float)?) throws {
@@ -54,7 +56,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         pendingVisionSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return nil
     }
-    private var pendingVisionSeconds = 0.0
 
     // MARK: LLM side: the dual-attention filter
 

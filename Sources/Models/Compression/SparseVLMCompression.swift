@@ -22,7 +22,6 @@ final class SparseVLMHook: PrefillHook {
     private var raters: [Int] = []
     private var textRowsAt: [Int: [Int]] = [:]
     private var report: CompressionRunReport
-    private var visualAfter: [Int] = []
 
     init(budget: Budget) throws {
         _ = try budget.tokens(outOf: 1)
@@ -63,7 +62,6 @@ final class SparseVLMHook: PrefillHook {
             report = CompressionRunReport(visualTokensBefore: n0, requestedVisualTokens: requested, achievedVisualTokens: n0,
                                           keptIndices: [], positionPolicy: .renumber, scoringSeconds: 0, notes: [])
             textRowsAt = [:]
-            visualAfter = []
             sparseLayers = []
             guard requested < n0 else {
                 report.notes.append("sparsevlm: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")

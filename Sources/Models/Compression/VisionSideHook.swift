@@ -9,7 +9,8 @@ struct TileChoice {
 }
 
 /// A `VisionFeatureHook` for methods that reduce each tile's features before the projector
-/// (FasterVLM, HiRED, VisionZip, PruMerge(+), pooling).
+/// (FasterVLM, VisionZip, PruMerge(+), pooling; HiRED and GlobalCom² need the whole image and
+/// have their own hooks).
 ///
 /// The budget counts visual rows of one image. LLaVA-1.5 has one tile; for LLaVA-NeXT a ratio
 /// applies to every tile and a count is split evenly over the tiles (thumbnail + crops), and
