@@ -83,3 +83,27 @@ extension CompressionStagedTests {
         #expect(r.notes.contains { $0.contains("≈128-token setting") })
     }
 }
+
+extension CompressionStagedTests {
+    /// LLM-side methods on a LLaVA-NeXT prompt (2-layer decoder, so the cut is moved to layer 1):
+    /// the image span (thumbnail, grid rows, image_newline rows) is what they prune.
+    @Test(arguments: [("fastv", ["layer": "1"]), ("k-norm", ["layer": "1"]), ("dart", ["layer": "1", "pivot_text": "2"]),
+                      ("pdrop", ["layers": "1"]), ("sparsevlm", [:]), ("mustdrop", ["global": "0.05", "individual": "0.1"])])
+    func llmSideMethodsOnLlavaNext(_ method: String, _ parameters: [String: String]) throws {
+        let model = try LlavaModel.load(folder: modelsFixture("llava-next-wide"))
+        let ref = try ModelsReference("llava-next-wide")
+        let pixels = try ref.tensor("pixel_values")
+        let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
+        let size = try ref.ints("image_size")
+        let ids = try ref.ints("input_ids")
+        let c = try ModelCompression.make(method: method, budget: .count(12), parameters: parameters)
+        let (tokens, p) = try model.generate(inputIDs: ids, images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
+                                             maxNewTokens: 3, stopTokens: [], hook: c.prefillHook, visionHook: c.visionHook)
+        let r = c.report()
+        #expect(tokens.count == 3)
+        #expect(r.visualTokensBefore == 34)
+        #expect(p.cache.tokenCounts[1] < p.cache.tokenCounts[0], "\(method): \(p.cache.tokenCounts) \(r.notes)")
+        let keptSet = Set(r.keptIndices)
+        #expect((0..<3).allSatisfy(keptSet.contains) && (37..<40).allSatisfy(keptSet.contains))
+    }
+}
