@@ -1,0 +1,118 @@
+import Foundation
+import Tensors
+import TokenCompression
+
+/// SparseVLM v1.5 inside the decoder, without recycling.
+///
+/// Raters (text tokens) come once from the layer-0 input embeddings; at each sparse layer l the
+/// runtime records the attention of the text rows only, and before layer l+1 the visual rows are
+/// scored by the raters' head-mean attention and the top `min(target, visual − 1)` stay;
+/// positions are renumbered.
+///
+/// Deviation, said in every report: the runtime's `PruneDecision` can only keep existing rows, so
+/// the recycled tokens (DPC-kNN merges of the best deleted ones, inserted after the kept visual
+/// rows) cannot be added; deleted tokens are simply dropped. Sparse layers default to the paper's
+/// [2, 6, 15] of 32 scaled to the model's depth; the schedule is the official one of the closest
+/// setting (192/128/64 on 576 tokens) scaled by k / setting, and the achieved count is the code's
+/// layer-averaged visual count (after each layer's pruning).
+final class SparseVLMHook: PrefillHook {
+    let budget: Budget
+    private var sparseLayers: [Int] = []
+    private var schedule: [Int] = []
+    private var raters: [Int] = []
+    private var textRowsAt: [Int: [Int]] = [:]
+    private var report: CompressionRunReport
+
+    init(budget: Budget) throws {
+        _ = try budget.tokens(outOf: 1)
+        self.budget = budget
+        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
+                                      positionPolicy: .renumber, scoringSeconds: 0, notes: ["sparsevlm: no prefill ran yet"])
+    }
+
+    func lastReport() -> CompressionRunReport { report }
+
+    static func defaultLayers(depth: Int) -> [Int] {
+        var out: [Int] = []
+        for l in [2, 6, 15] {
+            let v = max(0, min(depth - 2, Int((Double(l) * Double(depth) / 32).rounded())))
+            if !out.contains(v) { out.append(v) }
+        }
+        return out
+    }
+
+    static func scaledSchedule(target k: Int, imageTokens n: Int) -> (setting: Int, schedule: [Int]) {
+        let normalized = Double(k) * 576 / Double(max(n, 1))
+        let setting = [192, 128, 64].min { abs(Double($0) - normalized) < abs(Double($1) - normalized) }!
+        return (setting, SparseVLM.officialSchedules[setting]!.map { Int((Double($0) * Double(k) / Double(setting)).rounded()) })
+    }
+
+    func attentionRecord(layer: Int) -> AttentionRecord {
+        guard sparseLayers.contains(layer), let rows = textRowsAt[layer] else { return .none }
+        return .probabilities(rows: rows)
+    }
+
+    func beforeLayer(_ l: Int, state: PrefillState) throws -> PruneDecision? {
+        let layout = try state.tokenLayout()
+        if l == 0 {
+            let depth = state.model.config.layers
+            let n0 = layout.imageCount
+            let requested: Int
+            if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: n0) }
+            report = CompressionRunReport(visualTokensBefore: n0, requestedVisualTokens: requested, achievedVisualTokens: n0,
+                                          keptIndices: [], positionPolicy: .renumber, scoringSeconds: 0, notes: [])
+            textRowsAt = [:]
+            sparseLayers = []
+            guard requested < n0 else {
+                report.notes.append("sparsevlm: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
+                return nil
+            }
+            guard depth >= 2 else {
+                report.notes.append("sparsevlm: a \(depth)-layer decoder has no layer after a sparse layer; no-op")
+                return nil
+            }
+            let start = DispatchTime.now().uptimeNanoseconds
+            raters = try SparseVLM.selectRaters(embeddings: state.hidden, layout: layout)
+            report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            sparseLayers = Self.defaultLayers(depth: depth)
+            let (setting, s) = Self.scaledSchedule(target: requested, imageTokens: n0)
+            schedule = s
+            report.notes.append("sparsevlm: sparse layers \(sparseLayers), schedule \(schedule) (official \(setting)-token shape scaled by \(requested)/\(setting)), \(raters.count) raters")
+            report.notes.append("sparsevlm: token recycling is not available in the runtime (a PruneDecision keeps existing rows only); deleted tokens are dropped, not merged")
+        }
+        // Text rows this layer will see (after the pruning decided below, if any).
+        if sparseLayers.contains(l) { textRowsAt[l] = Array(layout.textRange) }
+        guard let i = sparseLayers.firstIndex(of: l - 1) else { return nil }
+        guard let a = state.previousAttention else { throw ModelError("sparsevlm: layer \(l - 1) did not record the text rows' attention") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let scores = try SparseVLM.visualScores(attention: a.values, layout: layout, raters: raters)
+        let k = SparseVLM.keepCount(target: schedule[i], visualCount: layout.imageCount)
+        let kept = Selection.topK(scores, k).sorted().map { $0 + layout.imageStart }
+        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if sparseLayers.contains(l) {
+            let textStart = layout.imageStart + kept.count
+            textRowsAt[l] = Array(textStart..<(textStart + layout.textRange.count))
+        }
+        return PruneDecision(keptRows: layout.keptSequence(visual: kept), positions: .renumber)
+    }
+
+    func afterPrefill(_ summary: PrefillSummary) throws {
+        report.keptIndices = summary.keptOriginalIndices
+        guard !sparseLayers.isEmpty else { return }
+        // The code's layer average counts each layer's visual tokens after its own pruning.
+        let text = summary.tokensPerLayer[0] - report.visualTokensBefore
+        let entering = summary.tokensPerLayer.map { $0 - text }
+        let after = entering.indices.map { l in l + 1 < entering.count ? entering[l + 1] : entering[l] }
+        let avg = Double(after.reduce(0, +)) / Double(after.count)
+        report.achievedVisualTokens = Int(avg.rounded())
+        report.notes.append("sparsevlm: visual rows entering each layer \(entering); layer average after pruning \(String(format: "%.2f", avg)) (the achieved count reported)")
+    }
+}
+
+enum SparseVLMCompression {
+    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
+        _ = try CompressionParameters("sparsevlm", parameters, allowed: [])
+        let hook = try SparseVLMHook(budget: budget)
+        return ModelCompression(info: SparseVLM.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
+    }
+}

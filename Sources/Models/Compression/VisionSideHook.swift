@@ -1,0 +1,115 @@
+import Foundation
+import Tensors
+import TokenCompression
+
+/// What a vision-side method did to one tile.
+struct TileChoice {
+    var kept: KeptFeatures
+    var notes: [String] = []
+}
+
+/// A `VisionFeatureHook` for methods that reduce each tile's features before the projector
+/// (FasterVLM, VisionZip, PruMerge(+), pooling; HiRED and GlobalCom² need the whole image and
+/// have their own hooks).
+///
+/// The budget counts visual rows of one image. LLaVA-1.5 has one tile; for LLaVA-NeXT a ratio
+/// applies to every tile and a count is split evenly over the tiles (thumbnail + crops), and
+/// the runtime packs the kept rows into its unpadded grid with `image_newline` (the methods'
+/// own NeXT layouts are not reproduced; the report says so). The report's kept indices are
+/// `tile·featuresPerTile + patch`, per image, concatenated over images.
+final class VisionSideHook: VisionFeatureHook {
+    typealias SelectTile = (_ tile: VisionTileFeatures, _ target: Int) throws -> TileChoice
+
+    let name: String
+    let budget: Budget
+    let captureRequest: VisionCaptureRequest
+    /// The method needs the [CLS] row (CLIP towers with the 'default' strategy).
+    let needsClassToken: Bool
+    let select: SelectTile
+    /// Whether the method takes its size from the budget (false: adaptive methods such as PruMerge).
+    let usesBudget: Bool
+    private var report: CompressionRunReport
+
+    init(name: String, budget: Budget, capture: VisionCaptureRequest, needsClassToken: Bool, usesBudget: Bool = true,
+         select: @escaping SelectTile) throws {
+        _ = try budget.tokens(outOf: 1)
+        if case .count(let k) = budget, k < 1 { throw ModelCompressionError.invalidParameter("\(name): keep count \(k) must be ≥ 1") }
+        self.name = name
+        self.budget = budget
+        captureRequest = capture
+        self.needsClassToken = needsClassToken
+        self.usesBudget = usesBudget
+        self.select = select
+        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
+                                      positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["\(name): no prefill ran yet"])
+    }
+
+    func lastReport() -> CompressionRunReport { report }
+
+    func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
+        if image.imageIndex == 0 {
+            report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
+                                          positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+        }
+        let tiles = image.tiles
+        let total = tiles.reduce(0) { $0 + $1.features.rows }
+        let requested: Int
+        switch budget {
+        case .count(let k): requested = k
+        case .ratio: requested = try tiles.reduce(0) { $0 + (try budget.tokens(outOf: $1.features.rows)) }
+        }
+        report.visualTokensBefore += total
+        report.requestedVisualTokens += requested
+        if needsClassToken, let t = tiles.first, !t.classTokenDropped {
+            throw ModelError("\(name) needs the vision tower's [CLS] token (a CLIP tower with the 'default' feature strategy); this model has none")
+        }
+        if tiles.count > 1 {
+            report.notes.append("\(name): LLaVA-NeXT image \(image.imageIndex): budget applied per tile (\(tiles.count) tiles), kept rows packed in the runtime's unpadded grid with image_newline; the method's own AnyRes layout is not reproduced")
+        }
+        if usesBudget, requested >= total {
+            report.notes.append("\(name): budget \(budget) asks for \(requested) ≥ \(total) visual tokens of image \(image.imageIndex); no-op")
+            report.achievedVisualTokens += total
+            for t in tiles { report.keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
+            return nil
+        }
+        var out: [KeptFeatures] = []
+        for (i, t) in tiles.enumerated() {
+            let target: Int
+            switch budget {
+            case .count(let k): target = max(1, k / tiles.count + (i < k % tiles.count ? 1 : 0))
+            case .ratio: target = try budget.tokens(outOf: t.features.rows)
+            }
+            let start = DispatchTime.now().uptimeNanoseconds
+            let choice = try select(t, target)
+            report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            report.notes += choice.notes
+            report.achievedVisualTokens += choice.kept.rows.rows
+            report.keptIndices += choice.kept.sourceIndices.map { t.tile * t.features.rows + $0 }
+            out.append(choice.kept)
+        }
+        return out
+    }
+
+    /// The single capture of the tile (methods here request one layer; the tower keys captures
+    /// by non-negative layer index).
+    static func capture(_ tile: VisionTileFeatures, method: String) throws -> VisionLayerCapture {
+        guard tile.captures.count == 1, let c = tile.captures.values.first else {
+            throw ModelError("\(method): expected one captured vision layer, found \(tile.captures.keys.sorted())")
+        }
+        return c
+    }
+
+    /// The [CLS] query row of the captured attention, `[heads, 1+N]`.
+    static func classRow(_ tile: VisionTileFeatures, method: String) throws -> Tensor {
+        guard let a = try capture(tile, method: method).attention, a.rows == [0], !a.isLogits else {
+            throw ModelError("\(method): the vision tower did not record the [CLS] attention probabilities")
+        }
+        return try a.values.reshaped([a.values.shape[0], a.values.shape[2]])
+    }
+}
+
+extension ModelCompression {
+    static func visionSide(_ info: MethodInfo, budget: Budget, hook: VisionSideHook) -> ModelCompression {
+        ModelCompression(info: info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
+    }
+}

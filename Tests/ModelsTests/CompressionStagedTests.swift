@@ -1,0 +1,109 @@
+import Testing
+import Tensors
+import TokenCompression
+@testable import Models
+
+/// Multi-stage LLM-side methods (PDrop, SparseVLM): several cuts, renumbered positions.
+@Suite struct CompressionStagedTests {
+    func run(_ method: String, budget: Budget, parameters: [String: String] = [:]) throws -> (CompressionRunReport, LlavaPrefillResult, LlavaModel) {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let c = try ModelCompression.make(method: method, budget: budget, parameters: parameters)
+        let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
+        return (c.report(), p, model)
+    }
+
+    func checkCommon(_ r: CompressionRunReport, _ p: LlavaPrefillResult, _ model: LlavaModel) throws {
+        // The cache of every layer holds exactly the rows that went through it.
+        #expect(p.cache.tokenCounts == p.decoder.tokensPerLayer)
+        #expect(r.keptIndices == p.decoder.keptOriginalIndices)
+        let keptSet = Set(r.keptIndices)
+        #expect((0..<4).allSatisfy(keptSet.contains) && (68..<76).allSatisfy(keptSet.contains))
+        #expect(r.positionPolicy == .renumber)
+        let rows = p.decoder.keptOriginalIndices.count
+        #expect(p.decoder.positions == Array(0..<rows))
+        #expect(p.cache.nextPosition == rows)
+        let before = p.cache.tokenCounts
+        var logits = p.logits
+        for _ in 0..<2 { logits = try model.decodeStep(token: DecoderLM.argmax(logits), cache: p.cache) }
+        #expect(p.cache.tokenCounts == before.map { $0 + 2 } && p.cache.nextPosition == rows + 2)
+        #expect(logits.values.allSatisfy { $0.isFinite })
+    }
+
+    @Test func pdropStagesShrinkTheCache() throws {
+        let (r, p, model) = try run("pdrop", budget: .count(32))
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        #expect(visual[0] == 64 && zip(visual, visual.dropFirst()).allSatisfy { $0 > $1 }, "\(visual)")
+        // λ = 32/64: 64 → 32 → 16 → 8.
+        #expect(visual == [64, 32, 16, 8], "\(visual)")
+        #expect(r.achievedVisualTokens == 32)
+        #expect(r.notes.contains { $0.contains("stage layers [1, 2, 3]") })
+    }
+
+    @Test func pdropFixedLambda() throws {
+        let (r, p, model) = try run("pdrop", budget: .count(32), parameters: ["lambda": "0.5", "layers": "2"])
+        try checkCommon(r, p, model)
+        #expect(p.decoder.tokensPerLayer == [76, 76, 44, 44])
+    }
+
+    @Test func pdropNoOp() throws {
+        let (r, p, _) = try run("pdrop", budget: .count(64))
+        #expect(p.decoder.tokensPerLayer == [76, 76, 76, 76])
+        #expect(r.notes.contains { $0.contains("no-op") })
+    }
+}
+
+extension CompressionStagedTests {
+    @Test func sparseVLMPrunesAtEachSparseLayer() throws {
+        let (r, p, model) = try run("sparsevlm", budget: .count(16))
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        // Sparse layers [0, 1, 2] on 4 layers: three cuts, each keeping min(target, visual − 1).
+        #expect(visual[0] == 64 && zip(visual, visual.dropFirst()).allSatisfy { $0 > $1 }, "\(visual) \(r.notes)")
+        #expect(r.notes.contains { $0.contains("recycling is not available") })
+        print("sparsevlm report:", r.achievedVisualTokens, r.notes)
+    }
+}
+
+extension CompressionStagedTests {
+    @Test func mustDropFiltersWithItsKeySet() throws {
+        let (r, p, model) = try run("mustdrop", budget: .count(16), parameters: ["global": "0.02", "individual": "0.05"])
+        try checkCommon(r, p, model)
+        let visual = p.decoder.tokensPerLayer.map { $0 - 12 }
+        #expect(visual[0] == 64 && visual.last! < 64, "\(visual) \(r.notes)")
+        // The key set (top 8 % = 6 patches by [CLS] attention) is never dropped.
+        #expect(r.notes.contains { $0.contains("key set of 6 patches") })
+        #expect(r.keptIndices.filter { CompressionFixture.imageRange.contains($0) }.count >= 6)
+    }
+
+    @Test func mustDropBudgetPicksReadmeThresholds() throws {
+        let (r, p, model) = try run("mustdrop", budget: .count(16))
+        try checkCommon(r, p, model)
+        #expect(r.notes.contains { $0.contains("≈128-token setting") })
+    }
+}
+
+extension CompressionStagedTests {
+    /// LLM-side methods on a LLaVA-NeXT prompt (2-layer decoder, so the cut is moved to layer 1):
+    /// the image span (thumbnail, grid rows, image_newline rows) is what they prune.
+    @Test(arguments: [("fastv", ["layer": "1"]), ("k-norm", ["layer": "1"]), ("dart", ["layer": "1", "pivot_text": "2"]),
+                      ("pdrop", ["layers": "1"]), ("sparsevlm", [:]), ("mustdrop", ["global": "0.05", "individual": "0.1"])])
+    func llmSideMethodsOnLlavaNext(_ method: String, _ parameters: [String: String]) throws {
+        let model = try LlavaModel.load(folder: modelsFixture("llava-next-wide"))
+        let ref = try ModelsReference("llava-next-wide")
+        let pixels = try ref.tensor("pixel_values")
+        let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
+        let size = try ref.ints("image_size")
+        let ids = try ref.ints("input_ids")
+        let c = try ModelCompression.make(method: method, budget: .count(12), parameters: parameters)
+        let (tokens, p) = try model.generate(inputIDs: ids, images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
+                                             maxNewTokens: 3, stopTokens: [], hook: c.prefillHook, visionHook: c.visionHook)
+        let r = c.report()
+        #expect(tokens.count == 3)
+        #expect(r.visualTokensBefore == 34)
+        #expect(p.cache.tokenCounts[1] < p.cache.tokenCounts[0], "\(method): \(p.cache.tokenCounts) \(r.notes)")
+        let keptSet = Set(r.keptIndices)
+        #expect((0..<3).allSatisfy(keptSet.contains) && (37..<40).allSatisfy(keptSet.contains))
+    }
+}
