@@ -124,7 +124,7 @@ public struct Attention: Sendable {
                         dst.update(from: row, count: visible)
                         for j in visible..<m { dst[j] = -.infinity }
                     }
-                    FastMath.softmaxInPlace(row, count: visible)
+                    softmaxInPlace(row, count: visible)
                     if slot >= 0, !isLogits, let recBase {
                         let dst = recBase + (h * recordedRowCount + slot) * m
                         dst.update(from: row, count: visible)

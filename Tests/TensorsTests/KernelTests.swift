@@ -82,28 +82,3 @@ import Testing
         #expect(throws: TensorError.self) { try RotaryEmbedding(headDim: 7, theta: 10000) }
     }
 }
-
-@Suite struct FastMathTests {
-    @Test func vectorisedExpIsWithinTwoUlpsOfExpf() {
-        var worst: Float = 0
-        var x: Float = -90
-        while x < 10 {
-            let got = FastMath.exp(SIMD8<Float>(repeating: x))[0]
-            let want = expf(x)
-            if want > 1e-30 { worst = max(worst, abs(got - want) / want) } else { #expect(got < 1e-30) }
-            x += 0.0137
-        }
-        #expect(worst < 3e-7, "worst relative error \(worst)")
-    }
-
-    @Test func fastSoftmaxMatchesReference() {
-        var r = TensorsTestRandom(11)
-        for count in [1, 7, 8, 9, 100] {
-            var a = (0..<count).map { _ in r.float() * 20 }
-            var b = a
-            a.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: count) }
-            b.withUnsafeMutableBufferPointer { FastMath.softmaxInPlace($0.baseAddress!, count: count) }
-            #expect(maxAbsDifference(a, b) < 1e-6)
-        }
-    }
-}
