@@ -66,13 +66,4 @@ func modelsConfigFolder(_ json: String) throws -> String {
         let config = try LlavaConfig.load(folder: modelsFixture("llava"))
         #expect(throws: ModelError.self) { try LlavaModel(config: config, store: store) }
     }
-
-    @Test func anyResGeometryFollowsTransformers() {
-        let pins: [(height: Int, width: Int)] = [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)]
-        // 640×480 landscape (H=480, W=640) picks 672×672 in llava-hf.
-        #expect(AnyResGeometry.bestResolution(imageHeight: 480, imageWidth: 640, pinpoints: pins) == (672, 672))
-        #expect(AnyResGeometry.bestResolution(imageHeight: 200, imageWidth: 800, pinpoints: pins) == (336, 1008))
-        let r = AnyResGeometry.unpaddedRanges(height: 48, width: 48, imageHeight: 480, imageWidth: 640)
-        #expect(r.rows == 6..<42 && r.cols == 0..<48)
-    }
 }

@@ -91,9 +91,18 @@ public final class LlavaModel: @unchecked Sendable {
         guard config.variant == .next else { return config.featuresPerTile }
         guard imageHeight > 0, imageWidth > 0 else { throw ModelError("image size \(imageHeight)×\(imageWidth) is empty") }
         let side = config.vision.patchesPerSide
-        let g = AnyResGeometry.grid(imageHeight: imageHeight, imageWidth: imageWidth, pinpoints: config.gridPinpoints, tileSize: config.vision.imageSize)
-        let r = AnyResGeometry.unpaddedRanges(height: g.rows * side, width: g.cols * side, imageHeight: imageHeight, imageWidth: imageWidth)
-        return config.featuresPerTile + r.rows.count * (r.cols.count + 1)
+        let g = try tileGrid(imageHeight: imageHeight, imageWidth: imageWidth)
+        let r = AnyRes.unpadRegion(imageSize: PixelSize(height: imageHeight, width: imageWidth),
+                                   featureSize: PixelSize(height: g.rows * side, width: g.cols * side))
+        return config.featuresPerTile + r.height * (r.width + 1)
+    }
+
+    /// AnyRes tiles down and across for an image (thumbnail excluded), by the same geometry the
+    /// image preprocessor uses (`ModelIO.AnyRes`), so the two never disagree.
+    func tileGrid(imageHeight: Int, imageWidth: Int) throws -> (rows: Int, cols: Int) {
+        try AnyRes.gridShape(imageSize: PixelSize(height: imageHeight, width: imageWidth),
+                             pinpoints: config.gridPinpoints.map { PixelSize(height: $0.height, width: $0.width) },
+                             tileSize: config.vision.imageSize)
     }
 
     /// Replaces each `<image>` id by `count` copies (what the HF processor does before the model).
@@ -112,7 +121,7 @@ public final class LlavaModel: @unchecked Sendable {
         case .single(let t): tiles = [t]
         case .anyRes(let ts, let h, let w):
             guard config.variant == .next else { throw ModelError("LLaVA-1.5 takes a single image tensor, not AnyRes tiles") }
-            let g = AnyResGeometry.grid(imageHeight: h, imageWidth: w, pinpoints: config.gridPinpoints, tileSize: config.vision.imageSize)
+            let g = try tileGrid(imageHeight: h, imageWidth: w)
             guard ts.count == g.rows * g.cols + 1 else {
                 throw ModelError("image \(index): \(ts.count) tiles given, the \(h)×\(w) image needs \(g.rows * g.cols + 1) (thumbnail + \(g.rows)×\(g.cols) grid)")
             }
@@ -177,11 +186,11 @@ public final class LlavaModel: @unchecked Sendable {
         }
         slot[0] = [:]
         var order = Array(0..<projected[0].rows)
-        let r = AnyResGeometry.unpaddedRanges(height: grid.rows * side, width: grid.cols * side,
-                                              imageHeight: size.height, imageWidth: size.width)
-        for y in r.rows {
+        let r = AnyRes.unpadRegion(imageSize: PixelSize(height: size.height, width: size.width),
+                                   featureSize: PixelSize(height: grid.rows * side, width: grid.cols * side))
+        for y in r.top..<(r.top + r.height) {
             var any = false
-            for x in r.cols {
+            for x in r.left..<(r.left + r.width) {
                 let tile = 1 + (y / side) * grid.cols + x / side
                 if let row = slot[tile][(y % side) * side + x % side] { order.append(row); any = true }
             }
