@@ -30,6 +30,39 @@ public enum BLAS {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// `sgemm` with the output columns split over `Parallel.threadCount` threads, each running
+    /// single-threaded BLAS. Measured here: OpenBLAS's own threads and Dispatch workers contend
+    /// between consecutive calls of a forward pass; one owner of the cores avoids that. Small
+    /// products run as one plain call.
+    public static func parallelSgemm(
+        transposeA: Bool = false, transposeB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let threads = Parallel.threadCount
+        guard threads > 1, m * n >= 1 << 16, n >= 64 * threads else {
+            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let saved = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = saved }
+        let chunk = ((n + threads - 1) / threads + 15) / 16 * 16
+        Parallel.forEach(threads) { t in
+            let c0 = t * chunk, c1 = min(n, c0 + chunk)
+            guard c0 < c1 else { return }
+            // Columns c0..<c1 of op(B): rows of B when it is transposed, columns otherwise.
+            let bPart = transposeB ? b + c0 * ldb : b + c0
+            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: c1 - c0, k: k, alpha: alpha,
+                  a: a, lda: lda, b: bPart, ldb: ldb, beta: beta, c: c + c0, ldc: ldc)
+        }
+    }
+
     /// The kernel family OpenBLAS picked for this CPU (nil with Accelerate).
     public static var coreName: String? {
         #if canImport(Accelerate)
@@ -95,9 +128,9 @@ extension Tensor {
         out.withUnsafeMutableBufferPointer { c in
             withUnsafeBufferPointer { a in
                 other.withUnsafeBufferPointer { b in
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k,
-                               a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n,
-                               c: c.baseAddress!, ldc: n)
+                    BLAS.parallelSgemm(transposeB: false, m: m, n: n, k: k,
+                                       a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n,
+                                       c: c.baseAddress!, ldc: n)
                 }
             }
         }
@@ -122,10 +155,10 @@ extension Tensor {
         out.withUnsafeMutableBufferPointer { c in
             withUnsafeBufferPointer { a in
                 weight.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: k,
-                               a: a.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
-                               beta: bias == nil ? 0 : 1,
-                               c: c.baseAddress!, ldc: n)
+                    BLAS.parallelSgemm(transposeB: true, m: m, n: n, k: k,
+                                       a: a.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
+                                       beta: bias == nil ? 0 : 1,
+                                       c: c.baseAddress!, ldc: n)
                 }
             }
         }

@@ -146,9 +146,6 @@ public final class WeightStore: @unchecked Sendable {
 
 /// A `[out, in]` linear layer whose weight stays in the store until it runs.
 public struct LinearWeight: Sendable {
-    /// Threads over which large projections split their output columns (0 or 1: let BLAS thread).
-    nonisolated(unsafe) public static var splitThreads: Int = Parallel.threadCount
-
     public let weight: String
     public let bias: String?
     public let outFeatures: Int
@@ -195,25 +192,8 @@ public struct LinearWeight: Sendable {
         try store.withFloats(weight) { w in
             x.withUnsafeBufferPointer { a in
                 let aBase = a.baseAddress!
-                let threads = LinearWeight.splitThreads
-                if threads > 1 && m * n >= 1 << 16 && n >= 64 * threads {
-                    // Output columns split over our own threads, single-threaded BLAS in each: avoids
-                    // OpenBLAS worker threads spinning against Dispatch workers between calls.
-                    let saved = BLAS.threads
-                    BLAS.threads = 1
-                    let chunk = ((n + threads - 1) / threads + 15) / 16 * 16
-                    Parallel.forEach(threads) { t in
-                        let c0 = t * chunk, c1 = min(n, c0 + chunk)
-                        guard c0 < c1 else { return }
-                        BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: c1 - c0, k: k,
-                                   a: aBase, lda: k, b: w + c0 * k, ldb: k,
-                                   beta: beta, c: cBase + c0, ldc: n)
-                    }
-                    BLAS.threads = saved
-                } else {
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: k,
-                               a: aBase, lda: k, b: w, ldb: k, beta: beta, c: cBase, ldc: n)
-                }
+                BLAS.parallelSgemm(transposeB: true, m: m, n: n, k: k,
+                                   a: aBase, lda: k, b: w, ldb: k, beta: beta, c: cBase, ldc: n)
             }
         }
         return out
