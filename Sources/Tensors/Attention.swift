@@ -92,10 +92,7 @@ public struct Attention: Sendable {
         let (heads, headDim, scale, causal) = (self.heads, self.headDim, self.scale, self.causal)
 
         // Threads over (head, block) pairs; BLAS single-threaded inside to avoid oversubscription.
-        let savedBLASThreads = BLAS.threads
-        let parallel = Parallel.threadCount > 1 && heads * blocksPerHead > 1
-        if parallel { BLAS.threads = 1 }
-        defer { if parallel { BLAS.threads = savedBLASThreads } }
+        if Parallel.threadCount > 1 && heads * blocksPerHead > 1 { BLAS.useSingleThreadedKernels() }
 
         Parallel.forEachChunk(heads * blocksPerHead) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * max(m, 1))

@@ -49,9 +49,7 @@ public enum BLAS {
                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        let saved = BLAS.threads
-        BLAS.threads = 1
-        defer { BLAS.threads = saved }
+        BLAS.useSingleThreadedKernels()
         let chunk = ((n + threads - 1) / threads + 15) / 16 * 16
         Parallel.forEach(threads) { t in
             let c0 = t * chunk, c1 = min(n, c0 + chunk)
@@ -62,6 +60,15 @@ public enum BLAS {
                   a: a, lda: lda, b: bPart, ldb: ldb, beta: beta, c: c + c0, ldc: ldc)
         }
     }
+
+    /// Switches OpenBLAS to one thread for the rest of the process, once: the package's own
+    /// threads own the cores (`parallelSgemm`, attention). Re-configuring OpenBLAS around every
+    /// call costs more than a 512³ product.
+    public static func useSingleThreadedKernels() {
+        _ = singleThreadedOnce
+    }
+
+    private static let singleThreadedOnce: Void = { BLAS.threads = 1 }()
 
     /// The kernel family OpenBLAS picked for this CPU (nil with Accelerate).
     public static var coreName: String? {
