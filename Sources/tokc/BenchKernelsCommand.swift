@@ -53,10 +53,10 @@ struct BenchKernelsCommand: ParsableCommand {
         print("\n| attention (32 heads × 128, non-causal) | tokens | median ms | spread ms |")
         print("|---|---|---|---|")
         for n in attentionTokens {
-            var generator = SplitMix(seed: 1)
+            var generator = SplitMix64(seed: 1)
             func random() -> Tensor {
                 var t = Tensor(zeros: [n, 4096])
-                t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = generator.nextFloat() - 0.5 } }
+                t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = generator.uniform() - 0.5 } }
                 return t
             }
             let q = random(), k = random(), v = random()
@@ -113,17 +113,3 @@ func median(_ sorted: [Double]) -> Double {
 }
 
 func f1(_ x: Double) -> String { String(format: "%.1f", x) }
-
-/// Deterministic generator for benchmark inputs.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}

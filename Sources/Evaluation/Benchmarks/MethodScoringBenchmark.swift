@@ -490,10 +490,10 @@ final class MethodBenchmarkInputs {
         self.seed = seed
     }
 
-    private func cached(_ key: String, _ make: (inout MethodBenchmarkRandom) -> Tensor) -> Tensor {
+    private func cached(_ key: String, _ make: (inout SplitMix64) -> Tensor) -> Tensor {
         if let t = cache[key] { return t }
         if frozen { generatedWhileFrozen = true }
-        var random = MethodBenchmarkRandom(seed: seed &+ UInt64(truncatingIfNeeded: methodBenchmarkHash(key)))
+        var random = SplitMix64(seed: seed &+ UInt64(truncatingIfNeeded: methodBenchmarkHash(key)))
         let t = make(&random)
         cache[key] = t
         return t
@@ -593,7 +593,7 @@ final class MethodBenchmarkInputs {
         let key = "prumerge:\(tokens):\(width)"
         if let pair = pairs[key] { return pair }
         if frozen { generatedWhileFrozen = true }
-        var random = MethodBenchmarkRandom(seed: seed &+ UInt64(truncatingIfNeeded: methodBenchmarkHash(key)))
+        var random = SplitMix64(seed: seed &+ UInt64(truncatingIfNeeded: methodBenchmarkHash(key)))
         let query = (0..<width).map { _ in 2 * random.uniform() - 1 }
         let lean = 12 / Float(width).squareRoot()
         var keys = Tensor(zeros: [tokens + 1, width])
@@ -605,32 +605,6 @@ final class MethodBenchmarkInputs {
         }
         pairs[key] = (query, keys)
         return (query, keys)
-    }
-}
-
-/// SplitMix64 with uniform and Box–Muller Gaussian draws (platform-independent inputs).
-struct MethodBenchmarkRandom {
-    private var state: UInt64
-    private var spare: Float?
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-
-    mutating func gaussian() -> Float {
-        if let s = spare { spare = nil; return s }
-        let u = max(uniform(), 1e-7), v = uniform()
-        let r = (-2 * logf(u)).squareRoot()
-        spare = r * sinf(2 * .pi * v)
-        return r * cosf(2 * .pi * v)
     }
 }
 

@@ -44,7 +44,7 @@ public struct RandomPruning: Sendable {
         guard let k = try ImageVLMBaseline.keepCount(parameters.budget, layout: layout) else {
             return ImageVLMBaseline.noOp("random", budget: parameters.budget, layout: layout)
         }
-        var generator = RandomPruningSplitMix(seed: parameters.seed)
+        var generator = SplitMix64(seed: parameters.seed)
         var pool = Array(layout.imageRange)
         for i in 0..<k {  // partial Fisher–Yates: the first k slots become a uniform sample
             let j = i + Int(generator.next() % UInt64(pool.count - i))
@@ -52,18 +52,5 @@ public struct RandomPruning: Sendable {
         }
         return CompressionResult(kept: layout.keptSequence(visual: Array(pool.prefix(k))), requestedCount: k,
                                  achievedCount: k, positionPolicy: .keepOriginal)
-    }
-}
-
-/// SplitMix64 (Steele et al.): tiny, seedable, identical on every platform.
-struct RandomPruningSplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
