@@ -37,7 +37,8 @@ public struct BenchSummaryRow: Sendable, Codable, Equatable {
 
 public enum BenchSummary {
     /// Rows in plan order: uncompressed first, then methods in first-seen order, budgets in first-seen order.
-    public static func rows(_ records: [BenchRecord]) -> [BenchSummaryRow] {
+    /// `methods`/`budgets` (the manifest's) fix the row order; otherwise first-seen order.
+    public static func rows(_ records: [BenchRecord], methods: [String]? = nil, budgets: [String]? = nil) -> [BenchSummaryRow] {
         var order: [String] = []
         var groups: [String: [BenchRecord]] = [:]
         for r in records {
@@ -48,6 +49,14 @@ public enum BenchSummary {
         // Uncompressed first, the rest in first-seen (plan) order.
         let isBase = { (k: String) in k.hasPrefix(BenchPlan.uncompressed + "|") }
         order = order.filter(isBase) + order.filter { !isBase($0) }
+        if let methods, let budgets {
+            func rank(_ k: String) -> (Int, Int) {
+                let parts = k.split(separator: "|", maxSplits: 1).map(String.init)
+                if parts[0] == BenchPlan.uncompressed { return (-1, 0) }
+                return (methods.firstIndex(of: parts[0]) ?? Int.max, budgets.firstIndex(of: parts.count > 1 ? parts[1] : "") ?? Int.max)
+            }
+            order = order.enumerated().sorted { (rank($0.element).0, rank($0.element).1, $0.offset) < (rank($1.element).0, rank($1.element).1, $1.offset) }.map(\.element)
+        }
         let base = groups[BenchPlan.uncompressed + "|100%"]?.filter { $0.error == nil } ?? []
         let baseAgg = aggregate(base)
         return order.map { k in
