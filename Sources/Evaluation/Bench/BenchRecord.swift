@@ -45,7 +45,17 @@ public struct BenchResultStore {
     public init(folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         path = (folder as NSString).appendingPathComponent("rows.jsonl")
+        try Self.dropTornTail(path)
         records = try Self.read(path)
+    }
+
+    /// Cuts an unfinished last line (a sweep killed mid-write), so the next row starts clean.
+    static func dropTornTail(_ path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path), let last = data.last, last != 0x0A else { return }
+        let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+        guard let h = FileHandle(forUpdatingAtPath: path) else { throw BenchError("cannot repair \(path)") }
+        defer { try? h.close() }
+        h.truncateFile(atOffset: UInt64(keep))
     }
 
     public static func read(_ path: String) throws -> [BenchRecord] {
