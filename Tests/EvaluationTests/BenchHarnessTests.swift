@@ -96,6 +96,13 @@ struct BenchMetricsTests {
         #expect(BenchMetrics.median([3, 1, 2]) == 2 && BenchMetrics.median([4, 1, 2, 3]) == 2.5)
     }
 
+    @Test func reportedScheduleIsRead() {
+        let notes = ["pdrop: stage layers [1, 2, 3], λ = 0.25; visual rows per layer [256, 64, 16, 4] (layer average 85.00)"]
+        #expect(BenchFlops.reportedSchedule(notes, layers: 4) == [256, 64, 16, 4])
+        #expect(BenchFlops.reportedSchedule(notes, layers: 32) == nil)
+        #expect(BenchFlops.reportedSchedule(["visual rows entering each layer [9, 8]"], layers: 2) == [9, 8])
+    }
+
     @Test func sha256() {
         #expect(BenchSHA256.hex(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(BenchSHA256.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -67,6 +67,11 @@ public enum BenchSummary {
             var notes: [String] = []
             if let e = g.first(where: { $0.error != nil })?.error { notes.append("error: \(e)") }
             for n in Set(ok.compactMap(\.flopsNote)).sorted() { notes.append(n) }
+            // The method's own notes (no-op budgets, fallbacks), not the ones every run shares.
+            if g.first?.method != BenchPlan.uncompressed {
+                var seenNotes = Set(base.flatMap(\.notes))
+                for n in ok.flatMap(\.notes) where seenNotes.insert(n).inserted && notes.count < 6 { notes.append(n) }
+            }
             let measured = baseAgg.map { $0.prefillMs / a.prefillMs } ?? .nan
             let predicted = baseAgg.map { $0.prefillTFLOPs / a.prefillTFLOPs } ?? .nan
             let eff = (measured - 1) / max(predicted - 1, 1e-9)
