@@ -171,12 +171,17 @@ struct BenchOutputTests {
         #expect(fastv.accuracy == 50 && fastv.samples == 4)
         #expect(abs(fastv.kvReduction - 75) < 1e-9 && abs(fastv.tflopsReduction - 50) < 1e-9)
         #expect(abs(fastv.measuredSpeedup - 1.25) < 1e-9 && abs(fastv.predictedSpeedup - 2) < 1e-9)
-        #expect(fastv.notes.contains { $0.contains("FLOPs-predicted") && $0.contains("attention-probability") })
+        #expect(fastv.notes.contains { $0.contains("FLOPs-predicted gain") && $0.contains("attention-probability") })
         #expect(rows[2].accuracyByType == ["u": 100])
         let md = BenchOutput.markdown(rows)
         #expect(md.contains("| fastv | 25% |") && md.contains("↓75%") && md.contains("1.25× / 2.00×"))
         let csv = BenchOutput.csv(rows)
         #expect(csv.split(separator: "\n").count == 4)
+    }
+
+    @Test func notesCollapsePerSampleNumbers() {
+        let n = BenchSummary.collapse(["kept 26 tokens", "kept 2 tokens", "shared", "other 1"], excluding: ["shared"])
+        #expect(n == ["kept 26 tokens (numbers vary by sample; first shown)", "other 1"])
     }
 
     @Test func plotsAreWritten() throws {

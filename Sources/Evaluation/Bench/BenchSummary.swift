@@ -69,8 +69,7 @@ public enum BenchSummary {
             for n in Set(ok.compactMap(\.flopsNote)).sorted() { notes.append(n) }
             // The method's own notes (no-op budgets, fallbacks), not the ones every run shares.
             if g.first?.method != BenchPlan.uncompressed {
-                var seenNotes = Set(base.flatMap(\.notes))
-                for n in ok.flatMap(\.notes) where seenNotes.insert(n).inserted && notes.count < 6 { notes.append(n) }
+                notes += collapse(ok.flatMap(\.notes), excluding: Set(base.flatMap(\.notes)))
             }
             let measured = baseAgg.map { $0.prefillMs / a.prefillMs } ?? .nan
             let predicted = baseAgg.map { $0.prefillTFLOPs / a.prefillTFLOPs } ?? .nan
@@ -105,6 +104,20 @@ public enum BenchSummary {
         }
     }
 
+    /// Distinct notes, those differing only in numbers (per-sample counts) shown once with a marker.
+    static func collapse(_ notes: [String], excluding: Set<String>) -> [String] {
+        var order: [String] = []
+        var first: [String: String] = [:]
+        var variants: [String: Set<String>] = [:]
+        for n in notes where !excluding.contains(n) {
+            var shape = ""
+            for c in n { if c.isNumber || c == "." && shape.last == "#" { if shape.last != "#" { shape.append("#") } } else { shape.append(c) } }
+            if first[shape] == nil { order.append(shape); first[shape] = n }
+            variants[shape, default: []].insert(n)
+        }
+        return order.map { variants[$0]!.count > 1 ? first[$0]! + " (numbers vary by sample; first shown)" : first[$0]! }
+    }
+
     struct Agg { var tflops, prefillTFLOPs, peak, kv, prefillMs, throughput, scoringMs: Double }
 
     static func aggregate(_ rs: [BenchRecord]) -> Agg? {
@@ -127,6 +140,6 @@ public enum BenchSummary {
             why.append("attention-probability path (the cut layer materialises attention rows)")
         }
         why.append("fixed costs the pruning does not touch (vision tower, projector, memory traffic)")
-        return String(format: "measured speedup is %.0f%% of the FLOPs-predicted %.2f×: ", (prefillMs > 0 ? (baseMs / prefillMs - 1) / max(predicted - 1, 1e-9) : 0) * 100, predicted) + why.joined(separator: "; ")
+        return String(format: "measured prefill gain (speedup − 1) is %.0f%% of the FLOPs-predicted gain (%.2f×); likely causes: ", (prefillMs > 0 ? (baseMs / prefillMs - 1) / max(predicted - 1, 1e-9) : 0) * 100, predicted) + why.joined(separator: "; ")
     }
 }
