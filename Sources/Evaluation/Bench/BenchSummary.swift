@@ -139,7 +139,7 @@ public enum BenchSummary {
         if ["fastv", "a-score", "sparsevlm", "pdrop", "mustdrop"].contains(method) {
             why.append("attention-probability path (the cut layer materialises attention rows)")
         }
-        why.append("fixed costs the pruning does not touch (vision tower, projector, memory traffic)")
+        why.append("costs FLOPs do not count (memory traffic, allocation, small-matrix BLAS efficiency, per-layer overhead)")
         return String(format: "measured prefill gain (speedup − 1) is %.0f%% of the FLOPs-predicted gain (%.2f×); likely causes: ", (prefillMs > 0 ? (baseMs / prefillMs - 1) / max(predicted - 1, 1e-9) : 0) * 100, predicted) + why.joined(separator: "; ")
     }
 }
