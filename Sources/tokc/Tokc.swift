@@ -13,6 +13,7 @@ struct Tokc: ParsableCommand {
         subcommands: [
             RunCommand.self, ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
             InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
+            BenchCommand.self, ReportCommand.self,
         ]
     )
 }

@@ -1,0 +1,102 @@
+import Foundation
+
+/// What one (method, budget, sample) run measured; one JSONL line in `rows.jsonl`.
+public struct BenchRecord: Sendable, Equatable, Codable {
+    public var key: String
+    public var method: String
+    /// "100%" for the uncompressed run.
+    public var budget: String
+    public var sampleID: String
+    public var sampleIndex: Int
+    public var type: String
+    public var answer: String?
+    public var prediction: String
+    public var visualTokens: Int
+    public var requestedTokens: Int
+    public var achievedTokens: Int
+    /// Median over the timed repeats.
+    public var prefillMs: Double
+    public var prefillMsRepeats: [Double]
+    public var decodeMsPerToken: Double
+    /// Median wall time of one whole sample (preprocessed image in, answer out).
+    public var endToEndMs: Double
+    public var kvCacheBytes: Int
+    public var peakTensorBytes: Int
+    public var peakRSSBytes: Int
+    public var scoringMs: Double
+    /// Analytic TFLOPs of the run (prefill + generated tokens) and of its prefill alone.
+    public var tflops: Double
+    public var prefillTFLOPs: Double
+    public var flopsNote: String?
+    public var correct: Bool?
+    public var answerAgrees: Bool?
+    public var top1Agrees: Bool?
+    public var klDivergence: Double?
+    public var error: String?
+    public var notes: [String]
+}
+
+/// The append-only results file of one output folder; what it holds is skipped on resume.
+public struct BenchResultStore {
+    public let path: String
+    public private(set) var records: [BenchRecord] = []
+
+    /// Opens (or creates) `folder/rows.jsonl`. A torn last line (an interrupted write) is dropped.
+    public init(folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        path = (folder as NSString).appendingPathComponent("rows.jsonl")
+        try Self.dropTornTail(path)
+        records = try Self.read(path)
+    }
+
+    /// Cuts an unfinished last line (a sweep killed mid-write), so the next row starts clean.
+    static func dropTornTail(_ path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path), let last = data.last, last != 0x0A else { return }
+        let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+        guard let h = FileHandle(forUpdatingAtPath: path) else { throw BenchError("cannot repair \(path)") }
+        defer { try? h.close() }
+        h.truncateFile(atOffset: UInt64(keep))
+    }
+
+    public static func read(_ path: String) throws -> [BenchRecord] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else { return [] }
+        var out: [BenchRecord] = []
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        for (n, line) in lines.enumerated() {
+            do {
+                let dec = JSONDecoder()
+                dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                out.append(try dec.decode(BenchRecord.self, from: Data(line.utf8)))
+            } catch {
+                if n == lines.count - 1 { break }  // interrupted mid-line
+                throw BenchError("\(path):\(n + 1): not a bench row: \(error)")
+            }
+        }
+        return out
+    }
+
+    public var doneKeys: Set<String> { Set(records.map(\.key)) }
+
+    /// Appends one row and flushes it, so a killed sweep loses at most the row in flight.
+    public mutating func append(_ r: BenchRecord) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        var line = try enc.encode(r)
+        line.append(0x0A)
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        guard let h = FileHandle(forUpdatingAtPath: path) else { throw BenchError("cannot append to \(path)") }
+        defer { try? h.close() }
+        // Start on a fresh line if a previous run was killed mid-write.
+        let end = h.seekToEndOfFile()
+        if end > 0 {
+            h.seek(toFileOffset: end - 1)
+            let last = h.readDataToEndOfFile()
+            if last.first != 0x0A { h.write(Data([0x0A])) }
+        }
+        h.write(line)
+        records.append(r)
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import Models
+import Tensors
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Sweep compression methods × budgets × samples and print the seed paper's efficiency table.",
+        discussion: """
+        With no options: the built-in model on the bundled task, every runnable image-VLM method plus \
+        the uncompressed run, at 50%, 25% and 11% of the visual tokens (random and pooling are always \
+        included). Writes rows.jsonl (appended as rows finish; a rerun skips done rows), results.csv, \
+        results.json (with a manifest), pareto.svg and pareto.png into --out. See docs/bench.md.
+        """
+    )
+
+    @Option(name: .long, help: "LLaVA model folder (default: Models/builtin-llava).")
+    var model: String?
+    @Option(name: .long, help: "Task JSONL (default: Data/builtin-task/sample.jsonl).")
+    var task: String?
+    @Option(name: .long, help: "Comma-separated methods (default: every runnable method).")
+    var methods: String?
+    @Option(name: .long, help: "Comma-separated budgets: fractions (0.5,0.25,0.11) or token counts (128,64).")
+    var budgets: String?
+    @Option(name: .long, help: "Use only the first N samples.")
+    var limit: Int?
+    @Option(name: .long, help: "Maximum generated tokens per sample.")
+    var maxNewTokens = 8
+    @Option(name: .long, help: "Timed runs per row (prefill time is their median).")
+    var repeats = 3
+    @Option(name: .long, help: "Untimed warm-up runs per row.")
+    var warmup = 1
+    @Option(name: .long, help: "Output folder.")
+    var out = "bench-out"
+    @Option(name: .long, help: "Run only work items k with k mod n == i (i from 0), e.g. 0/4.")
+    var shard: String?
+    @Option(name: .long, help: "Seed (the random baseline's selection).")
+    var seed = 0
+    @Option(name: .long, parsing: .singleValue, help: "Method parameter METHOD.NAME=VALUE (repeatable), e.g. fastv.layer=3.")
+    var param: [String] = []
+    @Option(name: .long, help: "Threads for BLAS and parallel work (default: all cores).")
+    var threads: Int?
+
+    static func parameters(_ list: [String]) throws -> [String: [String: String]] {
+        var out: [String: [String: String]] = [:]
+        for p in list {
+            guard let eq = p.firstIndex(of: "="), let dot = p[..<eq].firstIndex(of: "."), dot != p.startIndex else {
+                throw BenchError("--param '\(p)' must be METHOD.NAME=VALUE")
+            }
+            out[String(p[..<dot]).lowercased(), default: [:]][String(p[p.index(after: dot)..<eq])] = String(p[p.index(after: eq)...])
+        }
+        return out
+    }
+
+    func run() throws {
+        do {
+            try execute()
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func execute() throws {
+        if let t = threads {
+            guard t >= 1 else { throw BenchError("--threads must be positive") }
+            BLAS.threads = t
+            Parallel.threadCount = t
+        }
+        let folder = try model ?? VLMPaths.defaultModelFolder()
+        let taskPath: String
+        if let task { taskPath = task } else {
+            guard let p = VLMPaths.resolve(VLMPaths.builtinSamples) else {
+                throw BenchError("bundled task '\(VLMPaths.builtinSamples)' not found; pass --task FILE.jsonl")
+            }
+            taskPath = p
+        }
+        var o = BenchOptions(model: folder, task: taskPath)
+        o.methods = methods.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        if let budgets { o.budgets = try BenchBudget.parseList(budgets) }
+        o.limit = limit
+        o.settings.maxNewTokens = maxNewTokens
+        o.settings.repeats = repeats
+        o.settings.warmup = warmup
+        o.settings.seed = seed
+        o.settings.parameters = try Self.parameters(param)
+        o.out = out
+        if let shard { o.shard = try BenchShard.parse(shard) }
+        o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        o.toolkitVersion = ToolkitVersion.string
+        let outcome = try BenchDriver.run(o, log: printError)
+        print(outcome.markdown, terminator: "")
+        printError("\(outcome.ran) rows run, \(outcome.skipped) resumed; results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png)")
+    }
+}

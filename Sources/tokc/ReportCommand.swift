@@ -1,0 +1,29 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Merge tokc bench output folders (e.g. shards) into one table, CSV, JSON and Pareto plot.",
+        discussion: "Rows are merged by (method, budget, sample); the first folder wins on duplicates. See docs/bench.md."
+    )
+
+    @Argument(help: "tokc bench output folders.")
+    var folders: [String]
+    @Option(name: .long, help: "Where to write the merged results.csv, results.json, pareto.svg/png.")
+    var out = "bench-report"
+
+    func run() throws {
+        do {
+            guard !folders.isEmpty else { throw BenchError("give at least one tokc bench output folder") }
+            let merged = try BenchOutput.merge(folders: folders)
+            let md = try BenchOutput.writeAll(records: merged.records, manifests: merged.manifests, folder: out)
+            print(md, terminator: "")
+            printError("\(merged.records.count) rows from \(folders.count) folders; merged results in \(out)/")
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import Foundation
+import ModelIO
+import Testing
+@testable import Evaluation
+
+/// Repository root from this file, so tests run from any directory.
+let benchRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// A fresh empty folder under the temporary directory.
+func benchTempFolder(_ tag: String) -> String {
+    let p = (NSTemporaryDirectory() as NSString).appendingPathComponent("tokc-bench-\(tag)-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+/// A record with every measured field set, for the store, summary and writer tests.
+func benchRecord(method: String, budget: String, sample: Int, prefill: Double, correct: Bool, type: String = "t") -> BenchRecord {
+    BenchRecord(key: "\(method)|\(budget)|\(sample)", method: method, budget: budget, sampleID: "s\(sample)", sampleIndex: sample,
+                type: type, answer: "yes", prediction: correct ? "yes" : "no", visualTokens: 100, requestedTokens: method == "uncompressed" ? 100 : 25,
+                achievedTokens: method == "uncompressed" ? 100 : 25, prefillMs: prefill, prefillMsRepeats: [prefill], decodeMsPerToken: 1,
+                endToEndMs: prefill + 5, kvCacheBytes: method == "uncompressed" ? 4000 : 1000, peakTensorBytes: 8000, peakRSSBytes: 1 << 20,
+                scoringMs: 0.5, tflops: method == "uncompressed" ? 2 : 1, prefillTFLOPs: method == "uncompressed" ? 2 : 1, flopsNote: nil,
+                correct: correct, answerAgrees: correct, top1Agrees: true, klDivergence: 0.01, error: nil, notes: [])
+}
+
+@Suite("Bench task parser")
+struct BenchTaskTests {
+    let base = URL(fileURLWithPath: "/data/task")
+
+    @Test func readsTheBenchFormat() throws {
+        let text = """
+        {"id": "a", "image": "img/a.png", "question": "Is it red?", "answer": "yes", "type": "colour"}
+
+        {"image": "/abs/b.png", "question": "How many?"}
+        """
+        let s = try BenchTask.parse(text, name: "t.jsonl", baseDirectory: base)
+        #expect(s.count == 2)
+        #expect(s[0] == BenchSample(id: "a", imagePath: "/data/task/img/a.png", question: "Is it red?", answer: "yes", type: "colour"))
+        #expect(s[1].id == "line-3" && s[1].imagePath == "/abs/b.png" && s[1].answer == nil && s[1].type == "")
+    }
+
+    @Test func readsPOPEStyleLines() throws {
+        let text = """
+        {"question_id": 1, "image": "COCO_val2014_000000310196.jpg", "text": "Is there a snowboard in the image?", "label": "yes", "category": "adversarial"}
+        {"question_id": 2, "image": "x.jpg", "text": "Is there a car?", "label": "no"}
+        """
+        let s = try BenchTask.parse(text, name: "pope.jsonl", baseDirectory: base)
+        #expect(s.map(\.id) == ["1", "2"])
+        #expect(s[0].question == "Is there a snowboard in the image?" && s[0].answer == "yes" && s[0].type == "adversarial")
+        #expect(s[1].answer == "no")
+    }
+
+    @Test func badLinesNameTheLine() throws {
+        for (text, fragment) in [
+            ("{\"image\": \"a.png\", \"question\": \"q\"}\nnot json", "t.jsonl:2: not valid JSON"),
+            ("{\"question\": \"q\"}", "t.jsonl:1: missing string field 'image'"),
+            ("\n{\"image\": \"a.png\"}", "t.jsonl:2: missing string field 'question'"),
+            ("[1, 2]", "t.jsonl:1: expected a JSON object"),
+            ("{\"image\": \"a\", \"question\": \"q\", \"id\": \"x\"}\n{\"image\": \"b\", \"question\": \"q\", \"id\": \"x\"}", "t.jsonl:2: id 'x' already used on line 1"),
+            ("{\"image\": \"a\", \"question\": \"q\", \"answer\": [1]}", "t.jsonl:1: field 'answer'"),
+        ] {
+            let e = #expect(throws: BenchError.self) { try BenchTask.parse(text, name: "t.jsonl", baseDirectory: base) }
+            #expect(e?.description.contains(fragment) == true, "\(e?.description ?? "") should contain \(fragment)")
+        }
+    }
+
+    @Test func missingFileIsAnError() {
+        #expect(throws: BenchError.self) { try BenchTask.load(jsonl: "/nonexistent/task.jsonl") }
+    }
+}
+
+@Suite("Bench metrics")
+struct BenchMetricsTests {
+    @Test func klDivergence() throws {
+        #expect(try BenchMetrics.klDivergence(reference: [1, 2, 3], candidate: [1, 2, 3]) < 1e-12)
+        // Shifting logits does not change the distribution.
+        #expect(try BenchMetrics.klDivergence(reference: [1, 2, 3], candidate: [11, 12, 13]) < 1e-12)
+        // P = (0.5, 0.5), Q = softmax(0, ln 3) = (0.25, 0.75): KL = 0.5 ln 2 + 0.5 ln(2/3).
+        let kl = try BenchMetrics.klDivergence(reference: [0, 0], candidate: [0, Float(log(3.0))])
+        #expect(abs(kl - (0.5 * log(2.0) + 0.5 * log(2.0 / 3.0))) < 1e-6)
+        #expect(throws: BenchError.self) { try BenchMetrics.klDivergence(reference: [1], candidate: [1, 2]) }
+    }
+
+    @Test func top1Agreement() {
+        #expect(BenchMetrics.top1Agreement(reference: [0, 5, 1], candidate: [0, 2, 1]))
+        #expect(!BenchMetrics.top1Agreement(reference: [0, 5, 1], candidate: [9, 2, 1]))
+        #expect(BenchMetrics.argmax([3, 3, 1]) == 0)
+    }
+
+    @Test func accuracy() {
+        #expect(BenchMetrics.isCorrect(prediction: "  Yes.\n", answer: "yes"))
+        #expect(BenchMetrics.isCorrect(prediction: "Triangle", answer: "triangle"))
+        #expect(!BenchMetrics.isCorrect(prediction: "a triangle", answer: "triangle"))
+        #expect(BenchMetrics.rate([true, false, true, true]) == 0.75)
+        #expect(BenchMetrics.rate([]) == nil)
+        #expect(BenchMetrics.median([3, 1, 2]) == 2 && BenchMetrics.median([4, 1, 2, 3]) == 2.5)
+    }
+
+    @Test func reportedScheduleIsRead() {
+        let notes = ["pdrop: stage layers [1, 2, 3], λ = 0.25; visual rows per layer [256, 64, 16, 4] (layer average 85.00)"]
+        #expect(BenchFlops.reportedSchedule(notes, layers: 4) == [256, 64, 16, 4])
+        #expect(BenchFlops.reportedSchedule(notes, layers: 32) == nil)
+        #expect(BenchFlops.reportedSchedule(["visual rows entering each layer [9, 8]"], layers: 2) == [9, 8])
+    }
+
+    @Test func sha256() {
+        #expect(BenchSHA256.hex(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(BenchSHA256.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let long = Data(String(repeating: "a", count: 1000).utf8)
+        #expect(BenchSHA256.hex(of: long) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+}
+
+@Suite("Bench plan, shards and resume")
+struct BenchPlanTests {
+    @Test func budgetsAndBaselines() throws {
+        #expect(try BenchBudget.parseList("0.5,0.25,0.11") == [.ratio(0.5), .ratio(0.25), .ratio(0.11)])
+        #expect(try BenchBudget.parseList("128, 64") == [.count(128), .count(64)])
+        #expect(try BenchBudget.parseList("25%").map(\.label) == ["25%"])
+        #expect(throws: BenchError.self) { try BenchBudget.parseList("1.5") }
+        #expect(throws: BenchError.self) { try BenchBudget.parseList("0") }
+        let plan = try BenchPlan(methods: ["fastv"], budgets: [.ratio(0.5)], sampleCount: 2)
+        #expect(plan.methods == ["fastv", "random", "pooling"])
+        #expect(plan.items.count == 2 * (1 + 3))
+        #expect(plan.items[0].method == BenchPlan.uncompressed)
+        #expect(throws: BenchError.self) { try BenchPlan(methods: ["nosuch"], budgets: [.ratio(0.5)], sampleCount: 1) }
+        let all = try BenchPlan(methods: nil, budgets: BenchBudget.defaults, sampleCount: 1)
+        #expect(Set(all.methods).isSuperset(of: ["random", "pooling", "fastv", "dart"]))
+    }
+
+    @Test func shardsPartitionTheItems() throws {
+        let plan = try BenchPlan(methods: ["fastv", "dart"], budgets: [.ratio(0.5), .count(8)], sampleCount: 3)
+        let n = 4
+        let shards = try (0..<n).map { plan.items(shard: try BenchShard(index: $0, count: n)) }
+        #expect(shards.map(\.count).reduce(0, +) == plan.items.count)
+        #expect(Set(shards.flatMap { $0.map(\.key) }) == Set(plan.items.map(\.key)))
+        #expect(shards[1].first == plan.items[1] && shards[1].dropFirst().first == plan.items[5])
+        #expect(try BenchShard.parse("2/4") == BenchShard(index: 2, count: 4))
+        for bad in ["4/4", "x", "1/0", "-1/2"] { #expect(throws: BenchError.self) { try BenchShard.parse(bad) } }
+    }
+
+    @Test func storeResumesAndSurvivesATornLine() throws {
+        let dir = benchTempFolder("store")
+        var store = try BenchResultStore(folder: dir)
+        try store.append(benchRecord(method: "uncompressed", budget: "100%", sample: 0, prefill: 10, correct: true))
+        try store.append(benchRecord(method: "fastv", budget: "25%", sample: 0, prefill: 6, correct: false))
+        // A killed writer leaves half a line.
+        let h = FileHandle(forUpdatingAtPath: store.path)!
+        h.seekToEndOfFile(); h.write(Data("{\"key\": \"trunc".utf8)); try h.close()
+        var again = try BenchResultStore(folder: dir)
+        #expect(again.doneKeys == ["uncompressed|100%|0", "fastv|25%|0"])
+        try again.append(benchRecord(method: "pooling", budget: "25%", sample: 0, prefill: 5, correct: true))
+        #expect(try BenchResultStore(folder: dir).records.count == 3)
+    }
+}
+
+@Suite("Bench outputs")
+struct BenchOutputTests {
+    func records(samples: Range<Int>) -> [BenchRecord] {
+        samples.flatMap { s in [
+            benchRecord(method: "uncompressed", budget: "100%", sample: s, prefill: 10, correct: true),
+            benchRecord(method: "fastv", budget: "25%", sample: s, prefill: 8, correct: s % 2 == 0),
+            benchRecord(method: "pooling", budget: "25%", sample: s, prefill: 5, correct: true, type: "u"),
+        ] }
+    }
+
+    @Test func summaryReductionsAndShortfallNote() throws {
+        let rows = BenchSummary.rows(records(samples: 0..<4))
+        #expect(rows.map(\.method) == ["uncompressed", "fastv", "pooling"])
+        let fastv = rows[1]
+        #expect(fastv.accuracy == 50 && fastv.samples == 4)
+        #expect(abs(fastv.kvReduction - 75) < 1e-9 && abs(fastv.tflopsReduction - 50) < 1e-9)
+        #expect(abs(fastv.measuredSpeedup - 1.25) < 1e-9 && abs(fastv.predictedSpeedup - 2) < 1e-9)
+        #expect(fastv.notes.contains { $0.contains("FLOPs-predicted gain") && $0.contains("attention-probability") })
+        #expect(rows[2].accuracyByType == ["u": 100])
+        let md = BenchOutput.markdown(rows)
+        #expect(md.contains("| fastv | 25% |") && md.contains("↓75%") && md.contains("1.25× / 2.00×"))
+        let csv = BenchOutput.csv(rows)
+        #expect(csv.split(separator: "\n").count == 4)
+    }
+
+    @Test func notesCollapsePerSampleNumbers() {
+        let n = BenchSummary.collapse(["kept 26 tokens", "kept 2 tokens", "shared", "other 1"], excluding: ["shared"])
+        #expect(n == ["kept 26 tokens (numbers vary by sample; first shown)", "other 1"])
+    }
+
+    @Test func plotsAreWritten() throws {
+        let dir = benchTempFolder("plot")
+        let manifest = BenchManifest(model: "m", weightsSHA256: [:], task: "t", samples: 4, methods: ["fastv", "pooling"], parameters: [:],
+                                     budgets: ["25%"], seed: 0, maxNewTokens: 2, repeats: 1, warmup: 0, shard: "0/1",
+                                     machine: BenchManifest.machineDescription(), cores: 1, threads: 1, toolkitVersion: "test", date: BenchManifest.now())
+        try BenchOutput.writeAll(records: records(samples: 0..<4), manifests: [manifest], folder: dir)
+        let svg = try String(contentsOfFile: dir + "/pareto.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.contains("fastv"))
+        let png = try RGBImage.load(path: dir + "/pareto.png")
+        #expect(png.width == 720 && png.height == 480)
+        #expect(png.pixels.contains { $0 != 255 })
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/results.json"))) as? [String: Any]
+        #expect((json?["rows"] as? [Any])?.count == 3 && (json?["manifest"] as? [Any])?.count == 1)
+    }
+
+    @Test func reportMergesShards() throws {
+        let a = benchTempFolder("shardA"), b = benchTempFolder("shardB"), out = benchTempFolder("merged")
+        let all = records(samples: 0..<3)
+        var sa = try BenchResultStore(folder: a), sb = try BenchResultStore(folder: b)
+        for (i, r) in all.enumerated() { if i % 2 == 0 { try sa.append(r) } else { try sb.append(r) } }
+        try sb.append(all[0])  // a duplicate across shards counts once
+        let merged = try BenchOutput.merge(folders: [a, b])
+        #expect(merged.records.count == all.count)
+        let md = try BenchOutput.writeAll(records: merged.records, manifests: merged.manifests, folder: out)
+        #expect(md.contains("| uncompressed | 100% |") && md.contains("| pooling | 25% |"))
+        #expect(BenchSummary.rows(merged.records).first { $0.method == "fastv" }?.samples == 3)
+        #expect(throws: BenchError.self) { try BenchOutput.merge(folders: [benchTempFolder("empty")]) }
+    }
+
+    @Test func progressLines() {
+        let p = BenchProgress(total: 4, isTerminal: false, write: { _ in })
+        #expect(p.line(done: 2, label: "fastv").hasPrefix("[2/4]  50%"))
+        let t = BenchProgress(total: 4, isTerminal: true, write: { _ in })
+        #expect(t.line(done: 1, label: "x").contains("ETA"))
+    }
+}
+
+@Suite("Bench end to end")
+struct BenchEndToEndTests {
+    @Test func tinySweepOnTheBuiltinModelResumes() throws {
+        let out = benchTempFolder("e2e")
+        var o = BenchOptions(model: benchRepoRoot + "/Models/builtin-llava", task: benchRepoRoot + "/Data/builtin-task/sample.jsonl")
+        o.methods = ["random", "pooling"]
+        o.budgets = [.ratio(0.25)]
+        o.limit = 1
+        o.settings.maxNewTokens = 2
+        o.settings.repeats = 1
+        o.settings.warmup = 0
+        o.out = out
+        o.hashWeights = false
+        o.progress = false
+        let first = try BenchDriver.run(o)
+        #expect(first.ran == 3 && first.skipped == 0)
+        #expect(first.records.allSatisfy { $0.error == nil })
+        let pooling = try #require(first.records.first { $0.method == "pooling" })
+        #expect(pooling.visualTokens == 256 && pooling.achievedTokens == 64 && pooling.kvCacheBytes > 0)
+        #expect(pooling.tflops > 0 && pooling.klDivergence != nil && pooling.top1Agrees != nil && pooling.correct != nil)
+        let base = try #require(first.records.first { $0.method == "uncompressed" })
+        #expect(base.klDivergence == 0 && base.answerAgrees == true && pooling.tflops < base.tflops)
+        #expect(first.markdown.contains("| pooling | 25% |"))
+        for f in ["rows.jsonl", "results.csv", "results.json", "manifest.json", "pareto.svg", "pareto.png"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + f), "\(f) missing")
+        }
+        let second = try BenchDriver.run(o)
+        #expect(second.ran == 0 && second.skipped == 3 && second.records.count == 3)
+    }
+}
