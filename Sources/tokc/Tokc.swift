@@ -11,9 +11,9 @@ struct Tokc: ParsableCommand {
         """,
         version: ToolkitVersion.string,
         subcommands: [
-            RunCommand.self, ConformanceCommand.self, MethodsCommand.self, ScheduleCommand.self, FlopsCommand.self,
-            InspectCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
-            BenchCommand.self, ReportCommand.self,
+            RunCommand.self, BenchCommand.self, ReportCommand.self, ConformanceCommand.self, MethodsCommand.self,
+            ScheduleCommand.self, FlopsCommand.self, InspectCommand.self,
+            BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
         ]
     )
 }
