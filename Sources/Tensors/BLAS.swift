@@ -31,7 +31,8 @@ public enum BLAS {
     }
 
     /// `sgemm` with the output columns split over `Parallel.threadCount` threads, each running
-    /// single-threaded BLAS. Measured here: OpenBLAS's own threads and Dispatch workers contend
+    /// single-threaded BLAS (decode-time matrix–vector products included: they are bound by memory
+    /// bandwidth, which two cores share better than one). Measured here: OpenBLAS's own threads and Dispatch workers contend
     /// between consecutive calls of a forward pass; one owner of the cores avoids that. Small
     /// products run as one plain call.
     public static func parallelSgemm(
@@ -44,7 +45,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let threads = Parallel.threadCount
-        guard threads > 1, m * n >= 1 << 16, n >= 64 * threads else {
+        guard threads > 1, m * n * k >= 1 << 22, n >= 64 * threads else {
             sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
