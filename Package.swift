@@ -26,8 +26,7 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Tensors", dependencies: blasDependency,
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "Tensors", dependencies: blasDependency),
         .systemLibrary(
             name: "CImageCodecs",
             pkgConfig: "libpng",
@@ -37,8 +36,7 @@ let package = Package(
             "Tensors", .target(name: "CImageCodecs", condition: .when(platforms: [.linux])),
         ]),
         .target(name: "TokenCompression", dependencies: ["Tensors"]),
-        .target(name: "Models", dependencies: ["Tensors", "ModelIO", "TokenCompression"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "Models", dependencies: ["Tensors", "ModelIO", "TokenCompression"]),
         .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression", "Models"]),
         .executableTarget(
             name: "tokc",
