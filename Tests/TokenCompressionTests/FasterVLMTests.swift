@@ -4,15 +4,9 @@ import Tensors
 
 /// SplitMix64: a tiny seeded generator so every test input is reproducible.
 struct FasterVLMRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var source: SplitMix64
+    init(seed: UInt64) { source = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { source.next() }
     mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
     mutating func tensor(_ shape: [Int]) -> Tensor {
         try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in float() })
