@@ -17,19 +17,16 @@ final class GlobalCom2Hook: VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget) throws {
-        _ = try budget.tokens(outOf: 1)
-        if case .count(let k) = budget, k < 1 { throw ModelCompressionError.invalidParameter("globalcom2: keep count \(k) must be ≥ 1") }
+        try ModelCompression.validateVisualBudget(budget, method: "globalcom2")
         self.budget = budget
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["globalcom2: no prefill ran yet"])
+        report = CompressionRunReport.empty(.notApplicable, note: "globalcom2: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         if image.imageIndex == 0 {
-            report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                          positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+            report = CompressionRunReport.empty(.notApplicable)
         }
         let tiles = image.tiles
         let total = tiles.reduce(0) { $0 + $1.features.rows }

@@ -21,15 +21,13 @@ final class HiREDHook: VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget, alpha: Double, featureLayer: Int) throws {
-        _ = try budget.tokens(outOf: 1)
-        if case .count(let k) = budget, k < 1 { throw ModelCompressionError.invalidParameter("hired: keep count \(k) must be ≥ 1") }
+        try ModelCompression.validateVisualBudget(budget, method: "hired")
         guard alpha.isFinite, alpha >= 0, alpha <= 1 else { throw ModelCompressionError.invalidParameter("hired: alpha \(alpha) must be in [0, 1]") }
         self.budget = budget
         self.alpha = alpha
         self.featureLayer = featureLayer
         captureRequest = VisionCaptureRequest(attention: [0: .probabilities(rows: [0]), featureLayer: .probabilities(rows: [0])])
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["hired: no prefill ran yet"])
+        report = CompressionRunReport.empty(.notApplicable, note: "hired: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }
@@ -49,8 +47,7 @@ final class HiREDHook: VisionFeatureHook {
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         if image.imageIndex == 0 {
-            report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                          positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+            report = CompressionRunReport.empty(.notApplicable)
         }
         let tiles = image.tiles
         let n = tiles[0].features.rows, total = tiles.count * n

@@ -57,7 +57,23 @@ public struct CompressionRunReport: Sendable {
     }
 }
 
+extension CompressionRunReport {
+    /// A report with nothing counted yet (before a prefill, or at the start of a new one).
+    public static func empty(_ policy: PositionPolicy, note: String? = nil) -> CompressionRunReport {
+        CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
+                             positionPolicy: policy, scoringSeconds: 0, notes: note.map { [$0] } ?? [])
+    }
+}
+
 extension ModelCompression {
+    /// Checks a visual-token budget once for every adapter: a valid ratio, and a count of at least one token.
+    static func validateVisualBudget(_ budget: Budget, method: String) throws {
+        _ = try budget.tokens(outOf: 1)
+        if case .count(let k) = budget, k < 1 {
+            throw ModelCompressionError.invalidParameter("\(method): keep count \(k) must be ≥ 1")
+        }
+    }
+
     /// Methods that can run inside a model (registry names).
     public static var runnableMethods: [String] { ModelCompressionFactory.builders.keys.sorted() }
 

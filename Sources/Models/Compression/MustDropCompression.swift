@@ -33,8 +33,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         _ = try budget.tokens(outOf: 1)
         self.budget = budget
         fixedThresholds = thresholds
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .renumber, scoringSeconds: 0, notes: ["mustdrop: no prefill ran yet"])
+        report = CompressionRunReport.empty(.renumber, note: "mustdrop: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }

@@ -28,8 +28,7 @@ final class PDropHook: PrefillHook {
         self.budget = budget
         fixedLayers = layers
         fixedLambda = lambda
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .renumber, scoringSeconds: 0, notes: ["pdrop: no prefill ran yet"])
+        report = CompressionRunReport.empty(.renumber, note: "pdrop: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }

@@ -40,8 +40,7 @@ final class SingleCutHook: PrefillHook {
         self.budget = budget
         self.needsLastRowAttention = needsLastRowAttention
         self.select = select
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .keepOriginal, scoringSeconds: 0, notes: ["\(name): no prefill ran yet"])
+        report = CompressionRunReport.empty(.keepOriginal, note: "\(name): no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }

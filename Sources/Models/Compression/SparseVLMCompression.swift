@@ -26,8 +26,7 @@ final class SparseVLMHook: PrefillHook {
     init(budget: Budget) throws {
         _ = try budget.tokens(outOf: 1)
         self.budget = budget
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .renumber, scoringSeconds: 0, notes: ["sparsevlm: no prefill ran yet"])
+        report = CompressionRunReport.empty(.renumber, note: "sparsevlm: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }

@@ -32,24 +32,21 @@ final class VisionSideHook: VisionFeatureHook {
 
     init(name: String, budget: Budget, capture: VisionCaptureRequest, needsClassToken: Bool, usesBudget: Bool = true,
          select: @escaping SelectTile) throws {
-        _ = try budget.tokens(outOf: 1)
-        if case .count(let k) = budget, k < 1 { throw ModelCompressionError.invalidParameter("\(name): keep count \(k) must be ≥ 1") }
+        try ModelCompression.validateVisualBudget(budget, method: name)
         self.name = name
         self.budget = budget
         captureRequest = capture
         self.needsClassToken = needsClassToken
         self.usesBudget = usesBudget
         self.select = select
-        report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                      positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["\(name): no prefill ran yet"])
+        report = CompressionRunReport.empty(.notApplicable, note: "\(name): no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         if image.imageIndex == 0 {
-            report = CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
-                                          positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+            report = CompressionRunReport.empty(.notApplicable)
         }
         let tiles = image.tiles
         let total = tiles.reduce(0) { $0 + $1.features.rows }
