@@ -102,12 +102,18 @@ private final class PNGReadState {
         }
         width = Int(w)
         height = Int(h)
-        pixels = [UInt8](repeating: 0, count: width * height * 3)
-        pixels.withUnsafeMutableBufferPointer { buffer in
+        pixels = readRows(png, rowBytes: rowBytes, height: height)
+    }
+
+    /// Every row of the (already configured) image, then the end of the stream.
+    private func readRows(_ png: png_structp, rowBytes: Int, height: Int) -> [UInt8] {
+        var raw = [UInt8](repeating: 0, count: rowBytes * height)
+        raw.withUnsafeMutableBufferPointer { buffer in
             var rows = (0..<height).map { Optional(buffer.baseAddress! + $0 * rowBytes) }
             rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
         }
         png_read_end(png, nil)
+        return raw
     }
 
     /// RGBA rows alpha-composited onto opaque white with Pillow's integer `alpha_composite`
@@ -115,12 +121,7 @@ private final class PNGReadState {
     /// `convert_to_rgb` does for images that carry transparency.
     private func readCompositedOnWhite(_ png: png_structp, _ info: png_infop, width w: Int, height h: Int, rowBytes: Int) {
         guard rowBytes == w * 4 else { run.failure = "unexpected RGBA row size \(rowBytes)"; return }
-        var raw = [UInt8](repeating: 0, count: rowBytes * h)
-        raw.withUnsafeMutableBufferPointer { buffer in
-            var rows = (0..<h).map { Optional(buffer.baseAddress! + $0 * rowBytes) }
-            rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
-        }
-        png_read_end(png, nil)
+        let raw = readRows(png, rowBytes: rowBytes, height: h)
         width = w
         height = h
         pixels = [UInt8](repeating: 255, count: w * h * 3)
@@ -140,12 +141,7 @@ private final class PNGReadState {
         png_read_update_info(png, info)
         let rowBytes = Int(png_get_rowbytes(png, info))
         guard rowBytes == w * 2 else { run.failure = "unexpected 16-bit gray row size \(rowBytes)"; return }
-        var raw = [UInt8](repeating: 0, count: rowBytes * h)
-        raw.withUnsafeMutableBufferPointer { buffer in
-            var rows = (0..<h).map { Optional(buffer.baseAddress! + $0 * rowBytes) }
-            rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
-        }
-        png_read_end(png, nil)
+        let raw = readRows(png, rowBytes: rowBytes, height: h)
         width = w
         height = h
         pixels = [UInt8](repeating: 0, count: w * h * 3)
