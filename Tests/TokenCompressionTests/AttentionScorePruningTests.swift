@@ -2,22 +2,11 @@ import Testing
 @testable import TokenCompression
 import Tensors
 
-/// Seeded generator for the AttentionScore tests (SplitMix64).
-struct AttentionScoreRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
-    }
-}
-
 @Suite struct AttentionScorePruningTests {
     static let layout = try! TokenLayout(imageStart: 2, imageCount: 30, totalCount: 40)
 
     @Test func keepsHighestHeadMeanAttention() throws {
-        var g = AttentionScoreRandom(1)
+        var g = TestRandom(1)
         let a = g.tensor(4, 40).map { $0 * 4 }.softmaxRows()
         let r = try AttentionScorePruning(.init(budget: .count(7))).select(lastRowAttention: a, layout: Self.layout)
         let mean = { (j: Int) in (0..<4).reduce(Float(0)) { $0 + a[$1, j] } / 4 }
@@ -32,7 +21,7 @@ struct AttentionScoreRandom {
     }
 
     @Test func noOpAndErrors() throws {
-        var g = AttentionScoreRandom(2)
+        var g = TestRandom(2)
         let a = g.tensor(2, 40).softmaxRows()
         let r = try AttentionScorePruning(.init(budget: .count(30))).select(lastRowAttention: a, layout: Self.layout)
         #expect(r.noOpReason != nil && r.kept == Array(0..<40))

@@ -2,22 +2,11 @@ import Testing
 @testable import TokenCompression
 import Tensors
 
-/// Seeded generator for the DART tests (SplitMix64).
-struct DARTRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
-    }
-}
-
 @Suite struct DARTTests {
     static let layout = try! TokenLayout(imageStart: 5, imageCount: 60, totalCount: 75)
 
     func inputs(_ seed: UInt64) -> (Tensor, Tensor) {
-        var g = DARTRandom(seed)
+        var g = TestRandom(seed)
         return (g.tensor(75, 16), g.tensor(75, 16))
     }
 

@@ -2,17 +2,6 @@ import Testing
 @testable import TokenCompression
 import Tensors
 
-/// Seeded generator for the norm-pruning tests (SplitMix64).
-struct NormPruningRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
-    }
-}
-
 @Suite struct NormPruningTests {
     static let layout = try! TokenLayout(imageStart: 3, imageCount: 25, totalCount: 33)
 
@@ -24,7 +13,7 @@ struct NormPruningRandom {
 
     @Test(arguments: NormPruning.Source.allCases)
     func keepsLargestOrSmallestNorms(source: NormPruning.Source) throws {
-        var g = NormPruningRandom(source == .keys ? 5 : 7)
+        var g = TestRandom(source == .keys ? 5 : 7)
         let x = g.tensor(33, 12)
         for l1 in [true, false] {
             for largest in [true, false] {
@@ -46,7 +35,7 @@ struct NormPruningRandom {
 
     @Test(arguments: NormPruning.Source.allCases)
     func noOpAndErrors(source: NormPruning.Source) throws {
-        var g = NormPruningRandom(6)
+        var g = TestRandom(6)
         let x = g.tensor(33, 8)
         let r = try NormPruning(source, .init(budget: .ratio(1))).select(x, layout: Self.layout)
         #expect(r.noOpReason != nil && r.kept == Array(0..<33))

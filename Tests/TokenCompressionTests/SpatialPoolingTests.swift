@@ -2,17 +2,6 @@ import Testing
 @testable import TokenCompression
 import Tensors
 
-/// Seeded generator for the SpatialPooling tests (SplitMix64).
-struct SpatialPoolingRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in float() })
-    }
-}
-
 @Suite struct SpatialPoolingTests {
     @Test func averageTwoByTwo() throws {
         let x = try Tensor(shape: [16, 1], values: (0..<16).map(Float.init))  // 4×4 grid, value = index
@@ -24,7 +13,7 @@ struct SpatialPoolingRandom {
     }
 
     @Test func oddGridCoversEveryTokenOnce() throws {
-        var g = SpatialPoolingRandom(1)
+        var g = TestRandom(1)
         let x = g.tensor(35, 6)  // 5×7
         let r = try SpatialPooling().pool(x, rows: 5, cols: 7)
         #expect(r.outRows == 3 && r.outCols == 4 && r.features.rows == 12)
@@ -35,7 +24,7 @@ struct SpatialPoolingRandom {
     }
 
     @Test func bilinearHalvingEqualsAveragePooling() throws {
-        var g = SpatialPoolingRandom(2)
+        var g = TestRandom(2)
         let x = g.tensor(64, 5)  // 8×8 → 4×4
         let avg = try SpatialPooling().pool(x, rows: 8, cols: 8)
         let bil = try SpatialPooling(.init(mode: .bilinear(budget: .count(16)))).pool(x, rows: 8, cols: 8)
@@ -50,7 +39,7 @@ struct SpatialPoolingRandom {
         }
         let t = SpatialPooling.targetGrid(rows: 12, cols: 24, budget: 72)
         #expect(t.rows * t.cols <= 72 && t.rows == 6 && t.cols == 12)
-        var g = SpatialPoolingRandom(3)
+        var g = TestRandom(3)
         let r = try SpatialPooling(.init(mode: .bilinear(budget: .ratio(0.3)))).pool(g.tensor(100, 4), rows: 10, cols: 10)
         #expect(r.compression.achievedCount <= r.compression.requestedCount && r.compression.requestedCount == 30)
         // Constant input stays constant (weights sum to 1).
@@ -59,7 +48,7 @@ struct SpatialPoolingRandom {
     }
 
     @Test func noOpAndErrors() throws {
-        var g = SpatialPoolingRandom(4)
+        var g = TestRandom(4)
         let x = g.tensor(36, 4)
         for mode in [SpatialPooling.Mode.bilinear(budget: .count(36)), .bilinear(budget: .count(50)), .bilinear(budget: .ratio(1)), .average(window: 1)] {
             let r = try SpatialPooling(.init(mode: mode)).pool(x, rows: 6, cols: 6)
