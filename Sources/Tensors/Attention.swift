@@ -77,7 +77,7 @@ public struct Attention: Sendable {
         var slotOfRow = [Int](repeating: -1, count: n)
         for (slot, r) in recordRows.enumerated() { slotOfRow[r] = slot }
 
-        var output = Tensor(zeros: [n, qWidth])
+        var output = Tensor(overwrittenShape: [n, qWidth])  // every (head, row block) is written
         var recorded = record == .none ? nil : Tensor(zeros: [heads, recordRows.count, m])
         let outBase = output.withUnsafeMutableBufferPointer { $0.baseAddress! }
         let recBase = recorded?.withUnsafeMutableBufferPointer { $0.baseAddress! }

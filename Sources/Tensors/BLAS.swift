@@ -20,7 +20,8 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            // beta = 0 means C is not read (it may be uninitialised), as in BLAS.
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
         cblas_sgemm(CblasRowMajor,
@@ -132,7 +133,7 @@ extension Tensor {
             throw TensorError.shape("matmul", "\(shape) × \(other.shape)")
         }
         let m = rows, k = columns, n = other.shape[1]
-        var out = Tensor(zeros: Array(shape.dropLast()) + [n])
+        var out = Tensor(overwrittenShape: Array(shape.dropLast()) + [n])
         out.withUnsafeMutableBufferPointer { c in
             withUnsafeBufferPointer { a in
                 other.withUnsafeBufferPointer { b in
@@ -151,7 +152,7 @@ extension Tensor {
             throw TensorError.shape("linear", "input \(shape), weight \(weight.shape) (expected [out, \(columns)])")
         }
         let m = rows, k = columns, n = weight.shape[0]
-        var out = Tensor(zeros: Array(shape.dropLast()) + [n])
+        var out = Tensor(overwrittenShape: Array(shape.dropLast()) + [n])  // bias rows or beta = 0
         if let bias {
             guard bias.count == n else { throw TensorError.shape("linear", "bias \(bias.shape) for \(n) outputs") }
             out.withUnsafeMutableBufferPointer { c in
@@ -184,7 +185,7 @@ extension Tensor {
         guard (transposeOther ? other.shape[2] : other.shape[1]) == k else {
             throw TensorError.shape("batchedMatmul", "\(shape) × \(other.shape) (transposeOther: \(transposeOther))")
         }
-        var out = Tensor(zeros: [batch, m, n])
+        var out = Tensor(overwrittenShape: [batch, m, n])
         let cBase = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
         withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in

@@ -58,17 +58,15 @@ extension Tensor {
     }
 }
 
-/// Stable in-place softmax of `count` floats.
+/// Stable in-place softmax of `count` floats (max subtracted; `FastMath.exp`, ≤ 3e-7 relative).
 @inlinable
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    var maxValue = -Float.infinity
-    for j in 0..<count where x[j] > maxValue { maxValue = x[j] }
+    let maxValue = FastMath.max(x, count: count)
     if maxValue == -.infinity {  // fully masked row: define as zeros rather than NaN
         for j in 0..<count { x[j] = 0 }
         return
     }
-    var sum: Float = 0
-    for j in 0..<count { let e = expf(x[j] - maxValue); x[j] = e; sum += e }
-    let inv = 1 / sum
+    FastMath.exp(x, plus: -maxValue, into: x, count: count)
+    let inv = 1 / FastMath.sum(x, count: count)
     for j in 0..<count { x[j] *= inv }
 }

@@ -178,7 +178,7 @@ public struct LinearWeight: Sendable {
             throw ModelError("linear '\(weight)': input has \(x.columns) features, expected \(inFeatures)")
         }
         let m = x.rows, n = outFeatures, k = inFeatures
-        var out = Tensor(zeros: Array(x.shape.dropLast()) + [n])
+        var out = Tensor(overwrittenShape: Array(x.shape.dropLast()) + [n])  // bias rows or beta = 0
         if let bias {
             let b = try store.tensor(bias, alwaysCache: true)
             out.withUnsafeMutableBufferPointer { c in
@@ -232,7 +232,7 @@ extension Tensor {
         up.withUnsafeBufferPointer { u in
             let ub = u.baseAddress!
             Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in
-                for i in r { let g = o[i]; o[i] = g / (1 + expf(-g)) * ub[i] }
+                for i in r { let g = o[i]; o[i] = g / (1 + FastMath.exp(-g)) * ub[i] }
             }
         }
         return out
