@@ -50,15 +50,18 @@ public struct Attention: Sendable {
     ///   - q: `[n, heads·headDim]`.
     ///   - k, v: `[m, kvHeads·headDim]`; with `causal`, query `i` sees keys `0...queryOffset+i`
     ///     (`queryOffset` = number of cached keys before the first query, `m − n` by default).
+    ///   - keyCount: use only the first `keyCount` rows of `k` and `v` (a KV cache with spare room);
+    ///     `nil` = all rows, which must then be as many in `k` as in `v`.
     /// - Returns: `[n, heads·headDim]` and the recorded rows when asked.
-    public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, queryOffset: Int? = nil,
+    public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, queryOffset: Int? = nil, keyCount: Int? = nil,
                                record: AttentionRecord = .none) throws -> (output: Tensor, recorded: RecordedAttention?) {
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
+        let m = keyCount ?? k.rows
         guard q.rank == 2, k.rank == 2, v.rank == 2, q.columns == qWidth, k.columns == kvWidth,
-              v.columns == kvWidth, k.rows == v.rows else {
-            throw TensorError.shape("attention", "q \(q.shape), k \(k.shape), v \(v.shape) for \(heads)/\(kvHeads) heads of \(headDim)")
+              v.columns == kvWidth, keyCount != nil || k.rows == v.rows, m >= 0, m <= k.rows, m <= v.rows else {
+            throw TensorError.shape("attention", "q \(q.shape), k \(k.shape), v \(v.shape)\(keyCount.map { " (first \($0) keys)" } ?? "") for \(heads)/\(kvHeads) heads of \(headDim)")
         }
-        let n = q.rows, m = k.rows
+        let n = q.rows
         let offset = queryOffset ?? (m - n)
         guard !causal || (offset >= 0 && offset + n <= m) else {
             throw TensorError("attention: causal query offset \(offset) with \(n) queries needs at most \(m) keys")

@@ -9,16 +9,17 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Sweep compression methods × budgets × samples and print the seed paper's efficiency table.",
         discussion: """
-        With no options: the built-in model on the bundled task, every runnable image-VLM method plus \
-        the uncompressed run, at 50%, 25% and 11% of the visual tokens (random and pooling are always \
-        included). Writes rows.jsonl (appended as rows finish; a rerun skips done rows), results.csv, \
+        With no options: the built-in model on the built-in task's 500-sample test split, every runnable \
+        image-VLM method plus the uncompressed run, at 50%, 25% and 11% of the visual tokens (random and \
+        pooling are always included): 24,500 rows, each run once (latencies are means over samples; \
+        use --repeats/--warmup for per-row medians on small tasks, --limit for a quick look). Writes rows.jsonl (appended as rows finish; a rerun skips done rows), results.csv, \
         results.json (with a manifest), pareto.svg and pareto.png into --out. See docs/bench.md.
         """
     )
 
     @Option(name: .long, help: "LLaVA model folder (default: Models/builtin-llava).")
     var model: String?
-    @Option(name: .long, help: "Task JSONL (default: Data/builtin-task/sample.jsonl).")
+    @Option(name: .long, help: "Task JSONL (default: Data/builtin-task/test.jsonl, 500 samples).")
     var task: String?
     @Option(name: .long, help: "Comma-separated methods (default: every runnable method).")
     var methods: String?
@@ -29,9 +30,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Maximum generated tokens per sample.")
     var maxNewTokens = 8
     @Option(name: .long, help: "Timed runs per row (prefill time is their median).")
-    var repeats = 3
+    var repeats = 1
     @Option(name: .long, help: "Untimed warm-up runs per row.")
-    var warmup = 1
+    var warmup = 0
     @Option(name: .long, help: "Output folder.")
     var out = "bench-out"
     @Option(name: .long, help: "Run only work items k with k mod n == i (i from 0), e.g. 0/4.")
@@ -72,8 +73,8 @@ struct BenchCommand: ParsableCommand {
         let folder = try model ?? VLMPaths.defaultModelFolder()
         let taskPath: String
         if let task { taskPath = task } else {
-            guard let p = VLMPaths.resolve(VLMPaths.builtinSamples) else {
-                throw BenchError("bundled task '\(VLMPaths.builtinSamples)' not found; pass --task FILE.jsonl")
+            guard let p = VLMPaths.resolve(VLMPaths.builtinTestSplit) else {
+                throw BenchError("bundled task '\(VLMPaths.builtinTestSplit)' not found; pass --task FILE.jsonl")
             }
             taskPath = p
         }
@@ -92,6 +93,7 @@ struct BenchCommand: ParsableCommand {
         o.toolkitVersion = ToolkitVersion.string
         let outcome = try BenchDriver.run(o, log: printError)
         print(outcome.markdown, terminator: "")
+        fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
         printError("\(outcome.ran) rows run, \(outcome.skipped) resumed; results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png)")
     }
 }

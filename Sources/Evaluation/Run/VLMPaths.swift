@@ -8,6 +8,8 @@ import Foundation
 public enum VLMPaths {
     public static let builtinModel = "Models/builtin-llava"
     public static let builtinSamples = "Data/builtin-task/sample.jsonl"
+    /// The fixed 500-sample test split of the built-in task (`tools/builtin/scenes.py --split test`).
+    public static let builtinTestSplit = "Data/builtin-task/test.jsonl"
 
     /// The first existing candidate for `path`, or nil. Absolute paths are returned as given when they exist.
     public static func resolve(_ path: String, executable: String? = nil) -> String? {

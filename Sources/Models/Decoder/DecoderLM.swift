@@ -120,7 +120,7 @@ public final class DecoderLM: @unchecked Sendable {
         let v = try layer.v(x, store: store)
         try cache.append(layer: i, keys: k, values: v)
         let kv = cache.layers[i]
-        let (a, recorded) = try attention(q: q, k: kv.keys, v: kv.values, record: record)
+        let (a, recorded) = try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
         var h = hidden
         try h.addInPlace(try layer.o(a, store: store))
         let y = try rms(h, layer.postNorm)
@@ -215,6 +215,7 @@ public final class DecoderLM: @unchecked Sendable {
         let stops = stopTokens ?? Set(config.eosTokenIDs)
         var tokens: [Int] = []
         var logits = prefill.logits
+        prefill.cache.reserve(additionalRows: maxNewTokens - 1)
         while tokens.count < maxNewTokens {
             let t = Self.argmax(logits)
             tokens.append(t)

@@ -4,14 +4,50 @@ import Tensors
 ///
 /// Each layer holds exactly the rows it attended over: after a prefill-time pruning at layer K,
 /// layers `< K` keep the full prompt and layers `≥ K` only the kept rows (as FastV / DART do), so
-/// the cache physically shrinks; `byteCount` reports what is really held.
+/// the cache physically shrinks; `byteCount` reports the rows really cached.
+///
+/// Decoding appends one row per layer and step. Rows are written into spare room at the end of
+/// each layer's storage (`reserve(additionalRows:)`, or growth by a quarter when it runs out), so a
+/// step costs one row of copying instead of the whole cache — re-concatenating made decoding
+/// quadratic in the prompt length (84 MB copied per token for a 640-token, 8-layer, 2048-wide cache).
 public final class KVCache: @unchecked Sendable {
     public struct Layer: Sendable {
-        /// `[tokens, kvHeads·headDim]`, rotated.
-        public internal(set) var keys: Tensor
-        /// `[tokens, kvHeads·headDim]`.
-        public internal(set) var values: Tensor
-        public var count: Int { keys.rows }
+        /// `[capacity, kvHeads·headDim]`; rows `0..<count` are cached, the rest spare room.
+        var keyStorage: Tensor
+        var valueStorage: Tensor
+        /// Cached tokens of this layer.
+        public internal(set) var count: Int
+
+        init(keys: Tensor, values: Tensor) {
+            keyStorage = keys
+            valueStorage = values
+            count = keys.rows
+        }
+
+        /// `[count, kvHeads·headDim]`, rotated (a copy only while spare room is reserved).
+        public var keys: Tensor { Self.prefix(keyStorage, count) }
+        /// `[count, kvHeads·headDim]`.
+        public var values: Tensor { Self.prefix(valueStorage, count) }
+
+        static func prefix(_ t: Tensor, _ rows: Int) -> Tensor {
+            rows == t.rows ? t : ((try? t.rows(0..<rows)) ?? t)
+        }
+
+        /// Storage with room for at least `rows` rows, the cached ones copied over.
+        mutating func grow(toCapacity rows: Int) {
+            guard rows > keyStorage.rows else { return }
+            keyStorage = Self.resized(keyStorage, rows: rows, keeping: count)
+            valueStorage = Self.resized(valueStorage, rows: rows, keeping: count)
+        }
+
+        static func resized(_ t: Tensor, rows: Int, keeping kept: Int) -> Tensor {
+            let width = t.columns
+            var out = Tensor(zeros: [rows, width])
+            out.withUnsafeMutableBufferPointer { o in
+                t.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: kept * width) }
+            }
+            return out
+        }
     }
     public internal(set) var layers: [Layer]
     /// Position id of the next token to decode: max position seen + 1 (transformers' rule).
@@ -22,26 +58,48 @@ public final class KVCache: @unchecked Sendable {
         nextPosition = 0
     }
 
-    /// Bytes of key and value storage over all layers.
-    public var byteCount: Int { layers.reduce(0) { $0 + $1.keys.byteCount + $1.values.byteCount } }
+    /// Bytes of the cached key and value rows over all layers (spare room not counted; the
+    /// memory accounting sees it).
+    public var byteCount: Int {
+        layers.reduce(0) { $0 + 2 * $1.count * $1.keyStorage.columns * MemoryLayout<Float>.stride }
+    }
     /// Cached tokens per layer.
     public var tokenCounts: [Int] { layers.map(\.count) }
 
+    /// Makes room for `additionalRows` more rows in every layer, so that as many decoding steps
+    /// append without reallocating (`generate` reserves its `maxNewTokens`).
+    public func reserve(additionalRows: Int) {
+        guard additionalRows > 0 else { return }
+        for l in layers.indices { layers[l].grow(toCapacity: layers[l].count + additionalRows) }
+    }
+
     func append(layer: Int, keys: Tensor, values: Tensor) throws {
-        if layers[layer].count == 0 {
-            layers[layer].keys = keys
-            layers[layer].values = values
-        } else {
-            layers[layer].keys = try Tensor.concatenateRows([layers[layer].keys, keys])
-            layers[layer].values = try Tensor.concatenateRows([layers[layer].values, values])
+        let width = layers[layer].keyStorage.columns
+        guard keys.columns == width, values.columns == width, keys.rows == values.rows else {
+            throw ModelError("KV cache layer \(layer): appending keys \(keys.shape) and values \(values.shape) to rows of width \(width)")
         }
+        if layers[layer].count == 0 && layers[layer].keyStorage.rows == 0 {
+            layers[layer] = Layer(keys: keys, values: values)
+            return
+        }
+        let count = layers[layer].count, needed = count + keys.rows
+        if needed > layers[layer].keyStorage.rows {
+            layers[layer].grow(toCapacity: max(needed, count + max(16, count / 4)))
+        }
+        func write(_ source: Tensor, into storage: inout Tensor) {
+            storage.withUnsafeMutableBufferPointer { o in
+                source.withUnsafeBufferPointer { (o.baseAddress! + count * width).update(from: $0.baseAddress!, count: $0.count) }
+            }
+        }
+        write(keys, into: &layers[layer].keyStorage)
+        write(values, into: &layers[layer].valueStorage)
+        layers[layer].count = needed
     }
 
     /// Keeps only `rows` (ascending) of the given layers' caches (a new, smaller allocation).
     public func keepRows(_ rows: [Int], layers selected: Range<Int>) throws {
         for l in selected {
-            layers[l].keys = try layers[l].keys.gatherRows(rows)
-            layers[l].values = try layers[l].values.gatherRows(rows)
+            layers[l] = Layer(keys: try layers[l].keys.gatherRows(rows), values: try layers[l].values.gatherRows(rows))
         }
     }
 }
