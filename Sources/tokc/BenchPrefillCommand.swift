@@ -22,6 +22,8 @@ struct BenchPrefillCommand: ParsableCommand {
     var repeats = 3
     @Option(name: .long, help: "Threads for BLAS and parallel work, also given to PyTorch (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(name: .long, help: "Also print where one pass of each model spends its time, by operation.")
+    var profile = false
     @Flag(name: .long, help: "Also time PyTorch (needs python3 with torch and transformers).")
     var pytorch = false
 
@@ -52,6 +54,16 @@ struct BenchPrefillCommand: ParsableCommand {
         let ours = [decoder, vision]
         for t in ours {
             print(String(format: "ours  %@ — %.0f%% of sgemm", t.description, 100 * t.gflops / max(sgemm, 1e-9)))
+        }
+        if profile {
+            for (name, entries, total) in try PrefillBenchmark.profileStandard() {
+                print("\nprofile of one \(name) pass: \(String(format: "%.1f", total)) ms")
+                print("| operation | ms | % of pass | calls |")
+                print("|---|---|---|---|")
+                for e in entries.sorted(by: { $0.milliseconds > $1.milliseconds }) {
+                    print(String(format: "| %@ | %.1f | %.1f%% | %d |", e.label, e.milliseconds, 100 * e.milliseconds / max(total, 1e-9), e.calls))
+                }
+            }
         }
         guard let scriptPath else { return }
         printError("timing PyTorch (\(script))…")

@@ -123,6 +123,29 @@ public enum PrefillBenchmark {
         return Timing(name: "CLIP ViT tower d\(width) L\(layers) \(imageSize)px/\(patchSize)", tokens: model.config.tokenCount, runsMs: runs, flops: flops)
     }
 
+    /// Per-operation wall time of one pass of each standard model (after one warm-up pass), from
+    /// `OpProfile`: where the time above the sgemm floor goes.
+    public static func profileStandard() throws -> [(model: String, entries: [OpProfile.Entry], totalMs: Double)] {
+        let (decoder, embeddings) = try randomLlama()
+        let (tower, pixels) = try randomCLIP()
+        let runs: [(String, () throws -> Void)] = [
+            ("decoder", { _ = try decoder.prefill(embeddings: embeddings) }),
+            ("vision", { _ = try tower.forward(pixels, hiddenStates: [-1]) }),
+        ]
+        var out: [(model: String, entries: [OpProfile.Entry], totalMs: Double)] = []
+        for (name, body) in runs {
+            try body()
+            OpProfile.reset()
+            OpProfile.isEnabled = true
+            defer { OpProfile.isEnabled = false }
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            out.append((name, OpProfile.entries(), total))
+        }
+        return out
+    }
+
     /// Both standard shapes of the issue.
     public static func runStandard(repeats: Int = 3) throws -> [Timing] {
         [try timeDecoder(repeats: repeats), try timeVision(repeats: repeats)]

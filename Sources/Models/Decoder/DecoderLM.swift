@@ -114,18 +114,24 @@ public final class DecoderLM: @unchecked Sendable {
     func runLayer(_ i: Int, hidden: Tensor, positions: [Int], cache: KVCache,
                   record: AttentionRecord) throws -> (Tensor, RecordedAttention?) {
         let layer = layers[i]
-        let x = try rms(hidden, layer.inputNorm)
-        let q = try rope.apply(try layer.q(x, store: store), positions: positions)
-        let k = try rope.apply(try layer.k(x, store: store), positions: positions)
-        let v = try layer.v(x, store: store)
-        try cache.append(layer: i, keys: k, values: v)
+        let x = try OpProfile.measure("norm") { try rms(hidden, layer.inputNorm) }
+        let (qRaw, kRaw, v) = try OpProfile.measure("q/k/v projections") {
+            (try layer.q(x, store: store), try layer.k(x, store: store), try layer.v(x, store: store))
+        }
+        let (q, k) = try OpProfile.measure("rope") { (try rope.apply(qRaw, positions: positions), try rope.apply(kRaw, positions: positions)) }
+        try OpProfile.measure("kv cache append") { try cache.append(layer: i, keys: k, values: v) }
         let kv = cache.layers[i]
-        let (a, recorded) = try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
+        let (a, recorded) = try OpProfile.measure("attention") {
+            try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
+        }
         var h = hidden
-        try h.addInPlace(try layer.o(a, store: store))
-        let y = try rms(h, layer.postNorm)
-        let act = try Tensor.swiGLU(gate: try layer.gate(y, store: store), up: try layer.up(y, store: store))
-        try h.addInPlace(try layer.down(act, store: store))
+        let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
+        try OpProfile.measure("residual add") { try h.addInPlace(o) }
+        let y = try OpProfile.measure("norm") { try rms(h, layer.postNorm) }
+        let (gate, up) = try OpProfile.measure("gate/up projections") { (try layer.gate(y, store: store), try layer.up(y, store: store)) }
+        let act = try OpProfile.measure("activation") { try Tensor.swiGLU(gate: gate, up: up) }
+        let down = try OpProfile.measure("down projection") { try layer.down(act, store: store) }
+        try OpProfile.measure("residual add") { try h.addInPlace(down) }
         return (h, recorded)
     }
 

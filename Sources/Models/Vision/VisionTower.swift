@@ -135,23 +135,28 @@ public final class VisionTower: @unchecked Sendable {
         let request = try capture.normalized(layers: n)
         let lastLayer = max(indices.max() ?? 0, (request.attention.keys.max() ?? -1) + 1, (request.qkvLayers.max() ?? -1) + 1)
         let wantedSet = Set(indices)
-        var h = try embed(pixels)
+        var h = try OpProfile.measure("patch embedding") { try embed(pixels) }
         var out = VisionTowerOutput(hiddenStates: [:], lastHiddenState: nil, captures: [:])
         if wantedSet.contains(0) { out.hiddenStates[0] = h }
         for i in 0..<lastLayer {
             let layer = layers[i]
-            let x = try norm(h, layer.norm1)
-            let q = try layer.q(x, store: store), k = try layer.k(x, store: store), v = try layer.v(x, store: store)
+            let x = try OpProfile.measure("norm") { try norm(h, layer.norm1) }
+            let (q, k, v) = try OpProfile.measure("q/k/v projections") {
+                (try layer.q(x, store: store), try layer.k(x, store: store), try layer.v(x, store: store))
+            }
             let record = request.attention[i] ?? .none
-            let (a, recorded) = try attention(q: q, k: k, v: v, record: record)
+            let (a, recorded) = try OpProfile.measure("attention") { try attention(q: q, k: k, v: v, record: record) }
             if recorded != nil || request.qkvLayers.contains(i) {
                 let keep = request.qkvLayers.contains(i)
                 out.captures[i] = VisionLayerCapture(attention: recorded, queries: keep ? q : nil, keys: keep ? k : nil, values: keep ? v : nil)
             }
-            try h.addInPlace(try layer.o(a, store: store))
-            let y = try norm(h, layer.norm2)
-            let m = try layer.fc2(try layer.fc1(y, store: store).activated(act), store: store)
-            try h.addInPlace(m)
+            let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
+            try OpProfile.measure("residual add") { try h.addInPlace(o) }
+            let y = try OpProfile.measure("norm") { try norm(h, layer.norm2) }
+            let up = try OpProfile.measure("fc1 projection") { try layer.fc1(y, store: store) }
+            let activated = OpProfile.measure("activation") { up.activated(act) }
+            let m = try OpProfile.measure("fc2 projection") { try layer.fc2(activated, store: store) }
+            try OpProfile.measure("residual add") { try h.addInPlace(m) }
             if wantedSet.contains(i + 1) { out.hiddenStates[i + 1] = h }
         }
         if lastLayer == n {
