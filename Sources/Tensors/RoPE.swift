@@ -20,38 +20,76 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
+    /// Cosines and sines of every (token, frequency) pair for `positions`: computed once per
+    /// prefill and shared by the queries and keys of every layer (they all see the same positions
+    /// until a method prunes, which makes a new table).
+    public func table(positions: [Int]) -> RotaryTable {
+        let half = headDim / 2
+        var cosines = [Float](repeating: 0, count: positions.count * half)
+        var sines = [Float](repeating: 0, count: positions.count * half)
+        let frequencies = inverseFrequencies
+        cosines.withUnsafeMutableBufferPointer { c in
+            sines.withUnsafeMutableBufferPointer { s in
+                let cb = c.baseAddress!, sb = s.baseAddress!
+                Parallel.forEachChunk(positions.count, minimumPerThread: 64) { range in
+                    for t in range {
+                        let p = Float(positions[t])
+                        for i in 0..<half {
+                            // The angle rounds in Float32 as in transformers; cos/sin in Double.
+                            let angle = Double(p * frequencies[i])
+                            cb[t * half + i] = Float(cos(angle))
+                            sb[t * half + i] = Float(sin(angle))
+                        }
+                    }
+                }
+            }
+        }
+        return RotaryTable(headDim: headDim, positions: positions, cosines: cosines, sines: sines)
+    }
+
     /// Rotates `x` (`[tokens, heads·headDim]`) in place-by-value, token `t` at `positions[t]`.
     public func apply(_ x: Tensor, positions: [Int]) throws -> Tensor {
-        guard x.rank == 2, x.columns % headDim == 0 else {
-            throw TensorError.shape("RoPE", "input \(x.shape) with head dim \(headDim)")
+        try apply(x, table: table(positions: positions))
+    }
+
+    /// Rotates `x` with a precomputed table (one row per token of `x`).
+    public func apply(_ x: Tensor, table: RotaryTable) throws -> Tensor {
+        guard x.rank == 2, x.columns % headDim == 0, table.headDim == headDim else {
+            throw TensorError.shape("RoPE", "input \(x.shape) with head dim \(headDim) (table for \(table.headDim))")
         }
-        guard positions.count == x.rows else {
-            throw TensorError.shape("RoPE", "\(x.rows) tokens but \(positions.count) positions")
+        guard table.positions.count == x.rows else {
+            throw TensorError.shape("RoPE", "\(x.rows) tokens but \(table.positions.count) positions")
         }
         var out = x
         let width = x.columns, heads = width / headDim, half = headDim / 2
         let base = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
-        let frequencies = inverseFrequencies
-        Parallel.forEachChunk(x.rows, minimumPerThread: 16) { range in
-            var cosines = [Float](repeating: 0, count: half)
-            var sines = [Float](repeating: 0, count: half)
-            for t in range {
-                let p = Float(positions[t])
-                for i in 0..<half {
-                    let angle = p * frequencies[i]
-                    cosines[i] = Float(cos(Double(angle)))
-                    sines[i] = Float(sin(Double(angle)))
-                }
-                for h in 0..<heads {
-                    let v = base + t * width + h * headDim
-                    for i in 0..<half {
-                        let a = v[i], b = v[i + half]
-                        v[i] = a * cosines[i] - b * sines[i]
-                        v[i + half] = b * cosines[i] + a * sines[i]
+        table.cosines.withUnsafeBufferPointer { c in
+            table.sines.withUnsafeBufferPointer { s in
+                let cb = c.baseAddress!, sb = s.baseAddress!
+                Parallel.forEachChunk(x.rows, minimumPerThread: 16) { range in
+                    for t in range {
+                        let cosines = cb + t * half, sines = sb + t * half
+                        for h in 0..<heads {
+                            let v = base + t * width + h * headDim
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * cosines[i] - b * sines[i]
+                                v[i + half] = b * cosines[i] + a * sines[i]
+                            }
+                        }
                     }
                 }
             }
         }
         return out
     }
+}
+
+/// Rotation factors for one list of positions (`RotaryEmbedding.table(positions:)`).
+public struct RotaryTable: Sendable {
+    public let headDim: Int
+    public let positions: [Int]
+    /// `[positions.count, headDim / 2]`, row-major.
+    let cosines: [Float]
+    let sines: [Float]
 }

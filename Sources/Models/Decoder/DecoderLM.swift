@@ -105,34 +105,35 @@ public final class DecoderLM: @unchecked Sendable {
     public func queriesAndKeys(layer: Int, hidden: Tensor, positions: [Int]) throws -> (queries: Tensor, keys: Tensor) {
         guard layer >= 0, layer < layers.count else { throw ModelError("decoder: layer \(layer) out of range 0..<\(layers.count)") }
         let x = try rms(hidden, layers[layer].inputNorm)
-        let q = try rope.apply(try layers[layer].q(x, store: store), positions: positions)
-        let k = try rope.apply(try layers[layer].k(x, store: store), positions: positions)
+        let table = rope.table(positions: positions)
+        let q = try rope.apply(try layers[layer].q(x, store: store), table: table)
+        let k = try rope.apply(try layers[layer].k(x, store: store), table: table)
         return (q, k)
     }
 
-    /// One decoder block over `hidden` (the rows after the cached ones), appending to `cache`.
-    func runLayer(_ i: Int, hidden: Tensor, positions: [Int], cache: KVCache,
-                  record: AttentionRecord) throws -> (Tensor, RecordedAttention?) {
+    /// One decoder block over `hidden` (the rows after the cached ones, updated in place; `rotary`
+    /// holds their positions), appending to `cache`.
+    func runLayer(_ i: Int, hidden: inout Tensor, rotary: RotaryTable, cache: KVCache,
+                  record: AttentionRecord) throws -> RecordedAttention? {
         let layer = layers[i]
         let x = try OpProfile.measure("norm") { try rms(hidden, layer.inputNorm) }
         let (qRaw, kRaw, v) = try OpProfile.measure("q/k/v projections") {
             (try layer.q(x, store: store), try layer.k(x, store: store), try layer.v(x, store: store))
         }
-        let (q, k) = try OpProfile.measure("rope") { (try rope.apply(qRaw, positions: positions), try rope.apply(kRaw, positions: positions)) }
+        let (q, k) = try OpProfile.measure("rope") { (try rope.apply(qRaw, table: rotary), try rope.apply(kRaw, table: rotary)) }
         try OpProfile.measure("kv cache append") { try cache.append(layer: i, keys: k, values: v) }
         let kv = cache.layers[i]
         let (a, recorded) = try OpProfile.measure("attention") {
             try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
         }
-        var h = hidden
         let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
-        try OpProfile.measure("residual add") { try h.addInPlace(o) }
-        let y = try OpProfile.measure("norm") { try rms(h, layer.postNorm) }
+        try OpProfile.measure("residual add") { try hidden.addInPlace(o) }
+        let y = try OpProfile.measure("norm") { try rms(hidden, layer.postNorm) }
         let (gate, up) = try OpProfile.measure("gate/up projections") { (try layer.gate(y, store: store), try layer.up(y, store: store)) }
         let act = try OpProfile.measure("activation") { try Tensor.swiGLU(gate: gate, up: up) }
         let down = try OpProfile.measure("down projection") { try layer.down(act, store: store) }
-        try OpProfile.measure("residual add") { try h.addInPlace(down) }
-        return (h, recorded)
+        try OpProfile.measure("residual add") { try hidden.addInPlace(down) }
+        return recorded
     }
 
     // MARK: prefill and decoding
@@ -158,6 +159,7 @@ public final class DecoderLM: @unchecked Sendable {
         var hidden = embeddings
         var original = Array(0..<n)
         var recorded: RecordedAttention?
+        var rotary: RotaryTable?
         var tokensPerLayer: [Int] = []
         var events: [(layer: Int, kept: Int)] = []
         for i in 0..<config.layers {
@@ -184,7 +186,8 @@ public final class DecoderLM: @unchecked Sendable {
             }
             tokensPerLayer.append(hidden.rows)
             let record = hook?.attentionRecord(layer: i) ?? .none
-            (hidden, recorded) = try runLayer(i, hidden: hidden, positions: pos, cache: cache, record: record)
+            if rotary?.positions != pos { rotary = rope.table(positions: pos) }
+            recorded = try runLayer(i, hidden: &hidden, rotary: rotary!, cache: cache, record: record)
         }
         try hook?.afterPrefill(PrefillSummary(tokensPerLayer: tokensPerLayer, keptOriginalIndices: original,
                                               positions: pos, pruneEvents: events))
@@ -207,9 +210,9 @@ public final class DecoderLM: @unchecked Sendable {
             throw ModelError("decode: position \(cache.nextPosition) reaches max_position_embeddings \(config.maxPositionEmbeddings)")
         }
         var h = try embed([token])
-        let positions = [cache.nextPosition]
+        let rotary = rope.table(positions: [cache.nextPosition])
         for i in 0..<config.layers {
-            (h, _) = try runLayer(i, hidden: h, positions: positions, cache: cache, record: .none)
+            _ = try runLayer(i, hidden: &h, rotary: rotary, cache: cache, record: .none)
         }
         cache.nextPosition += 1
         return try lmHeadLogits(try finalNorm(h)).reshaped([config.vocabSize])
