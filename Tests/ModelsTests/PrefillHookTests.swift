@@ -119,3 +119,52 @@ final class ModelsFixedPruneHook: PrefillHook {
         #expect(throws: ModelError.self) { try lm.prefill(inputIDs: [1, 2, 3], hook: ModelsFixedPruneHook(layer: 1, rows: [0, 3])) }
     }
 }
+
+/// Inserts given rows (with a kept subset) before one layer.
+final class ModelsInsertHook: PrefillHook {
+    let layer: Int
+    let decision: PruneDecision
+    var imageRowsAfter: [Int]?
+
+    init(layer: Int, decision: PruneDecision) {
+        self.layer = layer
+        self.decision = decision
+    }
+
+    func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision? {
+        if layer == self.layer + 1 { imageRowsAfter = state.imageRows }
+        return layer == self.layer ? decision : nil
+    }
+}
+
+extension PrefillHookTests {
+    /// Rows inserted before layer 0 act exactly like those rows in the input: the prefill equals
+    /// a plain prefill of the spliced embeddings at positions 0..<n.
+    @Test func insertedRowsBeforeLayerZeroEqualSplicedInput() throws {
+        let lm = try DecoderLM.load(folder: modelsFixture("llama"))
+        let prompt = [1, 5, 9, 13, 17, 21, 25]
+        let embeddings = try lm.embed(prompt)
+        let extra = try lm.embed([40, 41])
+        let hook = ModelsInsertHook(layer: 0, decision: PruneDecision(keptRows: [0, 1, 3, 4, 5, 6], positions: .renumber,
+                                                                      inserted: extra, insertedAt: 2))
+        let pruned = try lm.prefill(embeddings: embeddings, imageSpans: [1..<5], hook: hook)
+        let spliced = try Tensor.concatenateRows([try embeddings.gatherRows([0, 1]), extra, try embeddings.gatherRows([3, 4, 5, 6])])
+        let plain = try lm.prefill(embeddings: spliced)
+        #expect(modelsMaxAbs(pruned.logits, plain.logits) < 1e-6)
+        #expect(pruned.keptOriginalIndices == [0, 1, -1, -1, 3, 4, 5, 6])
+        #expect(pruned.positions == Array(0..<8))
+        #expect(hook.imageRowsAfter == [1, 2, 3, 4, 5])  // inserted rows count as image rows
+        #expect(pruned.cache.tokenCounts == [8, 8])
+    }
+
+    @Test func insertedRowsNeedRenumberedPositionsAndTheHiddenWidth() throws {
+        let lm = try DecoderLM.load(folder: modelsFixture("llama"))
+        let embeddings = try lm.embed([1, 5, 9, 13])
+        let extra = try lm.embed([40])
+        for decision in [PruneDecision(keptRows: [0, 1], positions: .keepOriginal, inserted: extra, insertedAt: 1),
+                         PruneDecision(keptRows: [0, 1], positions: .renumber, inserted: extra, insertedAt: 3),
+                         PruneDecision(keptRows: [0, 1], positions: .renumber, inserted: Tensor(zeros: [1, 3]), insertedAt: 1)] {
+            #expect(throws: ModelError.self) { try lm.prefill(embeddings: embeddings, hook: ModelsInsertHook(layer: 1, decision: decision)) }
+        }
+    }
+}

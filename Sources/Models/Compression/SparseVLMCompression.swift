@@ -2,16 +2,18 @@ import Foundation
 import Tensors
 import TokenCompression
 
-/// SparseVLM v1.5 inside the decoder, without recycling.
+/// SparseVLM v1.5 inside the decoder, with recycling.
 ///
 /// Raters (text tokens) come once from the layer-0 input embeddings; at each sparse layer l the
 /// runtime records the attention of the text rows only, and before layer l+1 the visual rows are
-/// scored by the raters' head-mean attention and the top `min(target, visual − 1)` stay;
-/// positions are renumbered.
+/// scored by the raters' head-mean attention and the top `min(target, visual − 1)` stay; the best
+/// 30 % (+1) of the deleted ones are clustered (DPC-kNN) on their layer-l output hidden states and
+/// the cluster means are inserted right after the kept visual rows (`SparseVLM.sparsify`, the same
+/// step the conformance cases check); positions are renumbered.
 ///
-/// Deviation, said in every report: the runtime's `PruneDecision` can only keep existing rows, so
-/// the recycled tokens (DPC-kNN merges of the best deleted ones, inserted after the kept visual
-/// rows) cannot be added; deleted tokens are simply dropped. Sparse layers default to the paper's
+/// Deviation, said in every report: `cluster_and_merge` adds `torch.rand` noise (×1e-6) to the
+/// densities to break ties; the runtime adds none (deterministic; only exact ties resolve
+/// differently). Sparse layers default to the paper's
 /// [2, 6, 15] of 32 scaled to the model's depth; the schedule is the official one of the closest
 /// setting (192/128/64 on 576 tokens) scaled by k / setting, and the achieved count is the code's
 /// layer-averaged visual count (after each layer's pruning).
@@ -77,26 +79,26 @@ final class SparseVLMHook: PrefillHook {
             let (setting, s) = Self.scaledSchedule(target: requested, imageTokens: n0)
             schedule = s
             report.notes.append("sparsevlm: sparse layers \(sparseLayers), schedule \(schedule) (official \(setting)-token shape scaled by \(requested)/\(setting)), \(raters.count) raters")
-            report.notes.append("sparsevlm: token recycling is not available in the runtime (a PruneDecision keeps existing rows only); deleted tokens are dropped, not merged")
+            report.notes.append("sparsevlm: recycling without the code's 1e-6 tie-breaking noise on cluster densities")
         }
         // Text rows this layer will see (after the pruning decided below, if any).
         if sparseLayers.contains(l) { textRowsAt[l] = Array(layout.textRange) }
         guard let i = sparseLayers.firstIndex(of: l - 1) else { return nil }
         guard let a = state.previousAttention else { throw ModelError("sparsevlm: layer \(l - 1) did not record the text rows' attention") }
         let start = DispatchTime.now().uptimeNanoseconds
-        let scores = try SparseVLM.visualScores(attention: a.values, layout: layout, raters: raters)
-        let k = SparseVLM.keepCount(target: schedule[i], visualCount: layout.imageCount)
-        let kept = Selection.topK(scores, k).sorted().map { $0 + layout.imageStart }
+        let step = try SparseVLM.sparsify(hidden: state.hidden, attention: a.values, layout: layout, raters: raters, target: schedule[i])
         report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         if sparseLayers.contains(l) {
-            let textStart = layout.imageStart + kept.count
+            let textStart = layout.imageStart + step.visualCount
             textRowsAt[l] = Array(textStart..<(textStart + layout.textRange.count))
         }
-        return PruneDecision(keptRows: layout.keptSequence(visual: kept), positions: .renumber)
+        guard step.result.noOpReason == nil else { return nil }
+        return PruneDecision(keptRows: step.result.kept.sorted(), positions: .renumber, inserted: step.clustering?.merged,
+                             insertedAt: step.mergedPositions.first ?? 0)
     }
 
     func afterPrefill(_ summary: PrefillSummary) throws {
-        report.keptIndices = summary.keptOriginalIndices
+        report.keptIndices = summary.keptOriginalIndices.filter { $0 != PrefillState.insertedRow }
         guard !sparseLayers.isEmpty else { return }
         // The code's layer average counts each layer's visual tokens after its own pruning.
         let text = summary.tokensPerLayer[0] - report.visualTokensBefore

@@ -177,11 +177,20 @@ public final class DecoderLM: @unchecked Sendable {
                     hidden = try hidden.gatherRows(rows)
                     original = rows.map { original[$0] }
                     let kept = rows.map { pos[$0] }
+                    if let inserted = decision.inserted, inserted.rows > 0 {
+                        guard inserted.rank == 2, inserted.columns == hidden.columns, decision.positions == .renumber,
+                              (0...rows.count).contains(decision.insertedAt) else {
+                            throw ModelError("prefill hook at layer \(i): inserted rows \(inserted.shape) must be [m, \(hidden.columns)], go at 0...\(rows.count) (got \(decision.insertedAt)) and come with renumbered positions")
+                        }
+                        let at = decision.insertedAt
+                        hidden = try Tensor.concatenateRows([try hidden.rows(0..<at), inserted, try hidden.rows(at..<rows.count)])
+                        original.insert(contentsOf: Array(repeating: PrefillState.insertedRow, count: inserted.rows), at: at)
+                    }
                     switch decision.positions {
                     case .keepOriginal: pos = kept
-                    case .renumber: pos = Array(kept.indices)
+                    case .renumber: pos = Array(0..<hidden.rows)
                     }
-                    events.append((i, rows.count))
+                    events.append((i, hidden.rows))
                 }
             }
             tokensPerLayer.append(hidden.rows)

@@ -39,10 +39,23 @@ public struct PruneDecision: Sendable, Equatable {
     /// Indices into the current rows, strictly ascending.
     public var keptRows: [Int]
     public var positions: PositionPolicy
+    /// New hidden rows `[m, hidden]` to insert (merged or recycled tokens, e.g. SparseVLM's
+    /// clusters of deleted visual tokens), or nil. They need `.renumber`: they have no position of
+    /// their own. They count as image rows and have original index `PrefillState.insertedRow`.
+    public var inserted: Tensor?
+    /// Where the inserted rows go: before the kept row `insertedAt` (`keptRows.count` = at the end).
+    public var insertedAt: Int
 
-    public init(keptRows: [Int], positions: PositionPolicy = .keepOriginal) {
+    public init(keptRows: [Int], positions: PositionPolicy = .keepOriginal, inserted: Tensor? = nil, insertedAt: Int = 0) {
         self.keptRows = keptRows
         self.positions = positions
+        self.inserted = inserted
+        self.insertedAt = insertedAt
+    }
+
+    public static func == (a: PruneDecision, b: PruneDecision) -> Bool {
+        a.keptRows == b.keptRows && a.positions == b.positions && a.insertedAt == b.insertedAt
+            && a.inserted?.shape == b.inserted?.shape && a.inserted?.values == b.inserted?.values
     }
 }
 
@@ -54,8 +67,10 @@ public final class PrefillState {
     public let hidden: Tensor
     /// Position id of each current row.
     public let positions: [Int]
-    /// Index in the initial prompt of each current row.
+    /// Index in the initial prompt of each current row (`insertedRow` for rows a method inserted).
     public let originalIndices: [Int]
+    /// Original index of rows inserted by a `PruneDecision` (merged tokens): not a prompt position.
+    public static let insertedRow = -1
     /// Image token ranges in the initial prompt (one per image).
     public let imageSpans: [Range<Int>]
     /// Keys after RoPE that layer `layer - 1` produced for the current rows, `[rows, kvHeads·headDim]`
@@ -86,14 +101,18 @@ public final class PrefillState {
         return lo..<hi
     }
 
-    /// Current rows that are image tokens, ascending.
+    /// Current rows that are image tokens (inserted merged tokens included), ascending.
     public var imageRows: [Int] {
-        originalIndices.indices.filter { r in imageSpans.contains { $0.contains(originalIndices[r]) } }
+        originalIndices.indices.filter { isImageRow(originalIndices[$0]) }
     }
 
     /// Current rows that are not image tokens, ascending.
     public var textRows: [Int] {
-        originalIndices.indices.filter { r in !imageSpans.contains { $0.contains(originalIndices[r]) } }
+        originalIndices.indices.filter { !isImageRow(originalIndices[$0]) }
+    }
+
+    private func isImageRow(_ original: Int) -> Bool {
+        original == Self.insertedRow || imageSpans.contains { $0.contains(original) }
     }
 
     public var headCount: Int { model.config.heads }
@@ -120,7 +139,7 @@ public final class PrefillState {
 public struct PrefillSummary: Sendable {
     /// Rows that went through each layer.
     public var tokensPerLayer: [Int]
-    /// Prompt index of each final row.
+    /// Prompt index of each final row (`PrefillState.insertedRow` for inserted merged rows).
     public var keptOriginalIndices: [Int]
     public var positions: [Int]
     /// Layers at which rows were pruned, with the row count after pruning.
