@@ -125,12 +125,12 @@ final class CompressionRecordSpy: PrefillHook {
 
 extension CompressionTests {
     @Test func everyBuilderIsARegisteredMethod() throws {
-        #expect(ModelCompression.runnableMethods.count == 16)
+        #expect(ModelCompression.runnableMethods.count == 17)
         for name in ModelCompression.runnableMethods {
             #expect(MethodRegistry.info(named: name) != nil, "\(name)")
             let c = try ModelCompression.make(method: name.uppercased(), budget: .ratio(0.5))
             #expect(c.info.name == name)
-            let vision: Set = ["fastervlm", "hired", "visionzip", "prumerge", "prumerge_plus", "pooling", "globalcom2"]
+            let vision: Set = ["fastervlm", "hired", "visionzip", "prumerge", "prumerge_plus", "pooling", "globalcom2", "ficoco_v"]
             #expect((c.visionHook != nil) == (vision.contains(name) || name == "mustdrop"), "\(name)")
             #expect((c.prefillHook != nil) == !vision.contains(name), "\(name)")
         }

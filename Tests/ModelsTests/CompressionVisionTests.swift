@@ -111,3 +111,67 @@ extension CompressionVisionTests {
         #expect(r.keptIndices.filter { $0 < 16 }.count == 8)
     }
 }
+
+extension CompressionVisionTests {
+    /// FiCoCo-V merges inside the tower: the fixture's 3-layer tower reads layer 1's output, so
+    /// layer 1 (its second half up to the feature layer) merges r = 64 − 40 = 24 tokens; the
+    /// 'default' strategy then drops row 0 (a patch, by the code's ordering) and the [CLS] row
+    /// reaches the projector with 39 patches.
+    @Test func fiCoCoVMergesInsideTheTower() throws {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(40))
+        let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
+        let r = c.report()
+        #expect(r.visualTokensBefore == 64 && r.requestedVisualTokens == 40 && r.achievedVisualTokens == 40, "\(r.notes)")
+        #expect(p.visualTokensAfter == [40] && p.cache.tokenCounts == [52, 52, 52, 52])
+        #expect(r.notes.contains { $0.contains("r = 24 merged per layer in tower layers 1…1") })
+        #expect(r.notes.contains { $0.contains("[CLS] row reaches the projector") })
+        #expect(r.keptIndices.count == 39 && Set(r.keptIndices).count == 39 && r.keptIndices.allSatisfy { (0..<64).contains($0) })
+        #expect(r.scoringSeconds > 0)
+        // The merge done by hand at the tower's layer-1 step gives the features the LLM received.
+        let tower = model.vision
+        var state = FiCoCoV.State(size: 64)
+        let method = try FiCoCoV(.init(r: 24, penaltyCount: 16, stateSize: 64))
+        let out = try tower.forward(pixels, hiddenStates: [2], afterAttention: { layer, hidden, q, k in
+            guard layer == 1 else { return nil }
+            let heads = tower.config.heads, d = tower.config.headDim
+            let logits = try FiCoCoV.headMeanLogits(queries: try FiCoCoVHook.perHead(q, heads: heads, scale: 1 / Float(d).squareRoot()),
+                                                    keys: try FiCoCoVHook.perHead(k, heads: heads, scale: 1))
+            return try method.layer(hidden: hidden, logits: logits, state: &state).output
+        })
+        let features = try out.hiddenStates[2]!.rows(1..<41)
+        let projected = try model.projector2(try model.projector1(features, store: model.store).activated(model.config.projectorAct), store: model.store)
+        let again = try ModelCompression.make(method: "ficoco_v", budget: .count(40))
+        let spliced = try model.embedPrompt(inputIDs: ids, images: [.single(pixels)], visionHook: again.visionHook).embeddings.rows(4..<44)
+        #expect(modelsMaxAbs(projected, spliced) < 1e-5)
+        let t = try model.decodeStep(token: DecoderLM.argmax(p.logits), cache: p.cache)
+        #expect(t.values.allSatisfy { $0.isFinite })
+    }
+
+    /// A budget needing 2r > T is capped at ⌊T/2⌋ (the code's remapping limit) and says so.
+    @Test func fiCoCoVCapsRAtHalfTheTokens() throws {
+        let model = try CompressionFixture.model()
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(16))
+        _ = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
+        let r = c.report()
+        #expect(r.requestedVisualTokens == 16 && r.achievedVisualTokens == 32, "\(r.notes)")
+        #expect(r.notes.contains { $0.contains("r capped at 32") })
+    }
+
+    @Test func fiCoCoVRefusesAnyResAndBadParameters() throws {
+        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "ficoco_v", budget: .count(16), parameters: ["r": "-1"]) }
+        #expect(throws: (any Error).self) { try ModelCompression.make(method: "ficoco_v", budget: .count(16), parameters: ["quantile": "2"]) }
+        let model = try LlavaModel.load(folder: modelsFixture("llava-next-wide"))
+        let ref = try ModelsReference("llava-next-wide")
+        let pixels = try ref.tensor("pixel_values")
+        let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
+        let size = try ref.ints("image_size")
+        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(8))
+        #expect(throws: ModelCompressionError.self) {
+            _ = try model.generate(inputIDs: try ref.ints("input_ids"), images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
+                                   maxNewTokens: 1, stopTokens: [], hook: nil, visionHook: c.visionHook)
+        }
+    }
+}

@@ -40,3 +40,38 @@ import Tensors
         #expect(throws: ModelError.self) { try tower.forward(Tensor(zeros: [3, 30, 30])) }
     }
 }
+
+extension VisionTowerTests {
+    /// The in-tower merge step: returning nothing changes nothing; returning a permutation of the
+    /// rows permutes the output the same way (attention, norms and MLP are row-permutation
+    /// equivariant once positions are added); returning fewer rows shrinks every later layer.
+    @Test func afterAttentionReplacesTheRowsLaterLayersRunOn() throws {
+        let tower = try VisionTower.load(folder: modelsFixture("clip-vision"))
+        let pixels = try ModelsReference("clip-vision").tensor("pixel_values").reshaped([3, 28, 28])
+        let plain = try tower.forward(pixels)
+        let last = tower.config.layers
+        var seen: [Int] = []
+        let untouched = try tower.forward(pixels, afterAttention: { layer, hidden, q, k in
+            seen.append(layer)
+            #expect(q.rows == hidden.rows && k.shape == q.shape)
+            return nil
+        })
+        #expect(seen == Array(0..<last))
+        #expect(untouched.hiddenStates[last]!.values == plain.hiddenStates[last]!.values)
+
+        let permutation = [3, 0, 4, 1, 2]
+        let permuted = try tower.forward(pixels, afterAttention: { layer, hidden, _, _ in
+            layer == 0 ? try hidden.gatherRows(permutation) : nil
+        })
+        let expected = try plain.hiddenStates[last]!.gatherRows(permutation)
+        #expect(modelsMaxAbs(permuted.hiddenStates[last]!, expected) < 1e-5)
+
+        let shrunk = try tower.forward(pixels, afterAttention: { layer, hidden, _, _ in
+            layer == 0 ? try hidden.gatherRows([0, 2]) : nil
+        })
+        #expect(shrunk.hiddenStates[1]!.rows == 2 && shrunk.hiddenStates[last]!.rows == 2)
+        #expect(throws: ModelError.self) {
+            try tower.forward(pixels, afterAttention: { _, _, _, _ in Tensor(zeros: [2, 3]) })
+        }
+    }
+}

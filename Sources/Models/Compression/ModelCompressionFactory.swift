@@ -20,5 +20,6 @@ enum ModelCompressionFactory {
         "prumerge_plus": { try VisionMethods.pruMerge(plus: true, budget: $0, parameters: $1) },
         "pooling": VisionMethods.pooling,
         "globalcom2": GlobalCom2Compression.make,
+        "ficoco_v": FiCoCoVCompression.make,
     ]
 }

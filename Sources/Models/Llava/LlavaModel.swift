@@ -132,9 +132,18 @@ public final class LlavaModel: @unchecked Sendable {
         let request = hook?.captureRequest ?? .none
         let drop = config.visionFeatureStrategy == .default && config.vision.hasClassToken
         var tileFeatures: [VisionTileFeatures] = []
+        let n = config.vision.layers
+        let featureLayer = (config.visionFeatureLayers.map { $0 < 0 ? n + 1 + $0 : $0 }.max() ?? n) - 1
+        let patchCount = config.vision.patchesPerSide * config.vision.patchesPerSide
         for (t, pixels) in tiles.enumerated() {
-            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request)
-            let n = config.vision.layers
+            let merge = hook.map { h in
+                { (layer: Int, hidden: Tensor, q: Tensor, k: Tensor) throws -> Tensor? in
+                    try h.afterAttention(VisionLayerStep(imageIndex: index, tile: t, layer: layer, hidden: hidden, queries: q, keys: k,
+                                                         heads: self.config.vision.heads, headDim: self.config.vision.headDim,
+                                                         towerLayers: n, featureLayer: featureLayer, patchCount: patchCount))
+                }
+            }
+            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request, afterAttention: merge)
             let parts = config.visionFeatureLayers.map { out.hiddenStates[$0 < 0 ? n + 1 + $0 : $0]! }
             var f = parts.count == 1 ? parts[0] : try Self.concatenateColumns(parts)
             if drop { f = try f.rows(1..<f.rows) }
@@ -151,9 +160,10 @@ public final class LlavaModel: @unchecked Sendable {
                 throw ModelError("vision hook returned \(selected.count) tiles for image \(index) with \(tileFeatures.count)")
             }
             for (k, tf) in zip(selected, tileFeatures) {
+                let bound = max(tf.features.rows, tf.patchGrid.rows * tf.patchGrid.cols)
                 guard k.rows.columns == tf.features.columns, k.rows.rows > 0,
-                      k.sourceIndices.allSatisfy({ $0 >= 0 && $0 < tf.features.rows }) else {
-                    throw ModelError("vision hook: tile \(tf.tile) of image \(index) returned \(k.rows.shape) rows with sources outside 0..<\(tf.features.rows)")
+                      k.sourceIndices.allSatisfy({ $0 >= 0 && $0 < bound }) else {
+                    throw ModelError("vision hook: tile \(tf.tile) of image \(index) returned \(k.rows.shape) rows with sources outside 0..<\(bound)")
                 }
             }
             kept = selected

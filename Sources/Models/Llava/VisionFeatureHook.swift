@@ -12,8 +12,37 @@ import Tensors
 /// `image_newline` only if at least one of its patches survived.
 public protocol VisionFeatureHook: AnyObject {
     var captureRequest: VisionCaptureRequest { get }
+    /// Inside the tower, for methods that merge between encoder layers (FiCoCo-V): called in every
+    /// layer of every tile after the attention residual, before the MLP; a non-nil result replaces
+    /// the hidden rows. Tiles run in order, then `selectFeatures` sees the image. Default: nil.
+    func afterAttention(_ step: VisionLayerStep) throws -> Tensor?
     /// Kept features per tile (same count and order as `image.tiles`), or nil to keep everything.
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]?
+}
+
+extension VisionFeatureHook {
+    public func afterAttention(_ step: VisionLayerStep) throws -> Tensor? { nil }
+}
+
+/// One encoder layer of one tile, between attention and MLP (`VisionFeatureHook.afterAttention`).
+public struct VisionLayerStep: @unchecked Sendable {
+    public var imageIndex: Int
+    public var tile: Int
+    /// Encoder layer index (0-based).
+    public var layer: Int
+    /// Residual stream after the attention, `[rows, hidden]` (row 0 = [CLS] before any merge).
+    public var hidden: Tensor
+    /// The layer's queries and keys, `[rows, heads·headDim]`, before the 1/√headDim scaling.
+    public var queries: Tensor
+    public var keys: Tensor
+    public var heads: Int
+    public var headDim: Int
+    /// Encoder layers of the tower.
+    public var towerLayers: Int
+    /// The deepest encoder layer whose output the projector reads (`hidden_states[i + 1]`).
+    public var featureLayer: Int
+    /// Patches of a tile (rows × cols of the patch grid).
+    public var patchCount: Int
 }
 
 /// The vision features of one tile, as the projector would receive them.
@@ -44,7 +73,8 @@ public struct VisionImageFeatures: @unchecked Sendable {
 public struct KeptFeatures: @unchecked Sendable {
     /// `[kept, featureWidth]` (selected or merged rows).
     public var rows: Tensor
-    /// Feature-row index (patch index when the [CLS] row was dropped) each kept row stands at.
+    /// Feature-row index (patch index when the [CLS] row was dropped) each kept row stands at;
+    /// below the tile's patch count (rows merged inside the tower keep their patch of origin).
     public var sourceIndices: [Int]
 
     public init(rows: Tensor, sourceIndices: [Int]) throws {

@@ -124,8 +124,13 @@ public final class VisionTower: @unchecked Sendable {
     ///   - hiddenStates: HF `hidden_states` indices to return (negative from the end); `nil` = all.
     ///     The pass stops after the last layer anything needs.
     ///   - capture: attention rows / q,k,v to record per encoder layer.
-    public func forward(_ pixels: Tensor, hiddenStates wanted: [Int]? = nil,
-                        capture: VisionCaptureRequest = .none) throws -> VisionTowerOutput {
+    ///   - afterAttention: called in every layer after the attention residual, before the MLP, with
+    ///     the layer index, the hidden rows and that layer's queries and keys (`[rows, heads·headDim]`,
+    ///     unscaled); a non-nil result replaces the hidden rows (a token-merging method inside the
+    ///     tower, FiCoCo-V): the MLP and every later layer run on them.
+    public func forward(_ pixels: Tensor, hiddenStates wanted: [Int]? = nil, capture: VisionCaptureRequest = .none,
+                        afterAttention: ((_ layer: Int, _ hidden: Tensor, _ queries: Tensor, _ keys: Tensor) throws -> Tensor?)? = nil)
+        throws -> VisionTowerOutput {
         let n = config.layers
         let indices = try (wanted ?? Array(0...n)).map { i -> Int in
             let v = i < 0 ? n + 1 + i : i
@@ -152,6 +157,12 @@ public final class VisionTower: @unchecked Sendable {
             }
             let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
             try OpProfile.measure("residual add") { try h.addInPlace(o) }
+            if let afterAttention, let replaced = try afterAttention(i, h, q, k) {
+                guard replaced.rank == 2, replaced.columns == h.columns, replaced.rows > 0 else {
+                    throw ModelError("vision tower layer \(i): a merge step returned \(replaced.shape) rows, expected [rows > 0, \(h.columns)]")
+                }
+                h = replaced
+            }
             let y = try OpProfile.measure("norm") { try norm(h, layer.norm2) }
             let up = try OpProfile.measure("fc1 projection") { try layer.fc1(y, store: store) }
             let activated = OpProfile.measure("activation") { up.activated(act) }

@@ -120,6 +120,11 @@ public struct FiCoCoV {
         guard t >= 2, p.r <= t - 2 else {
             throw CompressionError.invalidBudget("r = \(p.r) needs at least r + 2 = \(p.r + 2) tokens, got \(t)")
         }
+        // The code remaps a target index i ≥ T − r to i − r (see Compress); with 2r > T that can be
+        // negative, which torch's scatter rejects. Say so instead of indexing out of bounds.
+        guard 2 * p.r <= t else {
+            throw CompressionError.invalidBudget("r = \(p.r) exceeds half of the \(t) tokens: the code's target remapping (i − r for i ≥ T − r) would leave the rows")
+        }
         let n = t - 1
 
         // Filter: d_i = β·n(L[0, i]) − (1−β)·n(mean_j L[i, j]) over patches i, j ≥ 1, float32.

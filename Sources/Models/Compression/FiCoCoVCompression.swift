@@ -1,0 +1,143 @@
+import Foundation
+import Tensors
+import TokenCompression
+
+/// FiCoCo-V inside the vision tower: in each late encoder layer, after the attention and before
+/// the MLP, `FiCoCoV.layer` merges `r` tokens away, so every later layer — and the projector and
+/// the LLM — sees fewer rows.
+///
+/// Layers: the paper merges in CLIP-L's layers 12…23, of which 12…22 shape `hidden_states[-2]`;
+/// here the merge layers are the second half of the tower up to the deepest feature layer (11 of
+/// 24 for LLaVA-1.5, 2 of 6 for the built-in model). `r` defaults to ⌊(patches − budget) / merge
+/// layers⌋ (42 at 114 of 576 tokens, the paper's setting); `r=N` fixes it. The code's quirks stay:
+/// remaining rows come out in ascending score order with the protected row last, so later layers
+/// protect whatever sits at row 0, and LLaVA's 'default' strategy drops row 0 — a patch — while
+/// the [CLS] row reaches the projector. The score buffer (`FiCoCoV.State`, the code's module
+/// global) starts fresh for every image. LLaVA-1.5 (one tile) only: the authors' code has no
+/// AnyRes path.
+final class FiCoCoVHook: VisionFeatureHook {
+    let budget: Budget
+    let fixedR: Int?
+    let beta: Double
+    let quantile: Float
+    var captureRequest: VisionCaptureRequest { .none }
+
+    /// Per tile of the current image: original token index of each current row, the score buffer.
+    private var origin: [Int] = []
+    private var state = FiCoCoV.State()
+    private var method: FiCoCoV?
+    private var mergeLayers: ClosedRange<Int>?
+    private var requested = 0
+    private var report: CompressionRunReport
+
+    init(budget: Budget, fixedR: Int?, beta: Double, quantile: Float) throws {
+        _ = try budget.tokens(outOf: 1)
+        self.budget = budget
+        self.fixedR = fixedR
+        self.beta = beta
+        self.quantile = quantile
+        report = CompressionRunReport.empty(.notApplicable, note: "ficoco_v: no prefill ran yet")
+    }
+
+    func lastReport() -> CompressionRunReport { report }
+
+    func afterAttention(_ step: VisionLayerStep) throws -> Tensor? {
+        guard step.tile == 0 else {
+            throw ModelCompressionError.unsupportedMethod("ficoco_v", "the authors' code merges inside a LLaVA-1.5 tower (one tile); LLaVA-NeXT's AnyRes tiles are not supported")
+        }
+        if step.layer == 0 { try begin(step) }
+        guard let method, let mergeLayers, mergeLayers.contains(step.layer) else { return nil }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let logits = try FiCoCoV.headMeanLogits(queries: try Self.perHead(step.queries, heads: step.heads, scale: 1 / Float(step.headDim).squareRoot()),
+                                               keys: try Self.perHead(step.keys, heads: step.heads, scale: 1))
+        // The code needs 2r ≤ T (its target remapping); a budget asking for more is capped per layer.
+        var layerMethod = method
+        if 2 * method.parameters.r > step.hidden.rows {
+            layerMethod.parameters.r = step.hidden.rows / 2
+            report.notes.append("ficoco_v: layer \(step.layer): r capped at \(layerMethod.parameters.r) = ⌊\(step.hidden.rows)/2⌋ (the code's target remapping needs 2r ≤ T)")
+        }
+        let result = try layerMethod.layer(hidden: step.hidden, logits: logits, state: &state)
+        origin = result.remainIndices.map { origin[$0] }
+        return result.output
+    }
+
+    /// Sets up one image: merge layers, r, a fresh score buffer.
+    private func begin(_ step: VisionLayerStep) throws {
+        let n = step.patchCount
+        requested = try budget.tokens(outOf: n)
+        report = CompressionRunReport(visualTokensBefore: n, requestedVisualTokens: requested, achievedVisualTokens: n,
+                                      keptIndices: Array(0..<n), positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+        origin = Array(0..<step.hidden.rows)
+        method = nil
+        mergeLayers = nil
+        let first = step.towerLayers / 2, last = step.featureLayer
+        guard first <= last else {
+            report.notes.append("ficoco_v: the feature layer \(last) comes before the tower's second half (\(first)…); no-op")
+            return
+        }
+        let layers = last - first + 1
+        let r = fixedR ?? (requested >= n ? 0 : (n - requested) / layers)
+        guard r > 0 else {
+            report.notes.append("ficoco_v: budget \(budget) asks for \(requested) of \(n) visual tokens: r = 0, no-op")
+            return
+        }
+        let side = Int(Double(n).squareRoot())
+        guard side * side == n, side % 2 == 0 else {
+            throw ModelCompressionError.unsupportedMethod("ficoco_v", "its score buffer is a square grid with 2×2 windows; \(n) patches do not form one")
+        }
+        method = try FiCoCoV(.init(r: r, beta: beta, penaltyCount: (side / 2) * (side / 2), stateSize: n, quantile: quantile))
+        mergeLayers = first...last
+        state = FiCoCoV.State(size: n)
+        report.notes.append("ficoco_v: r = \(r) merged per layer in tower layers \(first)…\(last) (\(layers) layers)")
+    }
+
+    func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
+        guard let tile = image.tiles.first, image.tiles.count == 1 else {
+            throw ModelCompressionError.unsupportedMethod("ficoco_v", "LLaVA-1.5 only (one tile per image)")
+        }
+        guard method != nil else { return nil }
+        // Row i of the features is current row i (+1 when 'default' dropped row 0); token t ≥ 1 is patch t − 1.
+        let rows = tile.classTokenDropped ? Array(origin.dropFirst()) : origin
+        guard rows.count == tile.features.rows else {
+            throw ModelError("ficoco_v: \(tile.features.rows) feature rows but \(rows.count) tracked tokens")
+        }
+        let patches = rows.filter { $0 > 0 }.map { $0 - 1 }
+        // The [CLS] row, if it survived, stands at the first patch no other row comes from.
+        let used = Set(patches)
+        let free = (0..<image.tiles[0].patchGrid.rows * image.tiles[0].patchGrid.cols).first { !used.contains($0) } ?? 0
+        let sources = rows.map { $0 > 0 ? $0 - 1 : free }
+        if rows.contains(0) { report.notes.append("ficoco_v: the [CLS] row reaches the projector (row 0, a patch, was dropped by the 'default' strategy)") }
+        report.achievedVisualTokens = tile.features.rows
+        report.keptIndices = patches.sorted()
+        return [try KeptFeatures(rows: tile.features, sourceIndices: sources)]
+    }
+
+    /// `[rows, heads·d]` → `[heads, rows, d]`, times `scale`.
+    static func perHead(_ x: Tensor, heads: Int, scale: Float) throws -> Tensor {
+        let rows = x.rows, d = x.columns / heads
+        var out = Tensor(overwrittenShape: [heads, rows, d])
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { src in
+                for r in 0..<rows {
+                    for h in 0..<heads {
+                        for j in 0..<d { o[(h * rows + r) * d + j] = src[r * heads * d + h * d + j] * scale }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+enum FiCoCoVCompression {
+    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
+        let p = try CompressionParameters("ficoco_v", parameters, allowed: ["r", "beta", "quantile"])
+        let r = p.values["r"] != nil ? try p.int("r", default: 42) : nil
+        if let r, r < 0 { throw ModelCompressionError.invalidParameter("ficoco_v: r = \(r) must be ≥ 0") }
+        let beta = try p.double("beta", default: 0.35), quantile = Float(try p.double("quantile", default: 0.998))
+        _ = try FiCoCoV(.init(beta: beta, quantile: quantile))  // range checks now, not at the first image
+        let hook = try FiCoCoVHook(budget: budget, fixedR: r, beta: beta, quantile: quantile)
+        return ModelCompression(info: FiCoCoV.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
+    }
+}
