@@ -26,7 +26,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Tensors", dependencies: blasDependency),
+        // Header-only AVX-512 / AVX2 element-wise kernels (per-function target attributes; chosen at run time).
+        .systemLibrary(name: "CVectorKernels", path: "Sources/CVectorKernels"),
+        .target(name: "Tensors", dependencies: blasDependency + ["CVectorKernels"]),
         .systemLibrary(
             name: "CImageCodecs",
             pkgConfig: "libpng",

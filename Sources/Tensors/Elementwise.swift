@@ -75,12 +75,12 @@ extension Tensor {
 
     /// `x · sigmoid(1.702 x)` as in OpenAI CLIP (`quick_gelu`).
     public func quickGelu() -> Tensor {
-        mapChunks { x, n in for i in 0..<n { let v = x[i]; x[i] = v / (1 + FastMath.exp(-1.702 * v)) } }
+        mapChunks { x, n in FastMath.xSigmoid(x, scale: 1.702, into: x, count: n) }
     }
 
     /// SiLU / swish: `x · sigmoid(x)`.
     public func silu() -> Tensor {
-        mapChunks { x, n in for i in 0..<n { let v = x[i]; x[i] = v / (1 + FastMath.exp(-v)) } }
+        mapChunks { x, n in FastMath.xSigmoid(x, scale: 1, into: x, count: n) }
     }
 
     /// Runs `body(pointer, count)` over parallel chunks of a copy of `self`. Unlike `map`, the

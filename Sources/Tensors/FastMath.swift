@@ -1,4 +1,7 @@
 import Foundation
+#if arch(x86_64)
+import CVectorKernels
+#endif
 
 /// Element-wise exponentials written so that LLVM's loop vectoriser turns them into SIMD code
 /// on the baseline x86-64 target (no `-mavx` flags are allowed in the package).
@@ -46,12 +49,72 @@ public enum FastMath {
         return x < lowest ? 0 : (x > highest ? .infinity : r)
     }
 
-    /// `y[i] = e^(x[i] · a + b)` for `count` values (`x` and `y` may be the same buffer).
-    @inlinable
+    /// `y[i] = e^(x[i] · a + b)` for `count` values (`x` and `y` may be the same buffer), with the
+    /// widest vector kernel this CPU has (`level`).
     public static func exp(_ x: UnsafePointer<Float>, times a: Float = 1, plus b: Float = 0,
-                           into y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = exp(x[i] * a + b) }
+                           into y: UnsafeMutablePointer<Float>, count: Int, level: Level = FastMath.level) {
+        var done = 0
+        #if arch(x86_64)
+        switch level {
+        case .avx512: tc_exp_avx512(x, a, b, y, count); done = count
+        case .avx2: done = count - count % 8; tc_exp_avx2(x, a, b, y, done)
+        case .portable: break
+        }
+        #endif
+        for i in done..<Swift.max(done, count) { y[i] = exp(x[i] * a + b) }
     }
+
+    /// `y[i] = x[i] / (1 + e^(−a·x[i]))`: SiLU (a = 1), quick-GELU (a = 1.702). May alias.
+    public static func xSigmoid(_ x: UnsafePointer<Float>, scale a: Float, into y: UnsafeMutablePointer<Float>, count: Int,
+                                level: Level = FastMath.level) {
+        var done = 0
+        #if arch(x86_64)
+        switch level {
+        case .avx512: tc_x_sigmoid_avx512(x, a, y, count); done = count
+        case .avx2: done = count - count % 8; tc_x_sigmoid_avx2(x, a, y, done)
+        case .portable: break
+        }
+        #endif
+        for i in done..<Swift.max(done, count) { let v = x[i]; y[i] = v / (1 + exp(-a * v)) }
+    }
+
+    /// `out[i] = silu(g[i]) · u[i]` (the LLaMA MLP's gate). `out` may alias `g` or `u`.
+    public static func swiGLU(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                              count: Int, level: Level = FastMath.level) {
+        var done = 0
+        #if arch(x86_64)
+        switch level {
+        case .avx512: tc_swiglu_avx512(g, u, out, count); done = count
+        case .avx2: done = count - count % 8; tc_swiglu_avx2(g, u, out, done)
+        case .portable: break
+        }
+        #endif
+        for i in done..<Swift.max(done, count) { let v = g[i]; out[i] = v / (1 + exp(-v)) * u[i] }
+    }
+
+    /// Instruction set of the element-wise kernels: AVX-512F or AVX2+FMA (C kernels with target
+    /// attributes, `CVectorKernels`), else the portable Swift loops (SSE2 after vectorisation).
+    public enum Level: String, Sendable, CaseIterable {
+        case avx512, avx2, portable
+    }
+
+    /// The widest level this CPU supports (`TOKC_SIMD=avx2|portable` lowers it, e.g. to compare).
+    public static let level: Level = {
+        #if arch(x86_64)
+        let flags = BLAS.cpuFlags()
+        var best: Level = flags.contains("avx512f") ? .avx512 : (flags.contains("avx2") && flags.contains("fma") ? .avx2 : .portable)
+        if let asked = ProcessInfo.processInfo.environment["TOKC_SIMD"].flatMap(Level.init(rawValue:)),
+           Level.allCases.firstIndex(of: asked)! > Level.allCases.firstIndex(of: best)! {
+            best = asked
+        }
+        return best
+        #else
+        return .portable
+        #endif
+    }()
+
+    /// The levels this CPU can run (for tests that compare them).
+    public static var availableLevels: [Level] { Array(Level.allCases.drop { $0 != level }) }
 }
 
 extension FastMath {

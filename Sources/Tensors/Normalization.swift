@@ -1,4 +1,7 @@
 import Foundation
+#if arch(x86_64)
+import CVectorKernels
+#endif
 
 extension Tensor {
     /// Softmax over the last axis, rows in parallel. Numerically stable (max subtracted).
@@ -58,15 +61,18 @@ extension Tensor {
     }
 }
 
-/// Stable in-place softmax of `count` floats (max subtracted; `FastMath.exp`, ≤ 3e-7 relative).
-@inlinable
-public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
+/// Stable in-place softmax of `count` floats (max subtracted; `FastMath` exponentials, ≤ 3e-7
+/// relative). A row of −inf only (fully masked) becomes zeros rather than NaN.
+public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, level: FastMath.Level = FastMath.level) {
+    #if arch(x86_64)
+    if level == .avx512 { tc_softmax_avx512(x, count); return }
+    #endif
     let maxValue = FastMath.max(x, count: count)
-    if maxValue == -.infinity {  // fully masked row: define as zeros rather than NaN
+    if maxValue == -.infinity {
         for j in 0..<count { x[j] = 0 }
         return
     }
-    FastMath.exp(x, plus: -maxValue, into: x, count: count)
+    FastMath.exp(x, plus: -maxValue, into: x, count: count, level: level)
     let inv = 1 / FastMath.sum(x, count: count)
     for j in 0..<count { x[j] *= inv }
 }

@@ -232,7 +232,7 @@ extension Tensor {
         up.withUnsafeBufferPointer { u in
             let ub = u.baseAddress!
             Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in
-                for i in r { let g = o[i]; o[i] = g / (1 + FastMath.exp(-g)) * ub[i] }
+                FastMath.swiGLU(gate: o + r.lowerBound, up: ub + r.lowerBound, into: o + r.lowerBound, count: r.count)
             }
         }
         return out
