@@ -226,13 +226,17 @@ extension Tensor {
     /// `silu(gate) * up`, fused and parallel (the LLaMA MLP).
     static func swiGLU(gate: Tensor, up: Tensor) throws -> Tensor {
         guard gate.shape == up.shape else { throw ModelError("SwiGLU: shape \(gate.shape) vs \(up.shape)") }
-        var out = gate
+        // A fresh output rather than `var out = gate`: the caller still holds `gate`, so writing
+        // into it would first copy it (14 MB per layer at 640 × 5632).
+        var out = Tensor(overwrittenShape: gate.shape)
         let n = out.count
         let o = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
-        up.withUnsafeBufferPointer { u in
-            let ub = u.baseAddress!
-            Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in
-                FastMath.swiGLU(gate: o + r.lowerBound, up: ub + r.lowerBound, into: o + r.lowerBound, count: r.count)
+        gate.withUnsafeBufferPointer { g in
+            up.withUnsafeBufferPointer { u in
+                let gb = g.baseAddress!, ub = u.baseAddress!
+                Parallel.forEachChunk(n, minimumPerThread: 1 << 15) { r in
+                    FastMath.swiGLU(gate: gb + r.lowerBound, up: ub + r.lowerBound, into: o + r.lowerBound, count: r.count)
+                }
             }
         }
         return out
