@@ -91,6 +91,9 @@ extension CompressionVisionTests {
         let r = c.report()
         #expect(p.visualTokensAfter == [64] && r.achievedVisualTokens == 64)
         #expect(r.notes.contains { $0.contains("no-op") && $0.contains("LLaVA-1.5") })
+        // Nothing is recorded for a single tile, so the no-op costs no attention capture.
+        let hook = try #require(c.visionHook)
+        #expect(hook.captureRequest(tileCount: 1).attention.isEmpty && !hook.captureRequest(tileCount: 3).attention.isEmpty)
     }
 
     @Test(arguments: ["llava-next-wide", "llava-next-tall"])

@@ -14,6 +14,8 @@ import TokenCompression
 final class GlobalCom2Hook: VisionFeatureHook {
     let budget: Budget
     let captureRequest = VisionCaptureRequest(attention: [-1: .logits(rows: [0])])
+    /// Single-tile images are a no-op: record nothing there (the tower keeps its fused path).
+    func captureRequest(tileCount: Int) -> VisionCaptureRequest { tileCount > 1 ? captureRequest : .none }
     private var report: CompressionRunReport
 
     init(budget: Budget) throws {

@@ -129,7 +129,7 @@ public final class LlavaModel: @unchecked Sendable {
             grid = g
             size = (h, w)
         }
-        let request = hook?.captureRequest ?? .none
+        let request = hook?.captureRequest(tileCount: tiles.count) ?? .none
         let drop = config.visionFeatureStrategy == .default && config.vision.hasClassToken
         var tileFeatures: [VisionTileFeatures] = []
         let n = config.vision.layers

@@ -12,6 +12,10 @@ import Tensors
 /// `image_newline` only if at least one of its patches survived.
 public protocol VisionFeatureHook: AnyObject {
     var captureRequest: VisionCaptureRequest { get }
+    /// What to record for an image of `tileCount` tiles (default: `captureRequest`). A method that
+    /// is a no-op on some inputs (GlobalCom² on single-tile LLaVA-1.5) asks for nothing there, so
+    /// the tower keeps its fused attention path.
+    func captureRequest(tileCount: Int) -> VisionCaptureRequest
     /// Inside the tower, for methods that merge between encoder layers (FiCoCo-V): called in every
     /// layer of every tile after the attention residual, before the MLP; a non-nil result replaces
     /// the hidden rows. Tiles run in order, then `selectFeatures` sees the image. Default: nil.
@@ -22,6 +26,7 @@ public protocol VisionFeatureHook: AnyObject {
 
 extension VisionFeatureHook {
     public func afterAttention(_ step: VisionLayerStep) throws -> Tensor? { nil }
+    public func captureRequest(tileCount: Int) -> VisionCaptureRequest { captureRequest }
 }
 
 /// One encoder layer of one tile, between attention and MLP (`VisionFeatureHook.afterAttention`).
