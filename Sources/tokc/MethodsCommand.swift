@@ -1,5 +1,6 @@
 import ArgumentParser
 import Evaluation
+import Models
 import TokenCompression
 
 struct MethodsCommand: ParsableCommand {
@@ -9,7 +10,8 @@ struct MethodsCommand: ParsableCommand {
         discussion: """
         For each method: family (prune / merge / cache / forecast), where it acts, the signals it
         needs, whether it needs explicit attention probabilities (FlashAttention-incompatible),
-        whether its conformance cases are wired, and its paper and official repository.
+        whether its conformance cases are wired, whether it runs inside a model (`tokc run --method`,
+        `tokc bench`), and its paper and official repository.
         """
     )
 
@@ -18,6 +20,7 @@ struct MethodsCommand: ParsableCommand {
 
     func run() {
         let conformed = Set(ConformanceRegistry.all.map { $0.method })
+        let runnable = Set(ModelCompression.runnableMethods)
         if MethodRegistry.all.isEmpty { print("no methods registered yet") }
         for domain in Domain.allCases {
             let methods = MethodRegistry.all.filter { $0.domain == domain }
@@ -25,7 +28,7 @@ struct MethodsCommand: ParsableCommand {
             print("## \(domain.rawValue)")
             for m in methods {
                 let attention = m.needsAttentionProbabilities ? "needs attention probs" : "fused-attention OK"
-                print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 17, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no")")
+                print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 17, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no") | in model: \(runnable.contains(m.name) ? "yes" : "no")")
                 print("      signals: \(m.signals.map(\.rawValue).joined(separator: "; "))")
                 print("      paper: \(m.paper)  code: \(m.repository)")
                 if details { print("      \(m.summary)") }
