@@ -31,7 +31,10 @@ public struct Attention: Sendable {
     public let causal: Bool
     public let scale: Float
     /// Query rows processed together; bounds scratch memory to `blockRows × keys` per thread.
-    public var blockRows = 128
+    /// `nil` (default): 128 with a causal mask (smaller blocks skip more masked keys), 384 without
+    /// (larger score GEMMs; measured here: 16×64 heads at 577 tokens 7.7 ms vs 8.3 ms at 128,
+    /// 32×128 at 2880 tokens 618 vs 710 ms).
+    public var blockRows: Int?
 
     public init(heads: Int, kvHeads: Int? = nil, headDim: Int, causal: Bool, scale: Float? = nil) throws {
         let kv = kvHeads ?? heads
@@ -88,7 +91,7 @@ public struct Attention: Sendable {
         let kBase = k.withUnsafeBufferPointer { $0.baseAddress! }
         let vBase = v.withUnsafeBufferPointer { $0.baseAddress! }
 
-        let block = max(1, blockRows)
+        let block = max(1, blockRows ?? (causal ? 128 : 384))
         let blocksPerHead = (n + block - 1) / block
         let group = heads / kvHeads
         let recordedRowCount = recordRows.count

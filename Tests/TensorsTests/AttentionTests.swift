@@ -40,9 +40,10 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
     @Test(arguments: [(false, 4, 4), (true, 4, 4), (true, 4, 2), (false, 6, 1)])
     func fusedMatchesReference(causal: Bool, heads: Int, kvHeads: Int) throws {
         var r = TensorsTestRandom(7)
-        let n = 70, headDim = 8  // n > blockRows so several blocks run
+        let n = 70, headDim = 8
         let q = r.tensor([n, heads * headDim]), k = r.tensor([n, kvHeads * headDim]), v = r.tensor([n, kvHeads * headDim])
-        let attention = try Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal)
+        var attention = try Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal)
+        attention.blockRows = 16  // several blocks, the last one partial
         let (out, recorded) = try attention(q: q, k: k, v: v)
         #expect(recorded == nil)
         let ref = referenceAttention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal, offset: 0)
