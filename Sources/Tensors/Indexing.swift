@@ -60,6 +60,22 @@ extension Tensor {
         return out
     }
 
+    /// `[rows, heads·d]` → `[heads, rows, d]`: the per-head layout of a fused projection (queries,
+    /// keys) for per-head products.
+    public func splittingHeads(_ heads: Int) throws -> Tensor {
+        guard rank == 2, heads > 0, columns % heads == 0 else {
+            throw TensorError.shape("splittingHeads", "\(shape) into \(heads) heads")
+        }
+        let n = rows, d = columns / heads
+        var out = Tensor(overwrittenShape: [heads, n, d])
+        out.withUnsafeMutableBufferPointer { o in
+            withUnsafeBufferPointer { s in
+                for t in 0..<n { for h in 0..<heads { for i in 0..<d { o[(h * n + t) * d + i] = s[t * heads * d + h * d + i] } } }
+            }
+        }
+        return out
+    }
+
     /// Columns `range` of a `[rows, columns]` tensor (e.g. one head out of a fused projection).
     public func columns(_ range: Range<Int>) throws -> Tensor {
         let c = columns

@@ -139,8 +139,8 @@ extension CompressionVisionTests {
         let out = try tower.forward(pixels, hiddenStates: [2], afterAttention: { layer, hidden, q, k in
             guard layer == 1 else { return nil }
             let heads = tower.config.heads, d = tower.config.headDim
-            let logits = try FiCoCoV.headMeanLogits(queries: try FiCoCoVHook.perHead(q, heads: heads, scale: 1 / Float(d).squareRoot()),
-                                                    keys: try FiCoCoVHook.perHead(k, heads: heads, scale: 1))
+            let logits = try FiCoCoV.headMeanLogits(queries: try q.splittingHeads(heads).scaled(by: 1 / Float(d).squareRoot()),
+                                                    keys: try k.splittingHeads(heads))
             return try method.layer(hidden: hidden, logits: logits, state: &state).output
         })
         let features = try out.hiddenStates[2]!.rows(1..<41)

@@ -36,6 +36,13 @@ import Testing
         #expect(MemoryAccounting.processPeakRSS > 0)
     }
 
+    @Test func splittingHeadsRegroupsColumnsPerHead() throws {
+        let x = try Tensor(rows: [[1, 2, 3, 4], [5, 6, 7, 8]])  // 2 rows, 2 heads of 2
+        let h = try x.splittingHeads(2)
+        #expect(h.shape == [2, 2, 2] && h.values == [1, 2, 5, 6, 3, 4, 7, 8])
+        #expect(throws: TensorError.self) { try x.splittingHeads(3) }
+    }
+
     @Test func gatherScatterConcatenate() throws {
         let t = try Tensor(rows: [[0, 0], [1, 1], [2, 2], [3, 3]])
         let g = try t.gatherRows([3, 1])

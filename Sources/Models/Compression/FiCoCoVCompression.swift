@@ -27,7 +27,6 @@ final class FiCoCoVHook: VisionFeatureHook {
     private var state = FiCoCoV.State()
     private var method: FiCoCoV?
     private var mergeLayers: ClosedRange<Int>?
-    private var requested = 0
     private var report: CompressionRunReport
 
     init(budget: Budget, fixedR: Int?, beta: Double, quantile: Float) throws {
@@ -49,8 +48,8 @@ final class FiCoCoVHook: VisionFeatureHook {
         guard let method, let mergeLayers, mergeLayers.contains(step.layer) else { return nil }
         let start = DispatchTime.now().uptimeNanoseconds
         defer { report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        let logits = try FiCoCoV.headMeanLogits(queries: try Self.perHead(step.queries, heads: step.heads, scale: 1 / Float(step.headDim).squareRoot()),
-                                               keys: try Self.perHead(step.keys, heads: step.heads, scale: 1))
+        let logits = try FiCoCoV.headMeanLogits(queries: try step.queries.splittingHeads(step.heads).scaled(by: 1 / Float(step.headDim).squareRoot()),
+                                               keys: try step.keys.splittingHeads(step.heads))
         // The code needs 2r ≤ T (its target remapping); a budget asking for more is capped per layer.
         var layerMethod = method
         if 2 * method.parameters.r > step.hidden.rows {
@@ -65,7 +64,7 @@ final class FiCoCoVHook: VisionFeatureHook {
     /// Sets up one image: merge layers, r, a fresh score buffer.
     private func begin(_ step: VisionLayerStep) throws {
         let n = step.patchCount
-        requested = try budget.tokens(outOf: n)
+        let requested = try budget.tokens(outOf: n)
         report = CompressionRunReport(visualTokensBefore: n, requestedVisualTokens: requested, achievedVisualTokens: n,
                                       keptIndices: Array(0..<n), positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
         origin = Array(0..<step.hidden.rows)
@@ -111,22 +110,6 @@ final class FiCoCoVHook: VisionFeatureHook {
         report.achievedVisualTokens = tile.features.rows
         report.keptIndices = patches.sorted()
         return [try KeptFeatures(rows: tile.features, sourceIndices: sources)]
-    }
-
-    /// `[rows, heads·d]` → `[heads, rows, d]`, times `scale`.
-    static func perHead(_ x: Tensor, heads: Int, scale: Float) throws -> Tensor {
-        let rows = x.rows, d = x.columns / heads
-        var out = Tensor(overwrittenShape: [heads, rows, d])
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { src in
-                for r in 0..<rows {
-                    for h in 0..<heads {
-                        for j in 0..<d { o[(h * rows + r) * d + j] = src[r * heads * d + h * d + j] * scale }
-                    }
-                }
-            }
-        }
-        return out
     }
 }
 

@@ -186,7 +186,7 @@ public struct PDrop: Sendable {
         let x = try hidden.rmsNorm(weight: weights.inputNormWeight, eps: weights.rmsNormEps)
         let q = try weights.rope.apply(try x.gatherRows([queryIndex]).linear(weight: weights.qProj), positions: [positionIds[queryIndex]])
         let k = try weights.rope.apply(try x.linear(weight: weights.kProj), positions: positionIds)
-        let keysByHead = try Self.splitHeads(k, heads: weights.heads)
+        let keysByHead = try k.splittingHeads(weights.heads)
         let scores = try Self.lastQueryScores(query: try q.reshaped([weights.heads, hd]), keys: keysByHead, imageRange: imageRange)
 
         let keptImage = Selection.topK(scores, keep).sorted()
@@ -195,17 +195,5 @@ public struct PDrop: Sendable {
             compression: CompressionResult(kept: kept, requestedCount: keep, achievedCount: keep, positionPolicy: .renumber),
             scores: scores, keptImage: keptImage, newImageCount: keep, queryIndex: queryIndex,
             positionIds: Array(0..<kept.count), hidden: try hidden.gatherRows(kept))
-    }
-
-    /// `[n, heads·hd]` → `[heads, n, hd]`.
-    static func splitHeads(_ x: Tensor, heads: Int) throws -> Tensor {
-        let n = x.rows, hd = x.columns / heads
-        var out = Tensor(zeros: [heads, n, hd])
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { s in
-                for t in 0..<n { for h in 0..<heads { for i in 0..<hd { o[(h * n + t) * hd + i] = s[t * heads * hd + h * hd + i] } } }
-            }
-        }
-        return out
     }
 }
