@@ -184,6 +184,29 @@ struct BenchOutputTests {
         #expect(n == ["kept 26 tokens (numbers vary by sample; first shown)", "other 1"])
     }
 
+    @Test func resumeRefusesRowsOfAnotherRun() {
+        let base = BenchManifest(model: "/m", weightsSHA256: ["model.safetensors": "aa"], task: "/t", samples: 4, methods: ["fastv"],
+                                 parameters: ["fastv": ["k": "2"]], budgets: ["25%"], seed: 0, maxNewTokens: 2, repeats: 1, warmup: 0,
+                                 shard: "0/1", machine: "x", cores: 1, threads: 1, toolkitVersion: "test", date: "d")
+        var more = base
+        more.methods = ["fastv", "pooling"]
+        more.budgets = ["50%", "25%"]
+        more.samples = 2
+        more.repeats = 3
+        more.date = "e"
+        #expect(more.resumeConflicts(with: base).isEmpty)
+        var weights = base
+        weights.weightsSHA256 = ["model.safetensors": "bb"]
+        #expect(weights.resumeConflicts(with: base).first?.contains("weights changed") == true)
+        var unhashed = weights
+        unhashed.weightsSHA256 = ["model.safetensors": "not computed"]
+        #expect(unhashed.resumeConflicts(with: base).isEmpty)
+        var params = base
+        params.parameters = ["fastv": ["k": "3"]]
+        params.seed = 1
+        #expect(params.resumeConflicts(with: base).count == 2)
+    }
+
     @Test func plotsAreWritten() throws {
         let dir = benchTempFolder("plot")
         let manifest = BenchManifest(model: "m", weightsSHA256: [:], task: "t", samples: 4, methods: ["fastv", "pooling"], parameters: [:],
@@ -249,5 +272,9 @@ struct BenchEndToEndTests {
         }
         let second = try BenchDriver.run(o)
         #expect(second.ran == 0 && second.skipped == 3 && second.records.count == 3)
+        // Rows of other decoding settings are not resumed into the same table.
+        var changed = o
+        changed.settings.maxNewTokens = 3
+        #expect(throws: BenchError.self) { try BenchDriver.run(changed) }
     }
 }

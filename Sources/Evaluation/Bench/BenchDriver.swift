@@ -54,7 +54,6 @@ public enum BenchDriver {
         let items = plan.items(shard: o.shard)
         let done = store.doneKeys
         let skipped = items.filter { done.contains($0.key) }.count
-        if skipped > 0 { log("resuming: \(skipped) of \(items.count) rows already in \(store.path)") }
 
         let manifest = BenchManifest(
             model: URL(fileURLWithPath: o.model).standardizedFileURL.path,
@@ -65,6 +64,14 @@ public enum BenchDriver {
             repeats: o.settings.repeats, warmup: o.settings.warmup, shard: "\(o.shard.index)/\(o.shard.count)",
             machine: BenchManifest.machineDescription(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: o.threads,
             toolkitVersion: o.toolkitVersion, date: BenchManifest.now())
+        if !store.records.isEmpty, let previous = BenchOutput.readManifest(folder: o.out) {
+            let conflicts = manifest.resumeConflicts(with: previous)
+            guard conflicts.isEmpty else {
+                throw BenchError("'\(o.out)' holds \(store.records.count) rows of a different run (\(conflicts.joined(separator: "; "))); "
+                    + "resuming would mix them into this table: give another --out or delete the folder")
+            }
+        }
+        if skipped > 0 { log("resuming: \(skipped) of \(items.count) rows already in \(store.path)") }
         try BenchOutput.writeManifest(manifest, folder: o.out)
 
         var ran = 0

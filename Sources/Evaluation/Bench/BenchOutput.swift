@@ -41,6 +41,29 @@ public struct BenchManifest: Sendable, Codable, Equatable {
         return out
     }
 
+    /// Why rows already in an output folder, written under `previous`, cannot be resumed under this
+    /// manifest (empty: they can). Rows are keyed by method, budget and sample index alone, so rows
+    /// from other weights, another task or other decoding settings would otherwise mix silently into
+    /// one table. Methods, budgets, `--limit`, shards, repeats and threads may change between runs.
+    public func resumeConflicts(with previous: BenchManifest) -> [String] {
+        var out: [String] = []
+        if model != previous.model { out.append("model \(previous.model) → \(model)") }
+        let hashed = { (h: [String: String]) in !h.values.contains("not computed") }
+        if hashed(weightsSHA256) && hashed(previous.weightsSHA256) && weightsSHA256 != previous.weightsSHA256 {
+            out.append("the weights changed (SHA-256 of the safetensors files differs)")
+        }
+        if task != previous.task { out.append("task \(previous.task) → \(task)") }
+        if seed != previous.seed { out.append("seed \(previous.seed) → \(seed)") }
+        if maxNewTokens != previous.maxNewTokens { out.append("max new tokens \(previous.maxNewTokens) → \(maxNewTokens)") }
+        for m in methods.sorted() {
+            if let old = previous.parameters[m], let new = parameters[m], old != new {
+                let text = { (p: [String: String]) in p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+                out.append("\(m) parameters \(text(old)) → \(text(new))")
+            }
+        }
+        return out
+    }
+
     public static func now() -> String {
         let f = ISO8601DateFormatter()
         return f.string(from: Date())
