@@ -89,6 +89,18 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(r.efficiencyLine.hasPrefix("visual tokens 256/256, prefill "))
     }
 
+    /// MustDrop's window merge reorders the visual rows before the LLM: the keep map is drawn in
+    /// patch space (4×4 windows on the 16×16 grid, each merged into its bottom-right patch).
+    @Test func mustDropKeepMapUsesTheMergedRowsPatches() throws {
+        let (runner, _, image, prompt) = try builtin()
+        let c = try ModelCompression.make(method: "mustdrop", budget: .count(64), parameters: ["window": "4", "merge_threshold": "-1"])
+        let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
+        let corners = Set((0..<4).flatMap { gy in (0..<4).map { gx in (4 * gy + 3) * 16 + 4 * gx + 3 } })
+        #expect(r.visualTokensTotal == 256 && !r.keptIndices.isEmpty)
+        #expect(r.keptIndices.allSatisfy(corners.contains), "\(r.keptIndices)")
+        #expect(r.notes.contains { $0.contains("16 of 16 4×4 windows merged") })
+    }
+
     @Test func visionSideHookKeepsPatchesAndDrawsKeepMap() throws {
         let (runner, _, image, prompt) = try builtin()
         let hook = RunStrideVisionHook(stride: 4)

@@ -118,3 +118,49 @@ extension CompressionStagedTests {
         #expect((0..<3).allSatisfy(keptSet.contains) && (37..<40).allSatisfy(keptSet.contains))
     }
 }
+
+extension CompressionStagedTests {
+    /// The window merge runs inside the tower after layer 0: with 2×2 windows on the fixture's 8×8
+    /// grid and a threshold every window passes, the 64 patches become 16 merged rows, and the
+    /// features the LLM receives equal the tower run by hand with `MustDrop.windowMerge` after layer 0.
+    @Test func mustDropWindowMergeInsideTheTower() throws {
+        let parameters = ["window": "2", "merge_threshold": "-1", "global": "0", "individual": "0"]
+        let (r, p, model) = try run("mustdrop", budget: .count(16), parameters: parameters)
+        // The prompt the decoder saw: 4 system rows, 16 merged image rows, 8 text rows.
+        #expect(p.imageSpans == [4..<20] && p.cache.tokenCounts == p.decoder.tokensPerLayer)
+        #expect(p.decoder.positions == Array(0..<28) && r.positionPolicy == .renumber)
+        let t = try model.decodeStep(token: DecoderLM.argmax(p.logits), cache: p.cache)
+        #expect(t.values.allSatisfy { $0.isFinite } && p.cache.nextPosition == 29)
+        #expect(r.visualTokensBefore == 64 && p.visualTokensAfter == [16])
+        #expect(p.decoder.tokensPerLayer.map { $0 - 12 } == [16, 16, 16, 16], "\(r.notes)")
+        #expect(r.notes.contains { $0.contains("16 of 16 2×2 windows merged (64 → 16 patch rows)") })
+        // Each merged window stands at its last (bottom-right) patch.
+        let corners = Set((0..<4).flatMap { gy in (0..<4).map { gx in (2 * gy + 1) * 8 + 2 * gx + 1 } })
+        let sources = try #require(r.visualRowSources)
+        #expect(sources.count == 16 && Set(sources) == corners)
+        #expect(r.scoringSeconds > 0)
+
+        let (ids, pixels) = try CompressionFixture.inputs()
+        let method = MustDrop.Parameters(windowHeight: 2, windowWidth: 2, similarityThreshold: -1)
+        let out = try model.vision.forward(pixels, hiddenStates: [2], afterLayer: { layer, hidden, _, _ in
+            layer == 0 ? try MustDrop.windowMerge(hidden, parameters: method).tokens : nil
+        })
+        let features = try out.hiddenStates[2]!.rows(1..<17)
+        let projected = try model.projector2(try model.projector1(features, store: model.store).activated(model.config.projectorAct), store: model.store)
+        let again = try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: parameters)
+        let spliced = try model.embedPrompt(inputIDs: ids, images: [.single(pixels)], visionHook: again.visionHook).embeddings.rows(4..<20)
+        #expect(modelsMaxAbs(projected, spliced) < 1e-5)
+    }
+
+    @Test func mustDropWindowMergeSaysWhyItDidNotRun() throws {
+        // 3×3 windows do not tile the fixture's 8×8 grid.
+        let (r, p, _) = try run("mustdrop", budget: .count(16), parameters: ["global": "0.02", "individual": "0.05"])
+        #expect(p.visualTokensAfter == [64] && r.visualRowSources == nil)
+        #expect(r.notes.contains { $0.contains("8×8 patch grid does not split into 3×3 windows") })
+        // A budget asking for every token merges nothing either.
+        let (full, q, _) = try run("mustdrop", budget: .count(64), parameters: ["window": "2", "merge_threshold": "-1"])
+        #expect(q.visualTokensAfter == [64] && full.notes.contains { $0.contains("no-op") })
+        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: ["window": "1"]) }
+        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: ["window": "x"]) }
+    }
+}

@@ -2,20 +2,25 @@ import Foundation
 import Tensors
 import TokenCompression
 
-/// MustDrop's key set and LLM stage inside the model.
+/// MustDrop's three stages inside the model.
 ///
-/// - Key set (vision side, no change to the features): the top 8 % of the patches by head-mean
-///   [CLS] attention of the feature layer (ViT layer 23 of 24 = encoder layer −2).
+/// - Window merge (inside the tower, after encoder layer 0): the patch grid is cut into 3×3
+///   windows and every window whose mean pairwise cosine similarity is ≥ 0.8 becomes one token
+///   (`MustDrop.windowMerge`); the rest of the tower, the projector and the LLM see
+///   `[CLS, merged windows, unmerged patches]`. It needs a grid divisible by the window (24×24 for
+///   LLaVA-1.5; `window=N` picks another size, e.g. 2 or 4 for the built-in model's 16×16) and one
+///   tile: on AnyRes the code takes the merge count's minimum over the crops of a batch, while this
+///   runtime runs tiles one at a time, so NeXT images are not merged (said in the report).
+/// - Key set (vision side, no change to the features): the top 8 % of the (merged) patch tokens by
+///   head-mean [CLS] attention of the feature layer (ViT layer 23 of 24 = encoder layer −2).
 /// - LLM stage: after each pruning layer (the paper's 2, 6, 10, 14 of 32, scaled to the model's
 ///   depth) the runtime records the text rows' attention; a visual row is dropped when both its
 ///   summed and its max text→visual attention fall below the thresholds, unless it is in the key
 ///   set. Positions are renumbered.
 ///
-/// Not reproduced (said in the report): the ViT layer-0 3×3 window merge, which changes the
-/// tower's own sequence (the runtime's vision hook acts after the tower). MustDrop is
-/// threshold-driven, so the budget only picks the README threshold pair of the closest setting
-/// (192/128/64 on 576 tokens); `global=`/`individual=` set them directly. On a multi-tile (NeXT)
-/// image the key set is empty.
+/// MustDrop is threshold-driven, so the budget only picks the README threshold pair of the closest
+/// setting (192/128/64 on 576 tokens); `global=`/`individual=` set them directly. A budget that asks
+/// for every token is a no-op, window merge included. On a multi-tile (NeXT) image the key set is empty.
 final class MustDropHook: PrefillHook, VisionFeatureHook {
     let budget: Budget
     let fixedThresholds: (global: Float, individual: Float)?
@@ -23,22 +28,68 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var keySet: [Int] = []
     private var keySetNote: String?
     private var layers: [Int] = []
-    private var parameters = MustDrop.Parameters()
+    private var parameters: MustDrop.Parameters
     private var textRowsAt: [Int: [Int]] = [:]
-    /// Key-set scoring time of the vision stage, added to the report when the prefill starts.
+    /// Per tower row after the window merge, the patch it stands at ([CLS] = −1); nil: no merge.
+    private var mergedSources: [Int]?
+    private var mergeNote: String?
+    /// Patches of the tile the tower saw (the visual-token count before any stage).
+    private var patchCount = 0
+    /// Visual rows that entered the LLM.
+    private var llmVisualRows = 0
+    /// Scoring time of the vision stages, added to the report when the prefill starts.
     private var pendingVisionSeconds = 0.0
     private var report: CompressionRunReport
 
-    init(budget: Budget, thresholds: (Float, Float)?) throws {
+    init(budget: Budget, thresholds: (Float, Float)?, parameters: MustDrop.Parameters) throws {
         _ = try budget.tokens(outOf: 1)
+        try parameters.validate()
         self.budget = budget
+        self.parameters = parameters
         fixedThresholds = thresholds
         report = CompressionRunReport.empty(.renumber, note: "mustdrop: no prefill ran yet")
     }
 
     func lastReport() -> CompressionRunReport { report }
 
-    // MARK: vision side: the key set
+    // MARK: vision side: the window merge and the key set
+
+    func afterLayer(_ step: VisionLayerStep) throws -> Tensor? {
+        guard step.layer == 0 else { return nil }
+        if step.imageIndex == 0 && step.tile == 0 {
+            keySet = []
+            keySetNote = nil
+            mergedSources = nil
+            mergeNote = nil
+            pendingVisionSeconds = 0
+            patchCount = step.patchCount
+        }
+        guard step.imageIndex == 0, step.tileCount == 1 else {
+            if step.tile == 0 {
+                mergeNote = "mustdrop: no window merge on a multi-tile or multi-image input (the code merges the same count in every crop of a batch; tiles run one at a time here)"
+            }
+            return nil
+        }
+        let n = step.patchCount
+        if fixedThresholds == nil, try requestedTokens(outOf: n) >= n { return nil }
+        let side = Int(Double(n).squareRoot().rounded())
+        let window = parameters.windowHeight
+        guard side * side == n, side % window == 0, step.hidden.rows == n + 1 else {
+            mergeNote = "mustdrop: no window merge: the \(side)×\(side) patch grid\(step.hidden.rows == n + 1 ? "" : " without a [CLS] row") does not split into \(window)×\(window) windows (the code's 3×3 fits LLaVA-1.5's 24×24; window=N picks another)"
+            return nil
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let merged = try MustDrop.windowMerge(step.hidden, parameters: parameters)
+        pendingVisionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let windows = merged.windowSimilarity.count
+        guard !merged.mergedWindows.isEmpty else {
+            mergeNote = "mustdrop: window merge after tower layer 0: none of the \(windows) windows reached similarity \(parameters.similarityThreshold)"
+            return nil
+        }
+        mergedSources = [-1] + merged.mergedDestinations.map { $0 - 1 } + merged.unmerged.map { $0 - 1 }
+        mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows)"
+        return merged.tokens
+    }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         keySet = []
@@ -52,8 +103,19 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         let start = DispatchTime.now().uptimeNanoseconds
         keySet = try MustDrop.keySet(clsAttention: cls, parameters: parameters)
         keySetNote = "mustdrop: key set of \(keySet.count) patches (top \(Int(parameters.keySetRate * 100)) % by [CLS] attention)"
-        pendingVisionSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return nil
+        pendingVisionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard let mergedSources else { return nil }
+        // Rows stay in the merged order; each is tagged with its patch for keep maps.
+        let sources = Array(mergedSources.dropFirst())
+        guard sources.count == tile.features.rows else {
+            throw ModelError("mustdrop: \(tile.features.rows) feature rows after the window merge but \(sources.count) tracked rows")
+        }
+        return [try KeptFeatures(rows: tile.features, sourceIndices: sources)]
+    }
+
+    private func requestedTokens(outOf n: Int) throws -> Int {
+        if case .count(let k) = budget { return k }
+        return try budget.tokens(outOf: n)
     }
 
     // MARK: LLM side: the dual-attention filter
@@ -84,17 +146,22 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         let layout = try state.tokenLayout()
         if l == 0 {
             let n0 = layout.imageCount
-            let requested: Int
-            if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: n0) }
-            report = CompressionRunReport(visualTokensBefore: n0, requestedVisualTokens: requested, achievedVisualTokens: n0,
+            llmVisualRows = n0
+            // Before any stage: the tower's patches when the window merge ran, else what entered the LLM.
+            let before = mergedSources == nil ? n0 : patchCount
+            let requested = try requestedTokens(outOf: before)
+            report = CompressionRunReport(visualTokensBefore: before, requestedVisualTokens: requested, achievedVisualTokens: n0,
                                           keptIndices: [], positionPolicy: .renumber, scoringSeconds: pendingVisionSeconds, notes: [])
+            report.visualRowSources = mergedSources.map { Array($0.dropFirst()) }
             pendingVisionSeconds = 0
             textRowsAt = [:]
             layers = []
-            if let note = keySetNote { report.notes.append(note) }
+            for note in [mergeNote, keySetNote].compactMap({ $0 }) { report.notes.append(note) }
             keySetNote = nil
+            mergeNote = nil
+            mergedSources = nil
             if keySet.count > n0 || keySet.contains(where: { $0 >= n0 }) { keySet = [] }
-            guard requested < n0 || fixedThresholds != nil else {
+            guard requested < before || fixedThresholds != nil else {
                 report.notes.append("mustdrop: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
                 return nil
             }
@@ -108,12 +175,12 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
                 parameters.individualThreshold = t.individual
                 report.notes.append("mustdrop: thresholds given (global \(t.global), individual \(t.individual)); the budget is not used")
             } else {
-                let t = Self.thresholds(target: requested, imageTokens: n0)
+                let t = Self.thresholds(target: requested, imageTokens: before)
                 parameters.globalThreshold = t.global
                 parameters.individualThreshold = t.individual
                 report.notes.append("mustdrop: threshold-driven; budget \(requested) → README thresholds of the ≈\(t.setting)-token setting (global \(t.global), individual \(t.individual)); the count is not enforced")
             }
-            report.notes.append("mustdrop: pruning after layers \(layers); the ViT layer-0 window merge is not reproduced (the vision hook acts after the tower)")
+            report.notes.append("mustdrop: pruning after layers \(layers)")
         }
         if layers.contains(l) { textRowsAt[l] = Array(layout.textRange) }
         guard layers.contains(l - 1) else { return nil }
@@ -133,7 +200,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
 
     func afterPrefill(_ summary: PrefillSummary) throws {
         report.keptIndices = summary.keptOriginalIndices
-        let text = summary.tokensPerLayer[0] - report.visualTokensBefore
+        let text = summary.tokensPerLayer[0] - llmVisualRows
         let visual = summary.tokensPerLayer.map { $0 - text }
         report.achievedVisualTokens = Int((Double(visual.reduce(0, +)) / Double(max(visual.count, 1))).rounded())
         report.notes.append("mustdrop: visual rows entering each layer \(visual) (their layer average is the achieved count reported)")
@@ -142,12 +209,16 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
 
 enum MustDropCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("mustdrop", parameters, allowed: ["global", "individual"])
+        let p = try CompressionParameters("mustdrop", parameters, allowed: ["global", "individual", "window", "merge_threshold"])
         var thresholds: (Float, Float)?
         if p.values["global"] != nil || p.values["individual"] != nil {
             thresholds = (Float(try p.double("global", default: 0.001)), Float(try p.double("individual", default: 0.001)))
         }
-        let hook = try MustDropHook(budget: budget, thresholds: thresholds)
+        let window = try p.int("window", default: 3)
+        let method = MustDrop.Parameters(windowHeight: window, windowWidth: window,
+                                         similarityThreshold: Float(try p.double("merge_threshold", default: 0.8)))
+        do { try method.validate() } catch { throw ModelCompressionError.invalidParameter("mustdrop: \(error)") }
+        let hook = try MustDropHook(budget: budget, thresholds: thresholds, parameters: method)
         return ModelCompression(info: MustDrop.info, budget: budget, prefillHook: hook, visionHook: hook, report: { hook.lastReport() })
     }
 }

@@ -136,14 +136,14 @@ public final class LlavaModel: @unchecked Sendable {
         let featureLayer = (config.visionFeatureLayers.map { $0 < 0 ? n + 1 + $0 : $0 }.max() ?? n) - 1
         let patchCount = config.vision.patchesPerSide * config.vision.patchesPerSide
         for (t, pixels) in tiles.enumerated() {
-            let merge = hook.map { h in
-                { (layer: Int, hidden: Tensor, q: Tensor, k: Tensor) throws -> Tensor? in
-                    try h.afterAttention(VisionLayerStep(imageIndex: index, tile: t, layer: layer, hidden: hidden, queries: q, keys: k,
-                                                         heads: self.config.vision.heads, headDim: self.config.vision.headDim,
-                                                         towerLayers: n, featureLayer: featureLayer, patchCount: patchCount))
-                }
+            func step(_ layer: Int, _ hidden: Tensor, _ q: Tensor, _ k: Tensor) -> VisionLayerStep {
+                VisionLayerStep(imageIndex: index, tile: t, tileCount: tiles.count, layer: layer, hidden: hidden, queries: q, keys: k,
+                                heads: config.vision.heads, headDim: config.vision.headDim,
+                                towerLayers: n, featureLayer: featureLayer, patchCount: patchCount)
             }
-            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request, afterAttention: merge)
+            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request,
+                                         afterAttention: hook.map { h in { try h.afterAttention(step($0, $1, $2, $3)) } },
+                                         afterLayer: hook.map { h in { try h.afterLayer(step($0, $1, $2, $3)) } })
             let parts = config.visionFeatureLayers.map { out.hiddenStates[$0 < 0 ? n + 1 + $0 : $0]! }
             var f = parts.count == 1 ? parts[0] : try Self.concatenateColumns(parts)
             if drop { f = try f.rows(1..<f.rows) }

@@ -20,22 +20,30 @@ public protocol VisionFeatureHook: AnyObject {
     /// layer of every tile after the attention residual, before the MLP; a non-nil result replaces
     /// the hidden rows. Tiles run in order, then `selectFeatures` sees the image. Default: nil.
     func afterAttention(_ step: VisionLayerStep) throws -> Tensor?
+    /// Inside the tower, at the end of every layer of every tile (after the MLP residual); a
+    /// non-nil result replaces the layer's output (MustDrop's window merge after layer 0). Default: nil.
+    func afterLayer(_ step: VisionLayerStep) throws -> Tensor?
     /// Kept features per tile (same count and order as `image.tiles`), or nil to keep everything.
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]?
 }
 
 extension VisionFeatureHook {
     public func afterAttention(_ step: VisionLayerStep) throws -> Tensor? { nil }
+    public func afterLayer(_ step: VisionLayerStep) throws -> Tensor? { nil }
     public func captureRequest(tileCount: Int) -> VisionCaptureRequest { captureRequest }
 }
 
-/// One encoder layer of one tile, between attention and MLP (`VisionFeatureHook.afterAttention`).
+/// One encoder layer of one tile, between attention and MLP (`VisionFeatureHook.afterAttention`)
+/// or at its end (`afterLayer`).
 public struct VisionLayerStep: @unchecked Sendable {
     public var imageIndex: Int
     public var tile: Int
+    /// Tiles of the image (1 for LLaVA-1.5; thumbnail + AnyRes grid for NeXT).
+    public var tileCount: Int
     /// Encoder layer index (0-based).
     public var layer: Int
-    /// Residual stream after the attention, `[rows, hidden]` (row 0 = [CLS] before any merge).
+    /// Residual stream after the attention (`afterAttention`) or after the whole layer
+    /// (`afterLayer`), `[rows, hidden]` (row 0 = [CLS] before any merge).
     public var hidden: Tensor
     /// The layer's queries and keys, `[rows, heads·headDim]`, before the 1/√headDim scaling.
     public var queries: Tensor

@@ -74,7 +74,7 @@ public final class VisionTower: @unchecked Sendable {
                 fc2: try LinearWeight(store: store, prefix: l + "mlp.fc2", out: d, in: config.intermediateSize, bias: true)))
         }
         self.layers = layers
-        var attention = try Attention(heads: config.heads, headDim: config.headDim, causal: false)
+        let attention = try Attention(heads: config.heads, headDim: config.headDim, causal: false)
         self.attention = attention
     }
 
@@ -119,6 +119,14 @@ public final class VisionTower: @unchecked Sendable {
         return patches
     }
 
+    /// A merge step's rows, checked: rank 2, the tower's width, at least one row.
+    static func checkedReplacement(_ replaced: Tensor, for h: Tensor, layer: Int) throws -> Tensor {
+        guard replaced.rank == 2, replaced.columns == h.columns, replaced.rows > 0 else {
+            throw ModelError("vision tower layer \(layer): a merge step returned \(replaced.shape) rows, expected [rows > 0, \(h.columns)]")
+        }
+        return replaced
+    }
+
     /// Runs the tower.
     /// - Parameters:
     ///   - hiddenStates: HF `hidden_states` indices to return (negative from the end); `nil` = all.
@@ -128,8 +136,12 @@ public final class VisionTower: @unchecked Sendable {
     ///     the layer index, the hidden rows and that layer's queries and keys (`[rows, heads·headDim]`,
     ///     unscaled); a non-nil result replaces the hidden rows (a token-merging method inside the
     ///     tower, FiCoCo-V): the MLP and every later layer run on them.
+    ///   - afterLayer: called at the end of every layer (after the MLP residual) with the same
+    ///     arguments; a non-nil result replaces the layer's output (MustDrop's window merge after
+    ///     layer 0), which is also what `hidden_states[layer + 1]` holds.
     public func forward(_ pixels: Tensor, hiddenStates wanted: [Int]? = nil, capture: VisionCaptureRequest = .none,
-                        afterAttention: ((_ layer: Int, _ hidden: Tensor, _ queries: Tensor, _ keys: Tensor) throws -> Tensor?)? = nil)
+                        afterAttention: ((_ layer: Int, _ hidden: Tensor, _ queries: Tensor, _ keys: Tensor) throws -> Tensor?)? = nil,
+                        afterLayer: ((_ layer: Int, _ hidden: Tensor, _ queries: Tensor, _ keys: Tensor) throws -> Tensor?)? = nil)
         throws -> VisionTowerOutput {
         let n = config.layers
         let indices = try (wanted ?? Array(0...n)).map { i -> Int in
@@ -158,16 +170,16 @@ public final class VisionTower: @unchecked Sendable {
             let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
             try OpProfile.measure("residual add") { try h.addInPlace(o) }
             if let afterAttention, let replaced = try afterAttention(i, h, q, k) {
-                guard replaced.rank == 2, replaced.columns == h.columns, replaced.rows > 0 else {
-                    throw ModelError("vision tower layer \(i): a merge step returned \(replaced.shape) rows, expected [rows > 0, \(h.columns)]")
-                }
-                h = replaced
+                h = try Self.checkedReplacement(replaced, for: h, layer: i)
             }
             let y = try OpProfile.measure("norm") { try norm(h, layer.norm2) }
             let up = try OpProfile.measure("fc1 projection") { try layer.fc1(y, store: store) }
             let activated = OpProfile.measure("activation") { up.activated(act) }
             let m = try OpProfile.measure("fc2 projection") { try layer.fc2(activated, store: store) }
             try OpProfile.measure("residual add") { try h.addInPlace(m) }
+            if let afterLayer, let replaced = try afterLayer(i, h, q, k) {
+                h = try Self.checkedReplacement(replaced, for: h, layer: i)
+            }
             if wantedSet.contains(i + 1) { out.hiddenStates[i + 1] = h }
         }
         if lastLayer == n {
