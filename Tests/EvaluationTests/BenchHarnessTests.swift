@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import Models
 import Testing
 @testable import Evaluation
 
@@ -207,6 +208,21 @@ struct BenchOutputTests {
         #expect(params.resumeConflicts(with: base).count == 2)
     }
 
+    @Test func bitmapFontCoversThePlotsText() {
+        for name in ModelCompression.runnableMethods + ["uncompressed", "prefill latency (ms)", "accuracy (%)",
+                                                        "answer agreement with uncompressed (%)", "0123456789.-"] {
+            #expect(BenchBitmapFont.covers(name), "\(name)")
+        }
+        #expect(!BenchBitmapFont.covers("é") && BenchBitmapFont.glyph("é") == BenchBitmapFont.glyph("?"))
+        #expect(BenchBitmapFont.glyphs.values.allSatisfy { (7...8).contains($0.count) && $0.allSatisfy { $0.count == 5 } })
+        var pixels: [(Int, Int)] = []
+        BenchBitmapFont.draw("1", x: 10, y: 20) { pixels.append(($0, $1)) }
+        #expect(pixels.count == 10 && pixels.allSatisfy { (10..<15).contains($0.0) && (20..<27).contains($0.1) })
+        var vertical: [(Int, Int)] = []
+        BenchBitmapFont.draw("1", x: 10, y: 20, vertical: true) { vertical.append(($0, $1)) }
+        #expect(vertical.count == 10 && vertical.allSatisfy { (10..<17).contains($0.0) && (16...20).contains($0.1) })
+    }
+
     @Test func plotsAreWritten() throws {
         let dir = benchTempFolder("plot")
         let manifest = BenchManifest(model: "m", weightsSHA256: [:], task: "t", samples: 4, methods: ["fastv", "pooling"], parameters: [:],
@@ -218,6 +234,19 @@ struct BenchOutputTests {
         let png = try RGBImage.load(path: dir + "/pareto.png")
         #expect(png.width == 720 && png.height == 480)
         #expect(png.pixels.contains { $0 != 255 })
+        // The first legend entry's name is drawn in black right of its colour line (x 582, baseline 42).
+        func inked(x: Range<Int>, y: Range<Int>) -> Int {
+            var count = 0
+            for r in y {
+                for c in x {
+                    let i = (r * 720 + c) * 3
+                    if png.pixels[i] == 0, png.pixels[i + 1] == 0, png.pixels[i + 2] == 0 { count += 1 }
+                }
+            }
+            return count
+        }
+        #expect(inked(x: 582..<(582 + BenchBitmapFont.width("fastv")), y: 35..<42) > 20)
+        #expect(inked(x: 640..<700, y: 35..<42) == 0)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/results.json"))) as? [String: Any]
         #expect((json?["rows"] as? [Any])?.count == 3 && (json?["manifest"] as? [Any])?.count == 1)
     }

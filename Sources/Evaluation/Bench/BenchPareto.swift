@@ -91,8 +91,8 @@ public struct BenchPareto {
         return s
     }
 
-    /// The same geometry rasterised: axes, grid, lines and points (no text; the legend's colours
-    /// follow the SVG's order, methods top to bottom).
+    /// The same geometry rasterised: axes, grid, lines, points and the labels (tick values, axis
+    /// titles, legend) in a 5×7 bitmap font (`BenchBitmapFont`).
     public func png() throws -> RGBImage {
         var px = [UInt8](repeating: 255, count: width * height * 3)
         func put(_ x: Int, _ y: Int, _ c: (UInt8, UInt8, UInt8)) {
@@ -111,12 +111,25 @@ public struct BenchPareto {
         func dot(_ p: (Double, Double), _ c: (UInt8, UInt8, UInt8), r: Int = 3) {
             for dy in -r...r { for dx in -r...r where dx * dx + dy * dy <= r * r { put(Int(p.0) + dx, Int(p.1) + dy, c) } }
         }
+        let black: (UInt8, UInt8, UInt8) = (0, 0, 0)
+        /// Text with its baseline at y (as in the SVG), anchored at x by its start, middle or end.
+        func text(_ t: String, x: Double, baseline y: Double, anchor: Double = 0) {
+            let x0 = Int((x - anchor * Double(BenchBitmapFont.width(t))).rounded())
+            BenchBitmapFont.draw(t, x: x0, y: Int(y.rounded()) - BenchBitmapFont.glyphHeight) { put($0, $1, black) }
+        }
         let pw = Double(width) - left - right, ph = Double(height) - top - bottom
         for t in stride(from: 0.0, through: 100.0, by: 20.0) {
             let (_, y) = map(xRange.0, t)
             line((left, y), (left + pw, y), (221, 221, 221))
+            text(String(format: "%.0f", t), x: left - 5, baseline: y + 4, anchor: 1)
         }
-        let black: (UInt8, UInt8, UInt8) = (0, 0, 0)
+        let (lo, hi) = xRange
+        for i in 0...4 {
+            let v = lo + (hi - lo) * Double(i) / 4
+            text(String(format: "%.1f", v), x: map(v, 0).0, baseline: top + ph + 15, anchor: 0.5)
+        }
+        text("prefill latency (ms)", x: left + pw / 2, baseline: Double(height) - 12, anchor: 0.5)
+        BenchBitmapFont.draw(yLabel, x: 10, y: Int(top + ph / 2) + BenchBitmapFont.width(yLabel) / 2, vertical: true) { put($0, $1, black) }
         line((left, top), (left + pw, top), black); line((left, top + ph), (left + pw, top + ph), black)
         line((left, top), (left, top + ph), black); line((left + pw, top), (left + pw, top + ph), black)
         for (i, se) in series.enumerated() {
@@ -126,10 +139,14 @@ public struct BenchPareto {
             for p in pts { dot(p, c) }
             let ly = top + 14 * Double(i) + 8
             line((left + pw + 10, ly), (left + pw + 28, ly), c, thick: 2)
+            text(se.method, x: left + pw + 32, baseline: ly + 4)
         }
         if let r = reference {
             let (x, y) = map(r.x, r.y)
             for dy in -4...4 { for dx in -4...4 { put(Int(x) + dx, Int(y) + dy, black) } }
+            let ly = top + 14 * Double(series.count) + 8
+            for dy in -4...3 { for dx in 0..<8 { put(Int(left + pw + 15) + dx, Int(ly) + dy, black) } }
+            text("uncompressed", x: left + pw + 32, baseline: ly + 4)
         }
         return try RGBImage(width: width, height: height, pixels: px)
     }
