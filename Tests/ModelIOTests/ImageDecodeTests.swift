@@ -98,6 +98,17 @@ func imageExpectLoadError(_ path: String, _ fragment: String) {
         let path = try imageTemporaryFile([], name: "rt.png")
         try image.writePNG(path: path)
         #expect(try RGBImage.load(path: path) == image)
+        // Deflated where zlib is linked (Linux); the stored-block path decodes to the same pixels.
+        let deflated = PNGWriter.encode(image), stored = PNGWriter.encode(image, deflate: false)
+        #if os(Linux)
+        #expect(deflated.count < stored.count)
+        // A plot-like image (flat background) shrinks far more.
+        let flat = try RGBImage(width: 200, height: 100, pixels: (0..<(200 * 100 * 3)).map { $0 % 997 == 0 ? 0 : 255 })
+        #expect(PNGWriter.encode(flat).count * 10 < PNGWriter.encode(flat, deflate: false).count)
+        #endif
+        #expect(stored.count > image.width * image.height * 3)
+        let storedPath = try imageTemporaryFile(Array(stored), name: "stored.png")
+        #expect(try RGBImage.load(path: storedPath) == image)
     }
 
     @Test func missingAndUnknownFiles() throws {
