@@ -104,6 +104,22 @@ struct BenchMetricsTests {
         #expect(BenchFlops.reportedSchedule(["visual rows entering each layer [9, 8]"], layers: 2) == [9, 8])
     }
 
+    /// MustDrop's window merge shrinks the tower after layer 0: its "tower rows" note lowers the
+    /// vision encoder's and the projector's FLOPs, not only the LLM's.
+    @Test func towerScheduleFromTheReportCountsInFlops() throws {
+        let flops = try BenchFlops(configPath: benchRepoRoot + "/Models/builtin-llava/config.json")
+        let llm = "mustdrop: visual rows entering each layer [31, 31, 20, 20] (their layer average is the achieved count reported)"
+        let tower = "mustdrop: window merge after tower layer 0: 15 of 16 4×4 windows merged (256 → 31 patch rows); tower rows entering each layer [257, 32, 32, 32, 32, 32]"
+        let without = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0, reportNotes: [llm])
+        let with = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0, reportNotes: [llm, tower])
+        let none = try flops.compute(method: nil, visual: 256, achieved: 256, before: 5, after: 15, decodeTokens: 0)
+        #expect(with.prefill < without.prefill && without.prefill < none.prefill)
+        // A tower note of the wrong length (not one entry per encoder layer) is ignored.
+        let bad = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0,
+                                    reportNotes: [llm, "tower rows entering each layer [257, 32]"])
+        #expect(bad.prefill == without.prefill)
+    }
+
     @Test func sha256() {
         #expect(BenchSHA256.hex(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(BenchSHA256.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -20,9 +20,10 @@ public struct BenchFlops: Sendable {
     /// tokens around the image; `decodeTokens` generated after the first.
     /// The per-layer visual rows a multi-stage method states in its report notes
     /// ("visual rows per layer [256, 64, 16, 4]", "visual rows entering each layer [...]"), if any.
-    static func reportedSchedule(_ notes: [String], layers: Int) -> [Int]? {
+    static func reportedSchedule(_ notes: [String], layers: Int,
+                                 markers: [String] = ["visual rows per layer [", "visual rows entering each layer ["]) -> [Int]? {
         for n in notes {
-            for marker in ["visual rows per layer [", "visual rows entering each layer ["] {
+            for marker in markers {
                 guard let r = n.range(of: marker), let end = n[r.upperBound...].firstIndex(of: "]") else { continue }
                 let values = n[r.upperBound..<end].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 if values.count == layers { return values }
@@ -44,8 +45,14 @@ public struct BenchFlops: Sendable {
             // A schedule counts as the run's when it ends at the achieved count, or, for methods whose
             // budget is a layer average (PDrop), when its average is the achieved count.
             if let reported = Self.reportedSchedule(reportNotes, layers: layers), reported.allSatisfy({ $0 >= 0 && $0 <= visual }) {
+                // A merge inside the tower (MustDrop's window merge) states its rows per encoder layer;
+                // the projector then maps only the rows that enter the LLM.
+                let tower = shape.vision.flatMap { v in
+                    Self.reportedSchedule(reportNotes, layers: v.encoder.layers, markers: ["tower rows entering each layer ["])
+                }
                 plan = VisualTokenPlan(method: method, settings: "schedule from the method's report",
-                                       llmVisual: reported, projectorTokens: visual)
+                                       llmVisual: reported, projectorTokens: tower == nil ? visual : min(visual, reported[0]),
+                                       visionTokensPerLayer: tower)
             } else if let p = try? MethodSchedules.plan(method: method, keep: achieved, context: context),
                p.llmVisual.last == achieved || abs(p.averageVisual - Double(achieved)) <= 1 {
                 plan = p

@@ -87,7 +87,9 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             return nil
         }
         mergedSources = [-1] + merged.mergedDestinations.map { $0 - 1 } + merged.unmerged.map { $0 - 1 }
-        mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows)"
+        // The tower rows per encoder layer, in the words `BenchFlops` reads for its FLOPs count.
+        let tower = [n + 1] + Array(repeating: merged.tokens.rows, count: max(step.towerLayers - 1, 0))
+        mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows); tower rows entering each layer \(tower)"
         return merged.tokens
     }
 
