@@ -27,19 +27,14 @@ final class GlobalCom2Hook: VisionFeatureHook {
     func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
-        if image.imageIndex == 0 {
-            report = CompressionRunReport.empty(.notApplicable)
-        }
         let tiles = image.tiles
-        let total = tiles.reduce(0) { $0 + $1.features.rows }
+        let total = image.visualRows
         let requested: Int
         if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: total) }
-        report.visualTokensBefore += total
-        report.requestedVisualTokens += requested
+        report.count(image, requested: requested)
         func keepAll(_ why: String) -> [KeptFeatures]? {
             report.notes.append("globalcom2: image \(image.imageIndex): \(why); no-op")
-            report.achievedVisualTokens += total
-            for t in tiles { report.keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
+            report.keepAll(image)
             return nil
         }
         guard tiles.count > 1, let grid = image.tileGrid, let size = image.imageSize else {

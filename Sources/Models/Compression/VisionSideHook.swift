@@ -45,18 +45,14 @@ final class VisionSideHook: VisionFeatureHook {
     func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
-        if image.imageIndex == 0 {
-            report = CompressionRunReport.empty(.notApplicable)
-        }
         let tiles = image.tiles
-        let total = tiles.reduce(0) { $0 + $1.features.rows }
+        let total = image.visualRows
         let requested: Int
         switch budget {
         case .count(let k): requested = k
         case .ratio: requested = try tiles.reduce(0) { $0 + (try budget.tokens(outOf: $1.features.rows)) }
         }
-        report.visualTokensBefore += total
-        report.requestedVisualTokens += requested
+        report.count(image, requested: requested)
         if needsClassToken, let t = tiles.first, !t.classTokenDropped {
             throw ModelError("\(name) needs the vision tower's [CLS] token (a CLIP tower with the 'default' feature strategy); this model has none")
         }
@@ -65,8 +61,7 @@ final class VisionSideHook: VisionFeatureHook {
         }
         if usesBudget, requested >= total {
             report.notes.append("\(name): budget \(budget) asks for \(requested) ≥ \(total) visual tokens of image \(image.imageIndex); no-op")
-            report.achievedVisualTokens += total
-            for t in tiles { report.keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
+            report.keepAll(image)
             return nil
         }
         var out: [KeptFeatures] = []
@@ -102,6 +97,27 @@ final class VisionSideHook: VisionFeatureHook {
             throw ModelError("\(method): the vision tower did not record the [CLS] attention probabilities")
         }
         return try a.values.reshaped([a.values.shape[0], a.values.shape[2]])
+    }
+}
+
+extension VisionImageFeatures {
+    /// Feature rows over all tiles (the image's visual tokens before any selection).
+    var visualRows: Int { tiles.reduce(0) { $0 + $1.features.rows } }
+}
+
+extension CompressionRunReport {
+    /// Counts one image of a vision-side selection: a fresh report at the prompt's first image,
+    /// then this image's visual tokens and the count asked for.
+    mutating func count(_ image: VisionImageFeatures, requested: Int) {
+        if image.imageIndex == 0 { self = .empty(.notApplicable) }
+        visualTokensBefore += image.visualRows
+        requestedVisualTokens += requested
+    }
+
+    /// Records that every row of the image was kept (a no-op on it), tile-offset indices.
+    mutating func keepAll(_ image: VisionImageFeatures) {
+        achievedVisualTokens += image.visualRows
+        for t in image.tiles { keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
     }
 }
 
