@@ -321,5 +321,10 @@ struct BenchEndToEndTests {
         var changed = o
         changed.settings.maxNewTokens = 3
         #expect(throws: BenchError.self) { try BenchDriver.run(changed) }
+        // Without a readable manifest the rows resume, with a warning.
+        try "{".write(toFile: out + "/manifest.json", atomically: true, encoding: .utf8)
+        var logged: [String] = []
+        let third = try BenchDriver.run(o) { logged.append($0) }
+        #expect(third.skipped == 3 && logged.contains { $0.contains("no readable manifest.json") })
     }
 }

@@ -64,11 +64,15 @@ public enum BenchDriver {
             repeats: o.settings.repeats, warmup: o.settings.warmup, shard: "\(o.shard.index)/\(o.shard.count)",
             machine: BenchManifest.machineDescription(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: o.threads,
             toolkitVersion: o.toolkitVersion, date: BenchManifest.now())
-        if !store.records.isEmpty, let previous = BenchOutput.readManifest(folder: o.out) {
-            let conflicts = manifest.resumeConflicts(with: previous)
-            guard conflicts.isEmpty else {
-                throw BenchError("'\(o.out)' holds \(store.records.count) rows of a different run (\(conflicts.joined(separator: "; "))); "
-                    + "resuming would mix them into this table: give another --out or delete the folder")
+        if !store.records.isEmpty {
+            if let previous = BenchOutput.readManifest(folder: o.out) {
+                let conflicts = manifest.resumeConflicts(with: previous)
+                guard conflicts.isEmpty else {
+                    throw BenchError("'\(o.out)' holds \(store.records.count) rows of a different run (\(conflicts.joined(separator: "; "))); "
+                        + "resuming would mix them into this table: give another --out or delete the folder")
+                }
+            } else {
+                log("warning: '\(o.out)' holds \(store.records.count) rows but no readable manifest.json; they are resumed unchecked (weights, task and settings cannot be compared)")
             }
         }
         if skipped > 0 { log("resuming: \(skipped) of \(items.count) rows already in \(store.path)") }
