@@ -312,6 +312,10 @@ struct BenchEndToEndTests {
         let base = try #require(first.records.first { $0.method == "uncompressed" })
         #expect(base.klDivergence == 0 && base.answerAgrees == true && pooling.tflops < base.tflops)
         #expect(first.markdown.contains("| pooling | 25% |"))
+        // Pooling splices fewer rows in (renumbered); random drops rows inside the LLM (original positions).
+        #expect(pooling.positionsRenumbered == true && base.positionsRenumbered == false)
+        #expect(first.records.first { $0.method == "random" }?.positionsRenumbered == false)
+        #expect(first.markdown.contains("| pooling | 25% | renumbered |") && first.markdown.contains("| random | 25% | original |"))
         for f in ["rows.jsonl", "results.csv", "results.json", "manifest.json", "pareto.svg", "pareto.png"] {
             #expect(FileManager.default.fileExists(atPath: out + "/" + f), "\(f) missing")
         }

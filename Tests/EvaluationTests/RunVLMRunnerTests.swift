@@ -74,7 +74,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         let r = try runner.run(prompt: prompt, image: image, compression: nil, maxNewTokens: 3)
         #expect((1...3).contains(r.generatedIDs.count))
         #expect(r.visualTokensTotal == 256 && r.visualTokensKept == 256)
-        #expect(r.keptIndices == Array(0..<256))
+        #expect(r.keptIndices == Array(0..<256) && !r.positionsRenumbered)
         #expect(r.promptTokens == prompt.inputIDs.count - 1 + 256)
         #expect(r.logits.shape == [380])
         // 4 layers × (K + V) × tokens × 256 floats × 4 bytes.
@@ -114,6 +114,8 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(r.promptTokens == prompt.inputIDs.count - 1 + 256)
         #expect(r.kvCacheBytes == 4 * 2 * (prompt.inputIDs.count - 1 + 64) * 256 * 4)
         #expect(r.method == "visionzip" && r.notes.contains("test hook"))
+        // The 64 rows are spliced in as a shorter prompt: contiguous, renumbered positions.
+        #expect(r.positionsRenumbered)
         let map = try runner.keepMap(kept: r.keptIndices, image: image)
         let input = try #require(image.modelInput)
         #expect(map.width == input.width && map.height == input.height)
@@ -129,6 +131,8 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
         // The report gave no indices: the rows that reached the last layer are used.
         #expect(r.keptIndices == Array(0..<32))
+        // Dropped rows leave gaps: the survivors keep their original positions.
+        #expect(!r.positionsRenumbered)
         let span = try #require(r.imageSpans.first)
         #expect(r.keptPromptIndices?.filter { span.contains($0) }.count == 32)
         let map = try runner.keepMap(kept: r.keptIndices, image: image)

@@ -97,10 +97,11 @@ public enum BenchOutput {
         }
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         if !types.isEmpty {
-            s += "\nAccuracy by question type (%):\n\n| Method | Budget | " + types.joined(separator: " | ") + " |\n"
-            s += "|---|---|" + types.map { _ in "---|" }.joined() + "\n"
+            // Image-row positions beside the types: position questions can hinge on them.
+            s += "\nAccuracy by question type (%):\n\n| Method | Budget | Image-row positions | " + types.joined(separator: " | ") + " |\n"
+            s += "|---|---|---|" + types.map { _ in "---|" }.joined() + "\n"
             for r in rows {
-                s += "| \(r.method) | \(r.budget) | " + types.map { opt(r.accuracyByType[$0], "") }.joined(separator: " | ") + " |\n"
+                s += "| \(r.method) | \(r.budget) | \(r.positions) | " + types.map { opt(r.accuracyByType[$0], "") }.joined(separator: " | ") + " |\n"
             }
         }
         let noted = rows.filter { !$0.notes.isEmpty }
@@ -115,7 +116,7 @@ public enum BenchOutput {
                              "peak_tensor_bytes", "peak_memory_reduction_pct", "peak_rss_bytes", "kv_cache_bytes", "kv_reduction_pct",
                              "prefill_ms", "prefill_reduction_pct", "decode_ms_per_token", "throughput_samples_per_s", "throughput_gain",
                              "scoring_ms", "measured_prefill_speedup", "flops_predicted_speedup", "speedup_efficiency",
-                             "answer_agreement_pct", "top1_agreement_pct", "mean_kl", "accuracy_pct", "accuracy_by_type", "notes"]
+                             "answer_agreement_pct", "top1_agreement_pct", "mean_kl", "accuracy_pct", "accuracy_by_type", "positions", "notes"]
 
     static func csvField(_ s: String) -> String {
         s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
@@ -131,7 +132,8 @@ public enum BenchOutput {
                           n(r.tflopsReduction), n(r.peakTensorBytes), n(r.peakMemoryReduction), n(r.peakRSSBytes), n(r.kvCacheBytes),
                           n(r.kvReduction), n(r.prefillMs), n(r.prefillReduction), n(r.decodeMsPerToken), n(r.throughput),
                           n(r.throughputGain), n(r.scoringMs), n(r.measuredSpeedup), n(r.predictedSpeedup), n(r.speedupEfficiency),
-                          o(r.answerAgreement), o(r.top1Agreement), o(r.meanKL), o(r.accuracy), types, r.notes.joined(separator: " | ")]
+                          o(r.answerAgreement), o(r.top1Agreement), o(r.meanKL), o(r.accuracy), types, r.positions,
+                          r.notes.joined(separator: " | ")]
             out += fields.map(csvField).joined(separator: ",") + "\n"
         }
         return out

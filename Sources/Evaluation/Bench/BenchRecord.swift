@@ -34,6 +34,8 @@ public struct BenchRecord: Sendable, Equatable, Codable {
     public var klDivergence: Double?
     public var error: String?
     public var notes: [String]
+    /// See `VLMRunResult.positionsRenumbered` (nil in rows written before it was recorded).
+    public var positionsRenumbered: Bool? = nil
 }
 
 /// The append-only results file of one output folder; what it holds is skipped on resume.

@@ -33,6 +33,9 @@ public struct BenchSummaryRow: Sendable, Codable, Equatable {
     public var accuracyByType: [String: Double]
     /// Why the measured speedup falls short of the predicted one, flops notes, first error.
     public var notes: [String]
+    /// Where the kept image rows sat in the LLM: "original" (positions kept, or nothing dropped),
+    /// "renumbered" (contiguous after dropping), "mixed" across samples, "–" when not recorded.
+    public var positions: String = "–"
 }
 
 public enum BenchSummary {
@@ -83,7 +86,8 @@ public enum BenchSummary {
                 if let r = BenchMetrics.rate(ok.filter { $0.type == t }.compactMap(\.correct)) { byType[t] = r * 100 }
             }
             let first = g[0]
-            return BenchSummaryRow(
+            let renumbered = Set(ok.compactMap(\.positionsRenumbered))
+            var row = BenchSummaryRow(
                 method: first.method, budget: first.budget, samples: ok.count, errors: g.count - ok.count,
                 requestedTokens: BenchMetrics.mean(ok.map { Double($0.requestedTokens) }),
                 achievedTokens: BenchMetrics.mean(ok.map { Double($0.achievedTokens) }),
@@ -101,6 +105,8 @@ public enum BenchSummary {
                 meanKL: ok.compactMap(\.klDivergence).isEmpty ? nil : BenchMetrics.mean(ok.compactMap(\.klDivergence)),
                 accuracy: BenchMetrics.rate(ok.compactMap(\.correct)).map { $0 * 100 },
                 accuracyByType: byType, notes: notes)
+            row.positions = renumbered.count > 1 ? "mixed" : renumbered.first.map { $0 ? "renumbered" : "original" } ?? "–"
+            return row
         }
     }
 

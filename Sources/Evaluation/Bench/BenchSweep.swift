@@ -133,6 +133,7 @@ public final class BenchSweep {
         rec.peakRSSBytes = runs.map { $0.0.processPeakRSS }.max() ?? 0
         rec.scoringMs = BenchMetrics.median(runs.map { ($0.0.methodReport?.scoringSeconds ?? 0) * 1000 })
         rec.notes = first.notes
+        rec.positionsRenumbered = first.positionsRenumbered
         let f = try flops.compute(method: first.method, visual: first.visualTokensTotal, achieved: first.visualTokensKept,
                                   before: p.before, after: p.after, decodeTokens: first.decodeSteps,
                                   reportNotes: first.methodReport?.notes ?? [])

@@ -36,6 +36,11 @@ public struct VLMRunResult: @unchecked Sendable {
     public var method: String?
     public var methodReport: CompressionRunReport?
     public var notes: [String]
+    /// Whether rows were dropped and the survivors sat at renumbered, contiguous positions in the
+    /// LLM (vision-side methods, PDrop, SparseVLM, MustDrop); false when the kept rows kept their
+    /// original positions (FastV, DART, …) or nothing was dropped. A model that reads where an
+    /// image row is from its position id answers position questions differently under the two.
+    public var positionsRenumbered: Bool = false
 
     static func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
 

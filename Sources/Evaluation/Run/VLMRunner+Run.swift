@@ -66,7 +66,9 @@ extension VLMRunner {
         let kept = try keptVisualIndices(prefill: prefill, compression: active, report: report, total: visual)
         if let r = report { notes += r.notes }
         let keptCount = report?.achievedVisualTokens ?? kept.image.count
-        return VLMRunResult(
+        let positions = prefill.decoder.positions
+        let renumbered = positions.count < length && positions == Array(0..<positions.count)
+        var result = VLMRunResult(
             generatedIDs: tokens,
             text: tokenizer?.decode(tokens, skipSpecialTokens: true) ?? "",
             promptTokens: length,
@@ -85,6 +87,8 @@ extension VLMRunner {
             method: active?.info.name,
             methodReport: report,
             notes: notes)
+        result.positionsRenumbered = renumbered
+        return result
     }
 
     /// Kept visual tokens as image-token indices. Vision-side methods report them directly;
