@@ -136,8 +136,9 @@ extension CompressionStagedTests {
         #expect(r.notes.contains { $0.contains("16 of 16 2×2 windows merged (64 → 16 patch rows)") })
         // Each merged window stands at its last (bottom-right) patch.
         let corners = Set((0..<4).flatMap { gy in (0..<4).map { gx in (2 * gy + 1) * 8 + 2 * gx + 1 } })
-        let sources = try #require(r.visualRowSources)
-        #expect(sources.count == 16 && Set(sources) == corners)
+        let rowPatches = try #require(r.visualRowPatches)
+        #expect(rowPatches.count == 16 && rowPatches.allSatisfy { $0.count == 4 })
+        #expect(Set(rowPatches.flatMap { $0 }) == Set(0..<64) && Set(rowPatches.map { $0.max()! }) == corners)
         #expect(r.scoringSeconds > 0)
 
         let (ids, pixels) = try CompressionFixture.inputs()
@@ -155,7 +156,7 @@ extension CompressionStagedTests {
     @Test func mustDropWindowMergeSaysWhyItDidNotRun() throws {
         // 3×3 windows do not tile the fixture's 8×8 grid.
         let (r, p, _) = try run("mustdrop", budget: .count(16), parameters: ["global": "0.02", "individual": "0.05"])
-        #expect(p.visualTokensAfter == [64] && r.visualRowSources == nil)
+        #expect(p.visualTokensAfter == [64] && r.visualRowPatches == nil)
         #expect(r.notes.contains { $0.contains("8×8 patch grid does not split into 3×3 windows") })
         // A budget asking for every token merges nothing either.
         let (full, q, _) = try run("mustdrop", budget: .count(64), parameters: ["window": "2", "merge_threshold": "-1"])

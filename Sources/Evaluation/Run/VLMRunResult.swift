@@ -14,7 +14,8 @@ public struct VLMRunResult: @unchecked Sendable {
     public var promptTokens: Int
     public var visualTokensTotal: Int
     public var visualTokensKept: Int
-    /// Kept visual tokens, as indices into the image's visual tokens (0 ..< visualTokensTotal).
+    /// Kept visual tokens, as indices into the image's visual tokens (0 ..< visualTokensTotal); a
+    /// row merged inside the tower before an LLM-side stage (MustDrop's windows) lists every patch it holds.
     public var keptIndices: [Int]
     /// LLM-side methods: the prompt indices that reached the last layer.
     public var keptPromptIndices: [Int]?

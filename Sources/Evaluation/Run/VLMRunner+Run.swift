@@ -93,7 +93,7 @@ extension VLMRunner {
 
     /// Kept visual tokens as image-token indices. Vision-side methods report them directly;
     /// LLM-side methods report prompt indices (or, if they report none, the rows that reached the
-    /// last layer), mapped back through the image's span (and through `visualRowSources` when a
+    /// last layer), mapped back through the image's span (and through `visualRowPatches` when a
     /// vision stage of the method reordered the rows).
     func keptVisualIndices(prefill: LlavaPrefillResult, compression: ModelCompression?, report: CompressionRunReport?,
                            total: Int) throws -> (image: [Int], prompt: [Int]?) {
@@ -102,11 +102,11 @@ extension VLMRunner {
             let promptKept = (report?.keptIndices.isEmpty == false) ? report!.keptIndices : prefill.decoder.keptOriginalIndices
             guard let span = prefill.imageSpans.first else { return ([], promptKept) }
             var image = promptKept.filter { span.contains($0) }.map { $0 - span.lowerBound }
-            if let sources = report?.visualRowSources {
-                guard image.allSatisfy({ $0 < sources.count }) else {
-                    throw VLMRunError("method \(compression.info.name) kept visual row beyond its \(sources.count) row sources")
+            if let patches = report?.visualRowPatches {
+                guard image.allSatisfy({ $0 < patches.count }) else {
+                    throw VLMRunError("method \(compression.info.name) kept visual row beyond its \(patches.count) described rows")
                 }
-                image = image.map { sources[$0] }
+                image = Array(Set(image.flatMap { patches[$0] }))
             }
             return (image.sorted(), promptKept)
         }

@@ -45,9 +45,9 @@ public struct CompressionRunReport: Sendable {
     /// Explicit notes: no-op reasons, quirks that applied, fallbacks.
     public var notes: [String]
     /// For an LLM-side method whose vision stage already reordered or merged the visual rows
-    /// (MustDrop's window merge): the patch index each visual row entering the LLM stands at (a
-    /// merged window: the patch it was merged into). nil: row i is patch i.
-    public var visualRowSources: [Int]? = nil
+    /// (MustDrop's window merge): the patches each visual row entering the LLM stands for (a merged
+    /// window: all of its patches), so keep maps show what reaches the LLM. nil: row i is patch i.
+    public var visualRowPatches: [[Int]]? = nil
 
     public init(visualTokensBefore: Int, requestedVisualTokens: Int, achievedVisualTokens: Int, keptIndices: [Int],
                 positionPolicy: PositionPolicy, scoringSeconds: Double, notes: [String]) {

@@ -32,6 +32,8 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var textRowsAt: [Int: [Int]] = [:]
     /// Per tower row after the window merge, the patch it stands at ([CLS] = −1); nil: no merge.
     private var mergedSources: [Int]?
+    /// Per patch row after the merge, every patch it holds (a merged window: all of them).
+    private var mergedPatches: [[Int]]?
     private var mergeNote: String?
     /// Patches of the tile the tower saw (the visual-token count before any stage).
     private var patchCount = 0
@@ -60,6 +62,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             keySet = []
             keySetNote = nil
             mergedSources = nil
+            mergedPatches = nil
             mergeNote = nil
             pendingVisionSeconds = 0
             patchCount = step.patchCount
@@ -87,6 +90,9 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             return nil
         }
         mergedSources = [-1] + merged.mergedDestinations.map { $0 - 1 } + merged.unmerged.map { $0 - 1 }
+        var patches = [[Int]](repeating: [], count: merged.tokens.rows - 1)
+        for (token, row) in merged.assignment.enumerated() where token > 0 { patches[row - 1].append(token - 1) }
+        mergedPatches = patches
         // The tower rows per encoder layer, in the words `BenchFlops` reads for its FLOPs count.
         let tower = [n + 1] + Array(repeating: merged.tokens.rows, count: max(step.towerLayers - 1, 0))
         mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows); tower rows entering each layer \(tower)"
@@ -154,7 +160,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             let requested = try requestedTokens(outOf: before)
             report = CompressionRunReport(visualTokensBefore: before, requestedVisualTokens: requested, achievedVisualTokens: n0,
                                           keptIndices: [], positionPolicy: .renumber, scoringSeconds: pendingVisionSeconds, notes: [])
-            report.visualRowSources = mergedSources.map { Array($0.dropFirst()) }
+            report.visualRowPatches = mergedPatches
             pendingVisionSeconds = 0
             textRowsAt = [:]
             layers = []
@@ -162,6 +168,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             keySetNote = nil
             mergeNote = nil
             mergedSources = nil
+            mergedPatches = nil
             if keySet.count > n0 || keySet.contains(where: { $0 >= n0 }) { keySet = [] }
             guard requested < before || fixedThresholds != nil else {
                 report.notes.append("mustdrop: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
