@@ -24,7 +24,7 @@ import TokenCompression
         #expect(p.expandedInputIDs == Array(ids[0..<4]) + Array(repeating: 98, count: kept) + Array(ids[68...]))
         #expect(p.imageSpans == [4..<(4 + kept)])
         #expect(p.cache.tokenCounts == [n, n, n, n])
-        #expect(p.decoder.positions == Array(0..<n) && p.cache.nextPosition == n)
+        #expect(p.decoder.positions == Array(0..<n) && p.cache.nextPosition == n && !p.cache.decodePositionsPerLayer)
         var logits = p.logits
         for _ in 0..<2 { logits = try model.decodeStep(token: DecoderLM.argmax(logits), cache: p.cache) }
         #expect(p.cache.tokenCounts == [n + 2, n + 2, n + 2, n + 2] && p.cache.nextPosition == n + 2)

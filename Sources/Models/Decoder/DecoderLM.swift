@@ -161,6 +161,8 @@ public final class DecoderLM: @unchecked Sendable {
         var recorded: RecordedAttention?
         var rotary: RotaryTable?
         var tokensPerLayer: [Int] = []
+        var originalPerLayer: [[Int]] = []
+        var renumbered = false
         var events: [(layer: Int, kept: Int)] = []
         for i in 0..<config.layers {
             if let hook {
@@ -188,19 +190,30 @@ public final class DecoderLM: @unchecked Sendable {
                     }
                     switch decision.positions {
                     case .keepOriginal: pos = kept
-                    case .renumber: pos = Array(0..<hidden.rows)
+                    case .renumber: pos = Array(0..<hidden.rows); renumbered = true
                     }
                     events.append((i, hidden.rows))
                 }
             }
             tokensPerLayer.append(hidden.rows)
+            originalPerLayer.append(original)
             let record = hook?.attentionRecord(layer: i) ?? .none
             if rotary?.positions != pos { rotary = rope.table(positions: pos) }
             recorded = try runLayer(i, hidden: &hidden, rotary: rotary!, cache: cache, record: record)
         }
-        try hook?.afterPrefill(PrefillSummary(tokensPerLayer: tokensPerLayer, keptOriginalIndices: original,
-                                              positions: pos, pruneEvents: events))
+        var summary = PrefillSummary(tokensPerLayer: tokensPerLayer, keptOriginalIndices: original,
+                                     positions: pos, pruneEvents: events, originalIndicesPerLayer: originalPerLayer)
+        if let hook {
+            // The per-layer counts stay those of the prefill pass (what each layer computed on).
+            for (l, keep) in try hook.cacheCompaction(summary).sorted(by: { $0.key < $1.key }) {
+                guard (0..<config.layers).contains(l) else { throw ModelError("prefill hook: cache compaction names layer \(l) of \(config.layers)") }
+                try cache.keepRows(keep, layer: l)
+                summary.originalIndicesPerLayer[l] = keep.map { summary.originalIndicesPerLayer[l][$0] }
+            }
+            try hook.afterPrefill(summary)
+        }
         cache.nextPosition = (pos.max() ?? -1) + 1
+        cache.decodePositionsPerLayer = renumbered
         let last = try hidden.rows((hidden.rows - 1)..<hidden.rows)
         let logits = try lmHeadLogits(try finalNorm(last)).reshaped([config.vocabSize])
         return DecoderPrefillResult(logits: logits, cache: cache, keptOriginalIndices: original, positions: pos,
@@ -219,8 +232,9 @@ public final class DecoderLM: @unchecked Sendable {
             throw ModelError("decode: position \(cache.nextPosition) reaches max_position_embeddings \(config.maxPositionEmbeddings)")
         }
         var h = try embed([token])
-        let rotary = rope.table(positions: [cache.nextPosition])
+        let shared = rope.table(positions: [cache.nextPosition])
         for i in 0..<config.layers {
+            let rotary = cache.decodePositionsPerLayer ? rope.table(positions: [cache.layers[i].count]) : shared
             _ = try runLayer(i, hidden: &h, rotary: rotary, cache: cache, record: .none)
         }
         cache.nextPosition += 1

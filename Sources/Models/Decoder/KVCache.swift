@@ -52,10 +52,26 @@ public final class KVCache: @unchecked Sendable {
     public internal(set) var layers: [Layer]
     /// Position id of the next token to decode: max position seen + 1 (transformers' rule).
     public internal(set) var nextPosition: Int
+    /// Whether a decoded token sits, in each layer, at that layer's cached length instead of at
+    /// `nextPosition`. Set after a prefill that renumbered positions while pruning: the SparseVLM,
+    /// PDrop and MustDrop code sets the new token's position to the layer's KV length
+    /// (`get_usable_length(…, layer_idx)`, or subtracting the dropped count at each stage), so
+    /// layers that kept more rows see it at a larger position.
+    public internal(set) var decodePositionsPerLayer = false
 
     init(layers: Int, width: Int) {
         self.layers = Array(repeating: Layer(keys: Tensor(zeros: [0, width]), values: Tensor(zeros: [0, width])), count: layers)
         nextPosition = 0
+    }
+
+    /// Keeps only `rows` (ascending indices of cached rows) of layer `layer`: MustDrop's
+    /// after-prefill compaction of its pruning layers to the final kept set.
+    func keepRows(_ rows: [Int], layer l: Int) throws {
+        let c = layers[l].count
+        guard zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }), rows.allSatisfy({ (0..<c).contains($0) }) else {
+            throw ModelError("KV cache layer \(l): rows to keep must be ascending and within 0..<\(c)")
+        }
+        layers[l] = Layer(keys: try layers[l].keys.gatherRows(rows), values: try layers[l].values.gatherRows(rows))
     }
 
     /// Bytes of the cached key and value rows over all layers (spare room not counted; the

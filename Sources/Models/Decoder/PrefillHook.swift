@@ -19,12 +19,17 @@ public protocol PrefillHook: AnyObject {
     func attentionRecord(layer: Int) -> AttentionRecord
     /// Called before every decoder layer; may prune rows.
     func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision?
-    /// Called once after the last layer (before the final norm and LM head).
+    /// Called once after the last layer: rows (ascending indices into that layer's cache) to keep
+    /// in the KV cache of some layers for decoding (MustDrop compacts its pruning layers to the final
+    /// kept set). Default: none.
+    func cacheCompaction(_ summary: PrefillSummary) throws -> [Int: [Int]]
+    /// Called once after the last layer (before the final norm and LM head), after any compaction.
     func afterPrefill(_ summary: PrefillSummary) throws
 }
 
 extension PrefillHook {
     public func attentionRecord(layer: Int) -> AttentionRecord { .none }
+    public func cacheCompaction(_ summary: PrefillSummary) throws -> [Int: [Int]] { [:] }
     public func afterPrefill(_ summary: PrefillSummary) throws {}
 }
 
@@ -144,4 +149,6 @@ public struct PrefillSummary: Sendable {
     public var positions: [Int]
     /// Layers at which rows were pruned, with the row count after pruning.
     public var pruneEvents: [(layer: Int, kept: Int)]
+    /// Prompt index of each row every layer cached (`PrefillState.insertedRow` for inserted rows).
+    public var originalIndicesPerLayer: [[Int]] = []
 }
