@@ -207,12 +207,30 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         return PruneDecision(keptRows: layout.keptSequence(visual: kept), positions: .renumber)
     }
 
+    /// The code's decode-stage step: after the prefill, the KV caches of the pruning layers
+    /// (first…last, 2…14 of 32) are cut to the final kept set; earlier layers keep every row, later
+    /// ones already hold the final set.
+    func cacheCompaction(_ summary: PrefillSummary) throws -> [Int: [Int]] {
+        guard let first = layers.first, let last = layers.last, summary.originalIndicesPerLayer.count > last else { return [:] }
+        let final = Set(summary.keptOriginalIndices)
+        var out: [Int: [Int]] = [:]
+        for l in first...last {
+            let rows = summary.originalIndicesPerLayer[l]
+            let keep = rows.indices.filter { final.contains(rows[$0]) }
+            if keep.count < rows.count { out[l] = keep }
+        }
+        return out
+    }
+
     func afterPrefill(_ summary: PrefillSummary) throws {
         report.keptIndices = summary.keptOriginalIndices
         let text = summary.tokensPerLayer[0] - llmVisualRows
         let visual = summary.tokensPerLayer.map { $0 - text }
         report.achievedVisualTokens = Int((Double(visual.reduce(0, +)) / Double(max(visual.count, 1))).rounded())
         report.notes.append("mustdrop: visual rows entering each layer \(visual) (their layer average is the achieved count reported)")
+        if let first = layers.first, let last = layers.last, summary.originalIndicesPerLayer.count > last {
+            report.notes.append("mustdrop: KV cache of layers \(first)…\(last) cut to the final \(summary.keptOriginalIndices.count) rows after the prefill (the code's decode stage)")
+        }
     }
 }
 
