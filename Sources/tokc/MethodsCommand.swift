@@ -31,7 +31,12 @@ struct MethodsCommand: ParsableCommand {
                 print("  \(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(m.families.map(\.rawValue).joined(separator: "+").padding(toLength: 17, withPad: " ", startingAt: 0)) \(m.placement)  | \(attention) | conformance: \(conformed.contains(m.name) ? "yes" : "no") | in model: \(runnable.contains(m.name) ? "yes" : "no")")
                 print("      signals: \(m.signals.map(\.rawValue).joined(separator: "; "))")
                 print("      paper: \(m.paper)  code: \(m.repository)")
-                if details { print("      \(m.summary)") }
+                if details {
+                    print("      \(m.summary)")
+                    if let names = ModelCompression.parameterNames(of: m.name) {
+                        print("      in-model parameters (--param): \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+                    }
+                }
             }
         }
     }

@@ -135,4 +135,19 @@ extension CompressionTests {
             #expect((c.prefillHook != nil) == !vision.contains(name), "\(name)")
         }
     }
+
+    /// Every in-model method refuses a parameter it does not read, naming the ones it accepts.
+    @Test func unknownParametersAreRefusedWithTheAcceptedOnes() throws {
+        for name in ModelCompression.runnableMethods {
+            let accepted = try #require(ModelCompression.parameterNames(of: name))
+            do {
+                _ = try ModelCompression.make(method: name, budget: .ratio(0.5), parameters: ["no_such_parameter": "1"])
+                Issue.record("\(name) accepted an unknown parameter")
+            } catch let e as ModelCompressionError {
+                let text = "\(e)"
+                #expect(text.contains("no_such_parameter") && text.contains(accepted.isEmpty ? "accepted: none" : "accepted: \(accepted.sorted().joined(separator: ", "))"), "\(text)")
+            }
+        }
+        #expect(ModelCompression.parameterNames(of: "FASTV") == ["layer"] && ModelCompression.parameterNames(of: "tome") == nil)
+    }
 }

@@ -8,7 +8,7 @@ import TokenCompression
 /// layer keeps the fused attention path. The budget is FastV's keep count (`fast_v_attention_rank`).
 enum AttentionRowCompression {
     static func makeFastV(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("fastv", parameters, allowed: ["layer"])
+        let p = CompressionParameters("fastv", parameters)
         let layer = try p.int("layer", default: 2)
         let hook = try SingleCutHook(name: "fastv", layer: layer, budget: budget, needsLastRowAttention: true) { state, layout, target in
             let fastv = try FastV(.init(layer: layer, keep: .count(target)))
@@ -19,7 +19,7 @@ enum AttentionRowCompression {
     }
 
     static func makeAScore(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("a-score", parameters, allowed: ["layer"])
+        let p = CompressionParameters("a-score", parameters)
         let layer = try p.int("layer", default: 2)
         let hook = try SingleCutHook(name: "a-score", layer: layer, budget: budget, needsLastRowAttention: true) { state, layout, target in
             let method = try AttentionScorePruning(.init(layer: layer, budget: .count(target)))
@@ -41,7 +41,7 @@ enum AttentionRowCompression {
 enum SignalNormCompression {
     static func make(_ source: NormPruning.Source, budget: Budget, parameters: [String: String]) throws -> ModelCompression {
         let name = source.rawValue
-        let p = try CompressionParameters(name, parameters, allowed: ["layer", "l2", "smallest"])
+        let p = CompressionParameters(name, parameters)
         let layer = try p.int("layer", default: 2)
         let l1 = !(try p.bool("l2", default: false)), largest = !(try p.bool("smallest", default: false))
         let hook = try SingleCutHook(name: name, layer: layer, budget: budget, needsLastRowAttention: false) { state, layout, target in
@@ -54,7 +54,7 @@ enum SignalNormCompression {
     }
 
     static func makeRandom(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("random", parameters, allowed: ["layer", "seed"])
+        let p = CompressionParameters("random", parameters)
         let layer = try p.int("layer", default: 2)
         let seed = try p.int("seed", default: 42)
         guard seed >= 0 else { throw ModelCompressionError.invalidParameter("random: seed \(seed) is negative") }

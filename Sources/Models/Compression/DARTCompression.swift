@@ -10,7 +10,7 @@ import TokenCompression
 /// The pivot processing order is the emulated CPython `set` order of the reference.
 enum DARTCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("dart", parameters, allowed: ["layer", "pivot_image", "pivot_text"])
+        let p = CompressionParameters("dart", parameters)
         let layer = try p.int("layer", default: 2)
         let pivotImage = try p.int("pivot_image", default: 4), pivotText = try p.int("pivot_text", default: 4)
         guard pivotImage >= 1, pivotText >= 0 else {

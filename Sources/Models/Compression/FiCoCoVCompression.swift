@@ -115,7 +115,7 @@ final class FiCoCoVHook: VisionFeatureHook {
 
 enum FiCoCoVCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("ficoco_v", parameters, allowed: ["r", "beta", "quantile"])
+        let p = CompressionParameters("ficoco_v", parameters)
         let r = p.values["r"] != nil ? try p.int("r", default: 42) : nil
         if let r, r < 0 { throw ModelCompressionError.invalidParameter("ficoco_v: r = \(r) must be ≥ 0") }
         let beta = try p.double("beta", default: 0.35), quantile = Float(try p.double("quantile", default: 0.998))

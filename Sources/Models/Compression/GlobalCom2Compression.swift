@@ -83,7 +83,6 @@ final class GlobalCom2Hook: VisionFeatureHook {
 
 enum GlobalCom2Compression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        _ = try CompressionParameters("globalcom2", parameters, allowed: [])
         let hook = try GlobalCom2Hook(budget: budget)
         return ModelCompression(info: GlobalCom2.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
     }

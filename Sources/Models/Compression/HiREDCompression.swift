@@ -96,7 +96,7 @@ final class HiREDHook: VisionFeatureHook {
 
 enum HiREDCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("hired", parameters, allowed: ["vision_layer", "alpha"])
+        let p = CompressionParameters("hired", parameters)
         let hook = try HiREDHook(budget: budget, alpha: try p.double("alpha", default: 0.5), featureLayer: try p.int("vision_layer", default: -2))
         return ModelCompression(info: HiRED.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
     }

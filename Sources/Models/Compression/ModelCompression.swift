@@ -79,19 +79,30 @@ extension ModelCompression {
     }
 
     /// Methods that can run inside a model (registry names).
-    public static var runnableMethods: [String] { ModelCompressionFactory.builders.keys.sorted() }
+    public static var runnableMethods: [String] { ModelCompressionFactory.entries.keys.sorted() }
+
+    /// The method parameters (`NAME=VALUE`) an in-model method accepts, nil for a method that does
+    /// not run inside a model.
+    public static func parameterNames(of method: String) -> [String]? {
+        ModelCompressionFactory.entries[method.lowercased()]?.parameters
+    }
 
     /// Builds the named method with `budget` over the visual tokens and optional method-specific
     /// `parameters` (NAME=VALUE strings). Unknown names and unsupported settings throw with the reason.
     public static func make(method: String, budget: Budget, parameters: [String: String] = [:]) throws -> ModelCompression {
         let name = method.lowercased()
-        guard let builder = ModelCompressionFactory.builders[name] else {
+        guard let entry = ModelCompressionFactory.entries[name] else {
             let known = MethodRegistry.info(named: name) != nil
             throw ModelCompressionError.unsupportedMethod(
                 name, known ? "registered, but not wired into the model runtime yet; runnable: \(runnableMethods.joined(separator: ", "))"
                             : "unknown method; runnable: \(runnableMethods.joined(separator: ", "))")
         }
-        return try builder(budget, parameters)
+        let unknown = Set(parameters.keys).subtracting(entry.parameters)
+        guard unknown.isEmpty else {
+            let accepted = entry.parameters.isEmpty ? "none" : entry.parameters.sorted().joined(separator: ", ")
+            throw ModelCompressionError.invalidParameter("\(name): unknown parameter(s) \(unknown.sorted().joined(separator: ", ")); accepted: \(accepted)")
+        }
+        return try entry.build(budget, parameters)
     }
 }
 

@@ -236,7 +236,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
 
 enum MustDropCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("mustdrop", parameters, allowed: ["global", "individual", "window", "merge_threshold"])
+        let p = CompressionParameters("mustdrop", parameters)
         var thresholds: (Float, Float)?
         if p.values["global"] != nil || p.values["individual"] != nil {
             thresholds = (Float(try p.double("global", default: 0.001)), Float(try p.double("individual", default: 0.001)))

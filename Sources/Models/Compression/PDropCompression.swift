@@ -113,7 +113,7 @@ final class PDropHook: PrefillHook {
 
 enum PDropCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("pdrop", parameters, allowed: ["layers", "lambda"])
+        let p = CompressionParameters("pdrop", parameters)
         let layers = try p.values["layers"].map { s in
             try s.split(separator: ",").map { part -> Int in
                 guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else {

@@ -112,13 +112,11 @@ struct CompressionParameters {
     let method: String
     var values: [String: String]
 
-    init(_ method: String, _ values: [String: String], allowed: Set<String>) throws {
+    /// Typed reads of the parameters; which names a method accepts is checked once, by
+    /// `ModelCompression.make`, against `ModelCompressionFactory.entries`.
+    init(_ method: String, _ values: [String: String]) {
         self.method = method
         self.values = values
-        let unknown = Set(values.keys).subtracting(allowed)
-        guard unknown.isEmpty else {
-            throw ModelCompressionError.invalidParameter("\(method): unknown parameter(s) \(unknown.sorted().joined(separator: ", ")); accepted: \(allowed.sorted().joined(separator: ", "))")
-        }
     }
 
     func int(_ key: String, default d: Int) throws -> Int {

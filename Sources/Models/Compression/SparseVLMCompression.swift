@@ -112,7 +112,6 @@ final class SparseVLMHook: PrefillHook {
 
 enum SparseVLMCompression {
     static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        _ = try CompressionParameters("sparsevlm", parameters, allowed: [])
         let hook = try SparseVLMHook(budget: budget)
         return ModelCompression(info: SparseVLM.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
     }

@@ -13,7 +13,7 @@ enum VisionMethods {
 
     /// FasterVLM: top-T patches by head-mean [CLS] attention, raster order.
     static func fasterVLM(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("fastervlm", parameters, allowed: ["vision_layer"])
+        let p = CompressionParameters("fastervlm", parameters)
         let hook = try VisionSideHook(name: "fastervlm", budget: budget, capture: clsCapture(try featureLayer(p)), needsClassToken: true) { tile, target in
             let r = try FasterVLM.prune(clsAttention: try VisionSideHook.classRow(tile, method: "fastervlm"), features: tile.features,
                                         parameters: .init(visualTokenNum: target))
@@ -28,7 +28,7 @@ enum VisionMethods {
     /// from its output: k = dominant patches + contextual. `contextual` defaults to the README's
     /// 10/64 share of k (at least 1).
     static func visionZip(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("visionzip", parameters, allowed: ["vision_layer", "contextual"])
+        let p = CompressionParameters("visionzip", parameters)
         let layer = try featureLayer(p)
         let fixedContextual = p.values["contextual"] != nil ? try p.int("contextual", default: 10) : nil
         let hook = try VisionSideHook(name: "visionzip", budget: budget, capture: clsCapture(layer, qkv: true), needsClassToken: true) { tile, target in
@@ -61,7 +61,7 @@ enum VisionMethods {
     /// but not enforced); `adaptive=false` (PruMerge only) keeps k − 1 tokens + the summary.
     static func pruMerge(plus: Bool, budget: Budget, parameters: [String: String]) throws -> ModelCompression {
         let name = plus ? "prumerge_plus" : "prumerge"
-        let p = try CompressionParameters(name, parameters, allowed: plus ? ["vision_layer"] : ["vision_layer", "adaptive"])
+        let p = CompressionParameters(name, parameters)
         let layer = try p.int("vision_layer", default: -1)
         let adaptive = plus ? true : try p.bool("adaptive", default: true)
         let capture = VisionCaptureRequest(qkvLayers: [layer])
@@ -97,7 +97,7 @@ enum VisionMethods {
     /// Spatial pooling: bilinear resampling of the patch grid to the largest aspect-preserving
     /// grid within the budget (`window=W` selects W×W average pooling instead).
     static func pooling(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = try CompressionParameters("pooling", parameters, allowed: ["window"])
+        let p = CompressionParameters("pooling", parameters)
         let window = p.values["window"] != nil ? try p.int("window", default: 2) : nil
         let hook = try VisionSideHook(name: "pooling", budget: budget, capture: .none, needsClassToken: false, usesBudget: window == nil) { tile, target in
             let mode: SpatialPooling.Mode = window.map { .average(window: $0) } ?? .bilinear(budget: .count(target))
