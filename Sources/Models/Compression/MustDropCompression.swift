@@ -30,9 +30,8 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var layers: [Int] = []
     private var parameters: MustDrop.Parameters
     private var textRowsAt: [Int: [Int]] = [:]
-    /// Per tower row after the window merge, the patch it stands at ([CLS] = −1); nil: no merge.
-    private var mergedSources: [Int]?
-    /// Per patch row after the merge, every patch it holds (a merged window: all of them).
+    /// Per patch row after the window merge, every patch it holds (a merged window: all of them,
+    /// its largest index being the bottom-right patch it was merged into); nil: no merge.
     private var mergedPatches: [[Int]]?
     private var mergeNote: String?
     /// Patches of the tile the tower saw (the visual-token count before any stage).
@@ -61,7 +60,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         if step.imageIndex == 0 && step.tile == 0 {
             keySet = []
             keySetNote = nil
-            mergedSources = nil
             mergedPatches = nil
             mergeNote = nil
             pendingVisionSeconds = 0
@@ -89,7 +87,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             mergeNote = "mustdrop: window merge after tower layer 0: none of the \(windows) windows reached similarity \(parameters.similarityThreshold)"
             return nil
         }
-        mergedSources = [-1] + merged.mergedDestinations.map { $0 - 1 } + merged.unmerged.map { $0 - 1 }
         var patches = [[Int]](repeating: [], count: merged.tokens.rows - 1)
         for (token, row) in merged.assignment.enumerated() where token > 0 { patches[row - 1].append(token - 1) }
         mergedPatches = patches
@@ -112,9 +109,9 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         keySet = try MustDrop.keySet(clsAttention: cls, parameters: parameters)
         keySetNote = "mustdrop: key set of \(keySet.count) patches (top \(Int(parameters.keySetRate * 100)) % by [CLS] attention)"
         pendingVisionSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        guard let mergedSources else { return nil }
+        guard let mergedPatches else { return nil }
         // Rows stay in the merged order; each is tagged with its patch for keep maps.
-        let sources = Array(mergedSources.dropFirst())
+        let sources = mergedPatches.map { $0.max()! }
         guard sources.count == tile.features.rows else {
             throw ModelError("mustdrop: \(tile.features.rows) feature rows after the window merge but \(sources.count) tracked rows")
         }
@@ -156,7 +153,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             let n0 = layout.imageCount
             llmVisualRows = n0
             // Before any stage: the tower's patches when the window merge ran, else what entered the LLM.
-            let before = mergedSources == nil ? n0 : patchCount
+            let before = mergedPatches == nil ? n0 : patchCount
             let requested = try requestedTokens(outOf: before)
             report = CompressionRunReport(visualTokensBefore: before, requestedVisualTokens: requested, achievedVisualTokens: n0,
                                           keptIndices: [], positionPolicy: .renumber, scoringSeconds: pendingVisionSeconds, notes: [])
@@ -167,7 +164,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             for note in [mergeNote, keySetNote].compactMap({ $0 }) { report.notes.append(note) }
             keySetNote = nil
             mergeNote = nil
-            mergedSources = nil
             mergedPatches = nil
             if keySet.count > n0 || keySet.contains(where: { $0 >= n0 }) { keySet = [] }
             guard requested < before || fixedThresholds != nil else {
