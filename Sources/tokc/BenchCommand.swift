@@ -14,6 +14,11 @@ struct BenchCommand: ParsableCommand {
         pooling are always included): 24,500 rows, each run once (latencies are means over samples; \
         use --repeats/--warmup for per-row medians on small tasks, --limit for a quick look). Writes rows.jsonl (appended as rows finish; a rerun skips done rows), results.csv, \
         results.json (with a manifest), pareto.svg and pareto.png into --out. See docs/bench.md.
+
+        A row that fails (unreadable image, a method that cannot run on the input) is recorded with its \
+        error and marked in the table; a rerun into the same --out retries failed rows. Exit status: 0 when \
+        every row succeeded, 1 on a usage or setup error (bad option, unusable task file, no readable image \
+        at all), 3 when the sweep finished but some rows failed (0 with --keep-going).
         """
     )
 
@@ -43,6 +48,8 @@ struct BenchCommand: ParsableCommand {
     var param: [String] = []
     @Option(name: .long, help: "Threads for BLAS and parallel work (default: all cores).")
     var threads: Int?
+    @Flag(name: .long, help: "Exit 0 even when some rows failed (a partial sweep is acceptable).")
+    var keepGoing = false
 
     static func parameters(_ list: [String]) throws -> [String: [String: String]] {
         var out: [String: [String: String]] = [:]
@@ -56,15 +63,21 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        let outcome: BenchDriver.Outcome
         do {
-            try execute()
+            outcome = try execute()
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
+        let status = outcome.exitStatus(keepGoing: keepGoing)
+        if status != 0 {
+            printError("error: \(outcome.failed) row\(outcome.failed == 1 ? "" : "s") failed (see the table's notes and rows.jsonl); rerun to retry them, or pass --keep-going to accept a partial sweep")
+            throw ExitCode(status)
+        }
     }
 
-    func execute() throws {
+    func execute() throws -> BenchDriver.Outcome {
         if let t = threads {
             guard t >= 1 else { throw BenchError("--threads must be positive") }
             BLAS.threads = t
@@ -94,6 +107,7 @@ struct BenchCommand: ParsableCommand {
         let outcome = try BenchDriver.run(o, log: printError)
         print(outcome.markdown, terminator: "")
         fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
-        printError("\(outcome.ran) rows run, \(outcome.skipped) resumed; results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png)")
+        printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png)")
+        return outcome
     }
 }

@@ -39,5 +39,6 @@ struct MethodsCommand: ParsableCommand {
                 }
             }
         }
+        print(MethodCatalog.summary)
     }
 }

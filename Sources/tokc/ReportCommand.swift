@@ -20,7 +20,8 @@ struct ReportCommand: ParsableCommand {
             let merged = try BenchOutput.merge(folders: folders)
             let md = try BenchOutput.writeAll(records: merged.records, manifests: merged.manifests, folder: out)
             print(md, terminator: "")
-            printError("\(merged.records.count) rows from \(folders.count) folders; merged results in \(out)/")
+            let failed = merged.records.filter { $0.error != nil }.count
+            printError("\(merged.records.count - failed) rows, \(failed) failed, from \(folders.count) folders; merged results in \(out)/")
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)

@@ -171,6 +171,102 @@ struct BenchPlanTests {
     }
 }
 
+@Suite("Bench failed rows")
+struct BenchFailedRowTests {
+    func failed(_ method: String, sample: Int) -> BenchRecord {
+        var r = benchRecord(method: method, budget: "25%", sample: sample, prefill: .nan, correct: false)
+        r.error = "cannot read image"; r.correct = nil
+        return r
+    }
+
+    @Test func aFailedRowIsRetriedAndItsRetryStands() throws {
+        let dir = benchTempFolder("retry")
+        var store = try BenchResultStore(folder: dir)
+        try store.append(failed("fastv", sample: 0))
+        #expect(store.doneKeys.isEmpty)
+        let retry = benchRecord(method: "fastv", budget: "25%", sample: 0, prefill: 6, correct: true)
+        try store.append(retry)
+        let reopened = try BenchResultStore(folder: dir)
+        #expect(reopened.doneKeys == ["fastv|25%|0"])
+        #expect(reopened.latestRecords == [retry])
+        #expect(try BenchOutput.merge(folders: [dir]).records == [retry])
+    }
+
+    @Test func failedRowsAreMarkedAndCounted() throws {
+        let records = [benchRecord(method: "uncompressed", budget: "100%", sample: 0, prefill: 10, correct: true),
+                       benchRecord(method: "uncompressed", budget: "100%", sample: 1, prefill: 10, correct: true),
+                       failed("fastv", sample: 0), failed("fastv", sample: 1),
+                       benchRecord(method: "pooling", budget: "25%", sample: 0, prefill: 5, correct: true), failed("pooling", sample: 1)]
+        let rows = BenchSummary.rows(records)
+        let md = BenchOutput.markdown(rows)
+        #expect(md.contains("FAILED (2 of 2 rows)") && md.contains("100.0% (1 of 2 failed)"))
+        #expect(!md.lowercased().contains("nan"))
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let doc = try decoder.decode(BenchOutput.Document.self, from: try BenchOutput.json(rows, manifests: []))
+        #expect(doc.rowsSucceeded == 3 && doc.rowsFailed == 3)
+    }
+
+    @Test func exitStatusSaysWhetherRowsFailed() {
+        let clean = BenchDriver.Outcome(markdown: "", records: [], ran: 4, failed: 0, skipped: 0)
+        let partial = BenchDriver.Outcome(markdown: "", records: [], ran: 0, failed: 4, skipped: 0)
+        #expect(clean.exitStatus(keepGoing: false) == 0)
+        #expect(partial.exitStatus(keepGoing: false) == BenchDriver.failedRowsExitCode)
+        #expect(partial.exitStatus(keepGoing: true) == 0)
+        #expect(partial.countsLine == "0 rows run, 4 failed, 0 resumed")
+    }
+
+    func options(task: String, out: String) -> BenchOptions {
+        var o = BenchOptions(model: benchRepoRoot + "/Models/builtin-llava", task: task)
+        o.methods = ["random"]
+        o.budgets = [.ratio(0.25)]
+        o.settings.maxNewTokens = 1
+        o.settings.repeats = 1
+        o.settings.warmup = 0
+        o.out = out
+        o.hashWeights = false
+        o.progress = false
+        return o
+    }
+
+    @Test func aTaskWithoutOneReadableImageStopsBeforeTheSweep() throws {
+        let dir = benchTempFolder("unusable")
+        try #"{"image": "missing.png", "question": "q?", "answer": "a"}"#.write(toFile: dir + "/one.jsonl", atomically: true, encoding: .utf8)
+        try Data("not a png".utf8).write(to: URL(fileURLWithPath: dir + "/bad.png"))
+        try #"{"image": "bad.png", "question": "q?", "answer": "a"}"#.write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        for task in ["one.jsonl", "bad.jsonl"] {
+            #expect {
+                try BenchDriver.run(options(task: dir + "/" + task, out: dir + "/out-" + task))
+            } throws: { ($0 as? BenchError)?.description.contains("unusable") == true }
+            // Nothing was run or written: the error came before the sweep.
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out-" + task + "/rows.jsonl"))
+        }
+    }
+
+    @Test func rowsOfAMissingImageFailAndARerunRetriesThem() throws {
+        let dir = benchTempFolder("partial")
+        let images = benchRepoRoot + "/Data/builtin-task/images/"
+        try FileManager.default.copyItem(atPath: images + "sample-00001.png", toPath: dir + "/a.png")
+        try """
+        {"id": "a", "image": "a.png", "question": "Is there a green star?", "answer": "yes"}
+        {"id": "b", "image": "b.png", "question": "Is there a green star?", "answer": "yes"}
+        """.write(toFile: dir + "/task.jsonl", atomically: true, encoding: .utf8)
+        let o = options(task: dir + "/task.jsonl", out: dir + "/out")
+        var warnings: [String] = []
+        let first = try BenchDriver.run(o) { warnings.append($0) }
+        // uncompressed, random and pooling for each of the two samples; b's three fail.
+        #expect(first.ran == 3 && first.failed == 3 && first.skipped == 0)
+        #expect(first.exitStatus(keepGoing: false) != 0)
+        #expect(warnings.contains { $0.contains("1 of 2 task images cannot be read") })
+        #expect(first.markdown.contains("(1 of 2 failed)"))
+        try FileManager.default.copyItem(atPath: images + "sample-00001.png", toPath: dir + "/b.png")
+        let second = try BenchDriver.run(o)
+        #expect(second.ran == 3 && second.failed == 0 && second.skipped == 3)
+        #expect(second.records.count == 6 && second.records.allSatisfy { $0.error == nil })
+        #expect(second.exitStatus(keepGoing: false) == 0)
+    }
+}
+
 @Suite("Bench outputs")
 struct BenchOutputTests {
     func records(samples: Range<Int>) -> [BenchRecord] {

@@ -44,6 +44,18 @@ import Tensors
                 == [576, 576] + Array(repeating: 132, count: 30))
     }
 
+    /// NeXT path with a retain count beyond the pool: the code keeps every image token, so the kept
+    /// visual count is the image span (60), not the whole sequence (35 + 60 + 10 = 105).
+    @Test func exhaustedPoolKeepsTheImageSpanAndCountsIt() throws {
+        let layout = try TokenLayout(imageStart: 35, imageCount: 60, totalCount: 105)
+        var g = TestRandom(21)
+        let (h, k) = (g.tensor(105, 16), g.tensor(105, 16))
+        let r = try DART(.init(rule: .nextRetain(320))).select(normalizedHidden: h, keys: k, layout: layout)
+        #expect(r.compression.noOpReason != nil)
+        #expect(r.compression.kept == Array(0..<105))
+        #expect(r.compression.achievedCount == 60)
+    }
+
     @Test func keptStructureOnRandomInputs() throws {
         let dart = try DART(.init(rule: .truncation(24)))  // TOKEN_TOPK 3 → 28 visual kept
         for seed in 1...5 as ClosedRange<UInt64> {

@@ -41,6 +41,22 @@ struct ToMeRandom {
         }
     }
 
+    /// r = 0, or an r that clamps to 0, is the code's do-nothing merge: identity over all T tokens.
+    @Test func zeroEffectiveRIsTheIdentityOverAllTokens() throws {
+        var rng = ToMeRandom(seed: 5)
+        for (t, r, cls) in [(9, 0, true), (10, 0, false), (2, 4, true), (1, 3, false)] {
+            let x = rng.tensor(t, 3), metric = rng.tensor(t, 4)
+            let sizes = (0..<t).map { Float($0 + 1) }
+            let sources = (0..<t).map { [$0] }
+            let step = try ToMe.step(x: x, metric: metric, sizes: sizes, sources: sources, parameters: .init(r: r, classToken: cls))
+            #expect(step.matching.effectiveR == 0)
+            #expect(step.matching.order == Array(0..<t))
+            #expect(step.matching.mergedSources.isEmpty)
+            #expect(step.x.values == x.values && step.sizes == sizes && step.sources == sources)
+            #expect(step.result.kept == Array(0..<t) && step.result.merged.isEmpty && step.result.noOpReason != nil)
+        }
+    }
+
     @Test func effectiveRIsClampedAndClassAndDistillTokensStayFirst() throws {
         var rng = ToMeRandom(seed: 11)
         let t = 21

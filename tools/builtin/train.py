@@ -1,8 +1,9 @@
 """Trains the built-in LLaVA model on synthetic scenes (tools/builtin/scenes.py) with `transformers`.
 
 The result is an ordinary Hugging Face `LlavaForConditionalGeneration` folder (config.json,
-model.safetensors in F16, tokenizer.json, tokenizer_config.json with the chat template,
-preprocessor_config.json) that the Swift runtime loads like any other checkpoint.
+model.safetensors in F16, tokenizer.json, tokenizer_config.json and chat_template.json with the chat
+template, preprocessor_config.json, processor_config.json) that the Swift runtime and transformers'
+Auto classes load like any other checkpoint (tools/builtin/check_hf_folder.py checks the latter).
 
     python3 tools/builtin/train.py --out Models/builtin-llava --minutes 7 --device cuda
 
@@ -354,6 +355,17 @@ def main():
     save(model, probe, args.out, summary(accuracy, True), args.checkpoint_tar)
 
 
+def write_processor_files(out):
+    """processor_config.json and chat_template.json, as the public llava-hf folders carry them, so
+    that `AutoProcessor.from_pretrained(out)` builds a working LlavaProcessor (it needs patch_size and
+    the feature-select strategy to count the image tokens) and has the chat template."""
+    with open(os.path.join(out, "processor_config.json"), "w") as f:
+        json.dump({"processor_class": "LlavaProcessor", "image_token": "<image>", "patch_size": 14,
+                   "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1}, f, indent=2)
+    with open(os.path.join(out, "chat_template.json"), "w") as f:
+        json.dump({"chat_template": CHAT_TEMPLATE}, f, indent=2)
+
+
 def save(model, probe, out, summary, tar_path=None):
     """Writes the F16 Hugging Face folder (and the aux head beside it); packs it into tar_path if given."""
     import copy
@@ -365,6 +377,7 @@ def save(model, probe, out, summary, tar_path=None):
                    "do_center_crop": True, "crop_size": {"height": 224, "width": 224}, "do_rescale": True,
                    "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": MEAN.tolist(),
                    "image_std": STD.tolist(), "do_convert_rgb": True, "resample": 3}, f, indent=2)
+    write_processor_files(out)
     with open(os.path.join(out, "training_log.json"), "w") as f:
         json.dump(summary, f, indent=2)
     if tar_path:

@@ -31,10 +31,23 @@ public enum BenchDriver {
     public struct Outcome {
         public var markdown: String
         public var records: [BenchRecord]
-        /// Rows run by this call (the rest were already in the folder).
+        /// Rows this call ran successfully.
         public var ran: Int
+        /// Rows this call ran that failed (their `error` says why); a later run retries them.
+        public var failed: Int
+        /// Rows already in the folder with a successful result (resumed, not run again).
         public var skipped: Int
+
+        /// The closing line of a sweep: "12 rows run, 2 failed, 0 resumed".
+        public var countsLine: String { "\(ran) rows run, \(failed) failed, \(skipped) resumed" }
+
+        /// Exit status of `tokc bench`: 0 when every row succeeded (or `keepGoing`), else
+        /// `failedRowsExitCode`, so scripts and job arrays can tell a partial sweep from success.
+        public func exitStatus(keepGoing: Bool) -> Int32 { failed > 0 && !keepGoing ? BenchDriver.failedRowsExitCode : 0 }
     }
+
+    /// Exit status of a sweep that finished with failed rows (1 stays for errors that stop it).
+    public static let failedRowsExitCode: Int32 = 3
 
     public static func run(_ o: BenchOptions, log: (String) -> Void = { _ in }) throws -> Outcome {
         var samples = try BenchTask.load(jsonl: o.task)
@@ -43,6 +56,7 @@ public enum BenchDriver {
             guard l >= 1 else { throw BenchError("--limit must be at least 1") }
             samples = Array(samples.prefix(l))
         }
+        try checkTaskImages(samples, task: o.task, log: log)
         let plan = try BenchPlan(methods: o.methods, budgets: o.budgets, sampleCount: samples.count)
         for (m, _) in o.settings.parameters where !plan.methods.contains(m) {
             throw BenchError("parameters given for '\(m)', which is not in the sweep (\(plan.methods.joined(separator: ", ")))")
@@ -78,20 +92,42 @@ public enum BenchDriver {
         if skipped > 0 { log("resuming: \(skipped) of \(items.count) rows already in \(store.path)") }
         try BenchOutput.writeManifest(manifest, folder: o.out)
 
-        var ran = 0
+        var ranRows: [BenchRecord] = []
         if skipped < items.count {
             log("loading \(o.model)")
             let runner = try VLMRunner(folder: o.model)
             let sweep = try BenchSweep(runner: runner, samples: samples, settings: o.settings)
             let bar = o.progress ? BenchProgress(total: items.count - skipped) : nil
-            try sweep.run(items, store: &store) { n, _, item in
-                ran = n
+            ranRows = try sweep.run(items, store: &store) { n, _, item in
                 bar?.update(done: n, label: "\(item.method) \(item.budget?.label ?? "") \(samples[item.sampleIndex].id)")
             }
         }
         let mine = Set(items.map(\.key))
-        let records = store.records.filter { mine.contains($0.key) }
+        let records = store.latestRecords.filter { mine.contains($0.key) }
         let md = try BenchOutput.writeAll(records: records, manifests: [manifest], folder: o.out)
-        return Outcome(markdown: md, records: records, ran: ran, skipped: skipped)
+        let failed = ranRows.filter { $0.error != nil }.count
+        return Outcome(markdown: md, records: records, ran: ranRows.count - failed, failed: failed, skipped: skipped)
+    }
+
+    /// Stops a sweep whose task cannot produce a single row: when no sample's image decodes, every
+    /// row would fail one by one. Images are tried in order until one decodes (one decode on a good
+    /// task); missing files are counted up front and reported, since their rows will fail.
+    static func checkTaskImages(_ samples: [BenchSample], task: String, log: (String) -> Void) throws {
+        let missing = samples.filter { !FileManager.default.isReadableFile(atPath: $0.imagePath) }
+        var lastError = ""
+        var decodable = false
+        for s in samples where FileManager.default.isReadableFile(atPath: s.imagePath) {
+            do { _ = try VLMRunner.loadImage(path: s.imagePath); decodable = true; break } catch { lastError = "\(error)" }
+        }
+        guard decodable else {
+            let why = missing.count == samples.count
+                ? "none of its \(samples.count) images can be read (first: '\(samples[0].imagePath)')"
+                : "none of its \(samples.count) images decodes (\(missing.count) missing; last error: \(lastError))"
+            throw BenchError("task '\(task)' is unusable: \(why)")
+        }
+        if !missing.isEmpty {
+            let list = missing.prefix(3).map { "'\($0.imagePath)'" }.joined(separator: ", ")
+            log("warning: \(missing.count) of \(samples.count) task images cannot be read (\(list)\(missing.count > 3 ? ", …" : "")); their rows will fail")
+        }
     }
 }

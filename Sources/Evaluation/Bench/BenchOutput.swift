@@ -93,7 +93,7 @@ public enum BenchOutput {
             s += " | \(mib(r.kvCacheBytes)) (\(pct(r.kvReduction))) | \(f(r.prefillMs)) (\(pct(r.prefillReduction)))"
             s += " | \(f(r.decodeMsPerToken, 2)) | \(f(r.throughput, 2))/s (\(f(r.throughputGain, 2))×) | \(f(r.scoringMs, 2))"
             s += " | \(f(r.measuredSpeedup, 2))× / \(f(r.predictedSpeedup, 2))× | \(opt(r.answerAgreement)) | \(opt(r.top1Agreement))"
-            s += " | \(r.meanKL.map { String(format: "%.4f", $0) } ?? "–") | \(opt(r.accuracy)) |\n"
+            s += " | \(r.meanKL.map { String(format: "%.4f", $0) } ?? "–") | \(accuracyCell(r)) |\n"
         }
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         if !types.isEmpty {
@@ -110,6 +110,15 @@ public enum BenchOutput {
             for r in noted { for n in r.notes { s += "- \(r.method) @ \(r.budget): \(n)\n" } }
         }
         return s
+    }
+
+    /// Accuracy, with failed rows marked rather than averaged away: "87.2%", "87.2% (2 of 10 failed)",
+    /// or "FAILED (10 of 10 rows)" when no row of the method and budget ran.
+    static func accuracyCell(_ r: BenchSummaryRow) -> String {
+        guard r.errors > 0 else { return opt(r.accuracy) }
+        let total = r.samples + r.errors
+        if r.samples == 0 { return "FAILED (\(r.errors) of \(total) rows)" }
+        return "\(opt(r.accuracy)) (\(r.errors) of \(total) failed)"
     }
 
     static let csvColumns = ["method", "budget", "samples", "errors", "requested_tokens", "achieved_tokens", "tflops", "tflops_reduction_pct",
@@ -141,6 +150,10 @@ public enum BenchOutput {
 
     public struct Document: Codable {
         public var manifest: [BenchManifest]
+        /// Runs (method × budget × sample) in the table: those that produced a result and those
+        /// that failed, so a reader of the file alone can tell a partial sweep from a whole one.
+        public var rowsSucceeded: Int
+        public var rowsFailed: Int
         public var rows: [BenchSummaryRow]
     }
 
@@ -148,7 +161,8 @@ public enum BenchOutput {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try enc.encode(Document(manifest: manifests, rows: rows))
+        return try enc.encode(Document(manifest: manifests, rowsSucceeded: rows.reduce(0) { $0 + $1.samples },
+                                       rowsFailed: rows.reduce(0) { $0 + $1.errors }, rows: rows))
     }
 
     /// Writes `results.csv`, `results.json`, `pareto.svg` and `pareto.png` into `folder`; returns the Markdown table.
@@ -181,7 +195,8 @@ public enum BenchOutput {
         return try? JSONDecoder().decode(BenchManifest.self, from: d)
     }
 
-    /// Merges shard folders: rows by key (first occurrence wins), manifests of every folder.
+    /// Merges shard folders: within a folder each key's latest row (a retry replaces its failure),
+    /// across folders the first folder's row wins; manifests of every folder.
     public static func merge(folders: [String]) throws -> (records: [BenchRecord], manifests: [BenchManifest]) {
         var seen = Set<String>()
         var records: [BenchRecord] = []
@@ -189,7 +204,7 @@ public enum BenchOutput {
         for f in folders {
             let p = (f as NSString).appendingPathComponent("rows.jsonl")
             guard FileManager.default.fileExists(atPath: p) else { throw BenchError("'\(f)' has no rows.jsonl (not a tokc bench output folder)") }
-            for r in try BenchResultStore.read(p) where seen.insert(r.key).inserted { records.append(r) }
+            for r in BenchResultStore.latest(try BenchResultStore.read(p)) where seen.insert(r.key).inserted { records.append(r) }
             if let m = readManifest(folder: f) { manifests.append(m) }
         }
         // Row order comes from the manifests' method and budget lists (see `BenchSummary.rows`).

@@ -77,7 +77,21 @@ public struct BenchResultStore {
         return out
     }
 
-    public var doneKeys: Set<String> { Set(records.map(\.key)) }
+    /// Keys whose latest row succeeded. A failed row is not done: a resumed sweep runs it again.
+    public var doneKeys: Set<String> { Set(Self.latest(records).filter { $0.error == nil }.map(\.key)) }
+
+    /// The rows that stand: for each key its last row (a retry replaces the failure it followed),
+    /// in the order the keys first appeared.
+    public var latestRecords: [BenchRecord] { Self.latest(records) }
+
+    static func latest(_ records: [BenchRecord]) -> [BenchRecord] {
+        var slot: [String: Int] = [:]
+        var out: [BenchRecord] = []
+        for r in records {
+            if let i = slot[r.key] { out[i] = r } else { slot[r.key] = out.count; out.append(r) }
+        }
+        return out
+    }
 
     /// Appends one row and flushes it, so a killed sweep loses at most the row in flight.
     public mutating func append(_ r: BenchRecord) throws {

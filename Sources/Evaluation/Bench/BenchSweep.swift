@@ -51,17 +51,22 @@ public final class BenchSweep {
         flops = try BenchFlops(configPath: (runner.folder as NSString).appendingPathComponent("config.json"))
     }
 
-    /// Runs `items` not yet in `store`; `progress(done, total, item)` after each.
+    /// Runs the `items` that have no successful row in `store` yet (failed rows are retried);
+    /// `progress(done, total, item)` after each. Returns the rows it ran, failed ones included.
+    @discardableResult
     public func run(_ items: [BenchWorkItem], store: inout BenchResultStore,
-                    progress: (Int, Int, BenchWorkItem) -> Void = { _, _, _ in }) throws {
+                    progress: (Int, Int, BenchWorkItem) -> Void = { _, _, _ in }) throws -> [BenchRecord] {
         let done = store.doneKeys
         let todo = items.filter { !done.contains($0.key) }
+        var ran: [BenchRecord] = []
         for (i, item) in todo.enumerated() {
             let record = measure(item)
             try store.append(record)
+            ran.append(record)
             if item.sampleIndex != todo.dropFirst(i + 1).first?.sampleIndex { prepared[item.sampleIndex] = nil }
             progress(i + 1, todo.count, item)
         }
+        return ran
     }
 
     func prepare(_ index: Int) throws -> Prepared {

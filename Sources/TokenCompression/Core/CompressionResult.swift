@@ -52,8 +52,13 @@ public struct CompressionResult: Sendable {
     }
 
     /// Identity result with an explicit note (budget ≥ tokens, too few tokens, …).
-    public static func noOp(tokenCount: Int, requested: Int, policy: PositionPolicy, reason: String) -> CompressionResult {
-        CompressionResult(kept: Array(0..<tokenCount), requestedCount: requested, achievedCount: tokenCount,
+    ///
+    /// `touched` is the size of the span the method may act on (the visual tokens of an LLM-side
+    /// method, whose input also holds system and text tokens); it becomes the achieved count, since
+    /// "achieved" counts tokens of that span only. It defaults to the whole input.
+    public static func noOp(tokenCount: Int, touched: Int? = nil, requested: Int, policy: PositionPolicy,
+                            reason: String) -> CompressionResult {
+        CompressionResult(kept: Array(0..<tokenCount), requestedCount: requested, achievedCount: touched ?? tokenCount,
                           positionPolicy: policy, noOpReason: reason)
     }
 }

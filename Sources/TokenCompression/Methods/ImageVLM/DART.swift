@@ -126,7 +126,7 @@ public struct DART: Sendable {
         let topK = try p.tokenTopK(imageCount: imageCount)
         let requested = p.pivotImageTokens + (p.pivotImageTokens + p.pivotTextTokens) * topK
         if requested >= imageCount {
-            return Result(compression: .noOp(tokenCount: n, requested: requested, policy: .keepOriginal,
+            return Result(compression: .noOp(tokenCount: n, touched: imageCount, requested: requested, policy: .keepOriginal,
                                              reason: "DART keeps \(requested) ≥ \(imageCount) visual tokens"),
                           tokenTopK: topK, imagePivots: [], textPivots: [], pivotOrder: [])
         }

@@ -104,7 +104,7 @@ public struct FastV: Sendable {
         let scores = try Self.headMeanScores(lastRowAttention: attention, layout: layout)
         let k = try parameters.keptCount(imageCount: imageCount)
         if k >= imageCount {
-            return Result(compression: .noOp(tokenCount: n, requested: k, policy: .keepOriginal,
+            return Result(compression: .noOp(tokenCount: n, touched: imageCount, requested: k, policy: .keepOriginal,
                                              reason: "FastV keeps \(k) ≥ \(imageCount) visual tokens"),
                           scores: scores, keyMask: [Bool](repeating: true, count: n))
         }

@@ -20,7 +20,7 @@ enum ImageVLMBaseline {
     }
 
     static func noOp(_ method: String, budget: Budget, layout: TokenLayout) -> CompressionResult {
-        .noOp(tokenCount: layout.totalCount, requested: requested(budget, layout: layout), policy: .keepOriginal,
+        .noOp(tokenCount: layout.totalCount, touched: layout.imageCount, requested: requested(budget, layout: layout), policy: .keepOriginal,
               reason: "\(method): budget \(budget) keeps all \(layout.imageCount) visual tokens")
     }
 

@@ -216,7 +216,7 @@ public struct MustDrop {
             throw CompressionError.invalidParameter("key-set index \(bad) outside the \(v) visual tokens")
         }
         guard v > 0 else {
-            let r = CompressionResult.noOp(tokenCount: s, requested: 0, policy: .renumber, reason: "no visual tokens to filter")
+            let r = CompressionResult.noOp(tokenCount: s, touched: 0, requested: 0, policy: .renumber, reason: "no visual tokens to filter")
             return FilterResult(candidate: [], globalScore: [], individualScore: [], visualKept: [], keySetOut: [], result: r)
         }
         let heads = attention.shape[0], q = attention.shape[1]

@@ -177,7 +177,7 @@ public struct PDrop: Sendable {
         let queryIndex = layout.promptLength + current - 1
         let imageRange = layout.imageStart..<(layout.imageStart + current)
         if keep >= current {
-            return StageResult(compression: .noOp(tokenCount: n, requested: keep, policy: .renumber,
+            return StageResult(compression: .noOp(tokenCount: n, touched: current, requested: keep, policy: .renumber,
                                                   reason: "PDrop stage \(b) keeps \(keep) ≥ \(current) visual tokens"),
                                scores: [], keptImage: Array(0..<current), newImageCount: current,
                                queryIndex: queryIndex, positionIds: Array(0..<n), hidden: hidden)

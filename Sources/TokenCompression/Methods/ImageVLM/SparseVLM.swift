@@ -299,7 +299,7 @@ public struct SparseVLM {
         let v = layout.imageCount
         guard v > 0 else {
             // The code's `v_token_num − rank == 0` branch: nothing to prune.
-            return StepResult(scores: [], result: .noOp(tokenCount: layout.totalCount, requested: target, policy: .renumber,
+            return StepResult(scores: [], result: .noOp(tokenCount: layout.totalCount, touched: 0, requested: target, policy: .renumber,
                                                         reason: "no visual tokens at this layer"),
                               recycled: [], clustering: nil, mergedPositions: [], hidden: hidden,
                               positionIds: Array(0..<layout.totalCount), visualCount: 0)

@@ -76,7 +76,10 @@ public struct ToMe {
         ///
         /// Layout `[surviving A…, all B…]`; with a distillation token `[A₀, B₀, A₁…, B₁…]`, as the code
         /// concatenates it.
+        /// The identity matching (effective r = 0) keeps every token in place, as the code's
+        /// do-nothing merge does: `order` is then `0..<tokenCount`.
         public var order: [Int] {
+            if isIdentity { return Array(0..<tokenCount) }
             let b = (0..<bCount).map { 2 * $0 + 1 }
             if distillToken, !unmerged.isEmpty, !b.isEmpty {
                 return [unmerged[0], b[0]] + unmerged.dropFirst() + b.dropFirst()
