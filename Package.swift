@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
         .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors", "Evaluation"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "ModelIO", "TokenCompression", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]

@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import Models
 import Tensors
+import TokenCompression
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,17 +52,6 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Exit 0 even when some rows failed (a partial sweep is acceptable).")
     var keepGoing = false
 
-    static func parameters(_ list: [String]) throws -> [String: [String: String]] {
-        var out: [String: [String: String]] = [:]
-        for p in list {
-            guard let eq = p.firstIndex(of: "="), let dot = p[..<eq].firstIndex(of: "."), dot != p.startIndex else {
-                throw BenchError("--param '\(p)' must be METHOD.NAME=VALUE")
-            }
-            out[String(p[..<dot]).lowercased(), default: [:]][String(p[p.index(after: dot)..<eq])] = String(p[p.index(after: eq)...])
-        }
-        return out
-    }
-
     func run() throws {
         let outcome: BenchDriver.Outcome
         do {
@@ -99,7 +89,7 @@ struct BenchCommand: ParsableCommand {
         o.settings.repeats = repeats
         o.settings.warmup = warmup
         o.settings.seed = seed
-        o.settings.parameters = try Self.parameters(param)
+        o.settings.parameters = try MethodParameters.parseQualified(param)
         o.out = out
         if let shard { o.shard = try BenchShard.parse(shard) }
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount

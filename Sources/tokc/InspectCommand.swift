@@ -27,7 +27,7 @@ struct InspectCommand: ParsableCommand {
             if limit > 0, names.count > limit { print("  … \(names.count - limit) more") }
             print("parameters: \(checkpoint.parameterCount) (\(formatCount(checkpoint.parameterCount)))")
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
             let configPath = (isDirectory.boolValue ? path : URL(fileURLWithPath: path).deletingLastPathComponent().path) + "/config.json"
             if FileManager.default.fileExists(atPath: configPath) {
                 let config = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: configPath)))

@@ -19,11 +19,11 @@ struct MethodsCommand: ParsableCommand {
     var details = false
 
     func run() {
-        let conformed = Set(ConformanceRegistry.all.map { $0.method })
-        let runnable = Set(ModelCompression.runnableMethods)
-        if MethodRegistry.all.isEmpty { print("no methods registered yet") }
+        let conformed = Set(MethodCatalog.conformers.map { $0.method })
+        let runnable = Set(MethodCatalog.inModelMethods)
+        if MethodCatalog.infos.isEmpty { print("no methods registered yet") }
         for domain in Domain.allCases {
-            let methods = MethodRegistry.all.filter { $0.domain == domain }
+            let methods = MethodCatalog.infos.filter { $0.domain == domain }
             guard !methods.isEmpty else { continue }
             print("## \(domain.rawValue)")
             for m in methods {
@@ -33,7 +33,7 @@ struct MethodsCommand: ParsableCommand {
                 print("      paper: \(m.paper)  code: \(m.repository)")
                 if details {
                     print("      \(m.summary)")
-                    if let names = ModelCompression.parameterNames(of: m.name) {
+                    if let names = MethodCatalog.entry(named: m.name)?.adapter?.parameters {
                         print("      in-model parameters (--param): \(names.isEmpty ? "none" : names.joined(separator: ", "))")
                     }
                 }

@@ -55,18 +55,6 @@ struct RunCommand: ParsableCommand {
         if let t = threads, t < 1 { throw VLMRunError("--threads must be positive") }
     }
 
-    /// Method parameters as a dictionary; malformed entries are errors.
-    static func parameters(_ list: [String]) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for p in list {
-            guard let eq = p.firstIndex(of: "="), eq != p.startIndex else {
-                throw VLMRunError("--param '\(p)' must be NAME=VALUE")
-            }
-            out[String(p[..<eq])] = String(p[p.index(after: eq)...])
-        }
-        return out
-    }
-
     func run() throws {
         do {
             try checkOptions()
@@ -86,7 +74,7 @@ struct RunCommand: ParsableCommand {
         var compression: ModelCompression?
         if let method {
             let budget: Budget = keep.map { .count($0) } ?? .ratio(ratio!)
-            compression = try ModelCompression.make(method: method, budget: budget, parameters: try Self.parameters(param))
+            compression = try MethodCatalog.compression(method: method, budget: budget, parameters: try MethodParameters.parse(param, method: method).values)
         }
         let folder: String
         if let model {

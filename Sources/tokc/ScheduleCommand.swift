@@ -263,13 +263,7 @@ final class ScheduleOptions {
         c["model"] = model
         c["tokens"] = tokens.map(String.init)
         common = c
-        var e: [String: String] = [:]
-        for item in params {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--param expects NAME=VALUE, got '\(item)'") }
-            e[parts[0]] = parts[1]
-        }
-        extra = e
+        extra = try MethodParameters.parse(params).values
     }
 
     private func value(_ key: String, _ store: [String: String]) -> String? {

@@ -321,7 +321,7 @@ struct BenchOutputTests {
     }
 
     @Test func bitmapFontCoversThePlotsText() {
-        for name in ModelCompression.runnableMethods + ["uncompressed", "prefill latency (ms)", "accuracy (%)",
+        for name in MethodCatalog.inModelMethods + ["uncompressed", "prefill latency (ms)", "accuracy (%)",
                                                         "answer agreement with uncompressed (%)", "0123456789.-"] {
             #expect(BenchBitmapFont.covers(name), "\(name)")
         }

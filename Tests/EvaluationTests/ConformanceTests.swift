@@ -9,7 +9,7 @@ import Testing
         return repo.appendingPathComponent("conformance/cases").path
     }()
 
-    static let registeredMethods: [String] = ConformanceRegistry.all.map { $0.method }.sorted()
+    static let registeredMethods: [String] = MethodCatalog.conformers.map { $0.method }.sorted()
 
     @Test("all cases of a registered method pass", arguments: registeredMethods)
     func methodPassesItsCases(method: String) throws {

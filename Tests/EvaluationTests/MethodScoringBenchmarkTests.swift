@@ -10,7 +10,7 @@ import TokenCompression
                              MethodBenchmarkShape(visualTokens: 180, width: 64, heads: 4)]
 
     @Test func everyImageVLMMethodIsListed() {
-        let registered = Set(MethodRegistry.all.filter { $0.domain == .imageVLM }.map(\.name))
+        let registered = Set(MethodCatalog.infos.filter { $0.domain == .imageVLM }.map(\.name))
         #expect(Set(MethodScoringBenchmark.methods) == registered)
         #expect(registered.count >= 17)
     }

@@ -52,7 +52,7 @@ final class RunForbiddenVisionHook: VisionFeatureHook {
 
 func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil, vision: VisionFeatureHook? = nil,
                     report: @escaping () -> CompressionRunReport? = { nil }) -> ModelCompression {
-    ModelCompression(info: MethodRegistry.info(named: name)!, budget: budget, prefillHook: prefill, visionHook: vision) {
+    ModelCompression(info: MethodCatalog.info(named: name)!, budget: budget, prefillHook: prefill, visionHook: vision) {
         report() ?? CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
                                          positionPolicy: .keepOriginal, scoringSeconds: 0, notes: [])
     }
@@ -93,7 +93,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
     /// patch space, a kept merged row as its whole window (4×4 windows on the 16×16 grid).
     @Test func mustDropKeepMapUsesTheMergedRowsPatches() throws {
         let (runner, _, image, prompt) = try builtin()
-        let c = try ModelCompression.make(method: "mustdrop", budget: .count(64), parameters: ["window": "4", "merge_threshold": "-1"])
+        let c = try MethodCatalog.compression(method: "mustdrop", budget: .count(64), parameters: ["window": "4", "merge_threshold": "-1"])
         let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
         #expect(r.visualTokensTotal == 256 && !r.keptIndices.isEmpty && r.visualTokensKept <= 16)
         let windows = Dictionary(grouping: r.keptIndices) { ($0 / 64) * 4 + ($0 % 16) / 4 }
@@ -182,7 +182,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
     }
 
     @Test func unknownMethodIsRefused() {
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "no-such-method", budget: .count(8)) }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "no-such-method", budget: .count(8)) }
     }
 
     @Test func fixtureModelWithPretokenizedPrompt() throws {

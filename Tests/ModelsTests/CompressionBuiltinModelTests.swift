@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Testing
+import Evaluation
 import Tensors
 import TokenCompression
 @testable import Models
@@ -24,8 +25,8 @@ import TokenCompression
         let baseline = try model.prefill(inputIDs: ids, pixelValues: pixels)
         let visual = baseline.visualTokensBefore[0]
         #expect(visual == 256)
-        for method in ModelCompression.runnableMethods {
-            let c = try ModelCompression.make(method: method, budget: .count(64))
+        for method in MethodCatalog.inModelMethods {
+            let c = try MethodCatalog.compression(method: method, budget: .count(64))
             let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
             let r = c.report()
             #expect(r.visualTokensBefore == visual, "\(method)")

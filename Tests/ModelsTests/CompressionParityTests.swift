@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Testing
+import Evaluation
 import Tensors
 import TokenCompression
 @testable import Models
@@ -38,7 +39,7 @@ import TokenCompression
     func ours(_ method: String, budget: Int) throws -> (Run, LlavaPrefillResult, LlavaModel) {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: method, budget: .count(budget))
+        let c = try MethodCatalog.compression(method: method, budget: .count(budget))
         let recorder = Recorder(c.prefillHook!)
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: recorder)
         #expect(recorder.stages.last?.kept == c.report().keptIndices)

@@ -1,4 +1,5 @@
 import Testing
+import Evaluation
 import Tensors
 import TokenCompression
 @testable import Models
@@ -8,7 +9,7 @@ import TokenCompression
     func run(_ method: String, budget: Budget, parameters: [String: String] = [:]) throws -> (CompressionRunReport, LlavaPrefillResult, LlavaModel) {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: method, budget: budget, parameters: parameters)
+        let c = try MethodCatalog.compression(method: method, budget: budget, parameters: parameters)
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
         return (c.report(), p, model)
     }
@@ -112,7 +113,7 @@ extension CompressionStagedTests {
         let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
         let size = try ref.ints("image_size")
         let ids = try ref.ints("input_ids")
-        let c = try ModelCompression.make(method: method, budget: .count(12), parameters: parameters)
+        let c = try MethodCatalog.compression(method: method, budget: .count(12), parameters: parameters)
         let (tokens, p) = try model.generate(inputIDs: ids, images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
                                              maxNewTokens: 3, stopTokens: [], hook: c.prefillHook, visionHook: c.visionHook)
         let r = c.report()
@@ -155,7 +156,7 @@ extension CompressionStagedTests {
         })
         let features = try out.hiddenStates[2]!.rows(1..<17)
         let projected = try model.projector2(try model.projector1(features, store: model.store).activated(model.config.projectorAct), store: model.store)
-        let again = try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: parameters)
+        let again = try MethodCatalog.compression(method: "mustdrop", budget: .count(16), parameters: parameters)
         let spliced = try model.embedPrompt(inputIDs: ids, images: [.single(pixels)], visionHook: again.visionHook).embeddings.rows(4..<20)
         #expect(modelsMaxAbs(projected, spliced) < 1e-5)
     }
@@ -168,7 +169,7 @@ extension CompressionStagedTests {
         // A budget asking for every token merges nothing either.
         let (full, q, _) = try run("mustdrop", budget: .count(64), parameters: ["window": "2", "merge_threshold": "-1"])
         #expect(q.visualTokensAfter == [64] && full.notes.contains { $0.contains("no-op") })
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: ["window": "1"]) }
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "mustdrop", budget: .count(16), parameters: ["window": "x"]) }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "mustdrop", budget: .count(16), parameters: ["window": "1"]) }
+        #expect(throws: CompressionError.self) { try MethodCatalog.compression(method: "mustdrop", budget: .count(16), parameters: ["window": "x"]) }
     }
 }

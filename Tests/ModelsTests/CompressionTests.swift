@@ -1,4 +1,5 @@
 import Testing
+import Evaluation
 import Tensors
 import TokenCompression
 @testable import Models
@@ -13,7 +14,7 @@ import TokenCompression
     func llmSideMethodPrunesAtItsLayer(_ method: String, _ expected: Int) throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: method, budget: .count(16))
+        let c = try MethodCatalog.compression(method: method, budget: .count(16))
         #expect(c.prefillHook != nil && c.visionHook == nil)
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
         let r = c.report()
@@ -46,7 +47,7 @@ import TokenCompression
     func budgetCoveringEveryVisualTokenIsAnExplicitNoOp(_ method: String) throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: method, budget: .count(64))
+        let c = try MethodCatalog.compression(method: method, budget: .count(64))
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook)
         let r = c.report()
         #expect(p.cache.tokenCounts == [76, 76, 76, 76])
@@ -57,7 +58,7 @@ import TokenCompression
     @Test func ratioBudgetAndLayerParameter() throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: "fastv", budget: .ratio(0.25), parameters: ["layer": "3"])
+        let c = try MethodCatalog.compression(method: "fastv", budget: .ratio(0.25), parameters: ["layer": "3"])
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook)
         #expect(p.cache.tokenCounts == [76, 76, 76, 28])
         #expect(c.report().achievedVisualTokens == 16)
@@ -67,7 +68,7 @@ import TokenCompression
         // The tiny LLaVA fixture has 2 decoder layers: layer K = 2 is never reached.
         let model = try LlavaModel.load(folder: modelsFixture("llava"))
         let ref = try ModelsReference("llava")
-        let c = try ModelCompression.make(method: "fastv", budget: .count(1))
+        let c = try MethodCatalog.compression(method: "fastv", budget: .count(1))
         let p = try model.prefill(inputIDs: try ref.ints("input_ids"), pixelValues: try ref.tensor("pixel_values").reshaped([3, 28, 28]),
                                   hook: c.prefillHook)
         #expect(modelsMaxAbs(p.logits, try ref.tensor("logits")) < 1e-4)
@@ -75,11 +76,11 @@ import TokenCompression
     }
 
     @Test func badRequestsThrow() throws {
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "no-such-method", budget: .count(1)) }
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "fastv", budget: .count(1), parameters: ["bogus": "1"]) }
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "fastv", budget: .count(1), parameters: ["layer": "x"]) }
-        #expect(throws: (any Error).self) { try ModelCompression.make(method: "dart", budget: .count(1), parameters: ["layer": "0"]) }
-        #expect(throws: (any Error).self) { try ModelCompression.make(method: "fastv", budget: .ratio(1.5)) }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "no-such-method", budget: .count(1)) }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "fastv", budget: .count(1), parameters: ["bogus": "1"]) }
+        #expect(throws: CompressionError.self) { try MethodCatalog.compression(method: "fastv", budget: .count(1), parameters: ["layer": "x"]) }
+        #expect(throws: (any Error).self) { try MethodCatalog.compression(method: "dart", budget: .count(1), parameters: ["layer": "0"]) }
+        #expect(throws: (any Error).self) { try MethodCatalog.compression(method: "fastv", budget: .ratio(1.5)) }
     }
 
     @Test func dartTruncationIsTheClosestReachableCount() {
@@ -99,7 +100,7 @@ extension CompressionTests {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
         for method in ["fastv", "a-score", "dart", "k-norm", "v-norm", "random"] {
-            let c = try ModelCompression.make(method: method, budget: .count(16))
+            let c = try MethodCatalog.compression(method: method, budget: .count(16))
             let spy = CompressionRecordSpy(c.prefillHook!)
             _ = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: spy)
             let expected: [AttentionRecord] = ["fastv", "a-score"].contains(method)
@@ -125,10 +126,10 @@ final class CompressionRecordSpy: PrefillHook {
 
 extension CompressionTests {
     @Test func everyBuilderIsARegisteredMethod() throws {
-        #expect(ModelCompression.runnableMethods.count == 17)
-        for name in ModelCompression.runnableMethods {
-            #expect(MethodRegistry.info(named: name) != nil, "\(name)")
-            let c = try ModelCompression.make(method: name.uppercased(), budget: .ratio(0.5))
+        #expect(MethodCatalog.inModelMethods.count == 17)
+        for name in MethodCatalog.inModelMethods {
+            #expect(MethodCatalog.info(named: name) != nil, "\(name)")
+            let c = try MethodCatalog.compression(method: name.uppercased(), budget: .ratio(0.5))
             #expect(c.info.name == name)
             let vision: Set = ["fastervlm", "hired", "visionzip", "prumerge", "prumerge_plus", "pooling", "globalcom2", "ficoco_v"]
             #expect((c.visionHook != nil) == (vision.contains(name) || name == "mustdrop"), "\(name)")
@@ -138,16 +139,16 @@ extension CompressionTests {
 
     /// Every in-model method refuses a parameter it does not read, naming the ones it accepts.
     @Test func unknownParametersAreRefusedWithTheAcceptedOnes() throws {
-        for name in ModelCompression.runnableMethods {
-            let accepted = try #require(ModelCompression.parameterNames(of: name))
+        for name in MethodCatalog.inModelMethods {
+            let accepted = try #require(MethodCatalog.entry(named: name)?.adapter?.parameters)
             do {
-                _ = try ModelCompression.make(method: name, budget: .ratio(0.5), parameters: ["no_such_parameter": "1"])
+                _ = try MethodCatalog.compression(method: name, budget: .ratio(0.5), parameters: ["no_such_parameter": "1"])
                 Issue.record("\(name) accepted an unknown parameter")
             } catch let e as ModelCompressionError {
                 let text = "\(e)"
                 #expect(text.contains("no_such_parameter") && text.contains(accepted.isEmpty ? "accepted: none" : "accepted: \(accepted.sorted().joined(separator: ", "))"), "\(text)")
             }
         }
-        #expect(ModelCompression.parameterNames(of: "FASTV") == ["layer"] && ModelCompression.parameterNames(of: "tome") == nil)
+        #expect(MethodCatalog.entry(named: "FASTV")?.adapter?.parameters == ["layer"] && MethodCatalog.entry(named: "tome")?.adapter?.parameters == nil)
     }
 }

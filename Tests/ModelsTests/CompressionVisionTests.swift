@@ -1,4 +1,5 @@
 import Testing
+import Evaluation
 import Tensors
 import TokenCompression
 @testable import Models
@@ -11,7 +12,7 @@ import TokenCompression
     func check(_ method: String, budget: Budget, parameters: [String: String] = [:]) throws -> (CompressionRunReport, LlavaPrefillResult) {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: method, budget: budget, parameters: parameters)
+        let c = try MethodCatalog.compression(method: method, budget: budget, parameters: parameters)
         #expect(c.prefillHook == nil && c.visionHook != nil)
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
         let r = c.report()
@@ -71,7 +72,7 @@ import TokenCompression
         let pixels = try ref.tensor("pixel_values")
         let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
         let size = try ref.ints("image_size")
-        let c = try ModelCompression.make(method: method, budget: .ratio(0.5))
+        let c = try MethodCatalog.compression(method: method, budget: .ratio(0.5))
         let (tokens, p) = try model.generate(inputIDs: try ref.ints("input_ids"), images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
                                              maxNewTokens: 3, stopTokens: [], visionHook: c.visionHook)
         let r = c.report()
@@ -86,7 +87,7 @@ extension CompressionVisionTests {
     @Test func globalCom2IsAnExplicitNoOpOnLlava15() throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: "globalcom2", budget: .count(16))
+        let c = try MethodCatalog.compression(method: "globalcom2", budget: .count(16))
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, visionHook: c.visionHook)
         let r = c.report()
         #expect(p.visualTokensAfter == [64] && r.achievedVisualTokens == 64)
@@ -103,7 +104,7 @@ extension CompressionVisionTests {
         let pixels = try ref.tensor("pixel_values")
         let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
         let size = try ref.ints("image_size")
-        let c = try ModelCompression.make(method: "globalcom2", budget: .ratio(0.5))
+        let c = try MethodCatalog.compression(method: "globalcom2", budget: .ratio(0.5))
         let (tokens, p) = try model.generate(inputIDs: try ref.ints("input_ids"), images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
                                              maxNewTokens: 3, stopTokens: [], visionHook: c.visionHook)
         let r = c.report()
@@ -123,7 +124,7 @@ extension CompressionVisionTests {
     @Test func fiCoCoVMergesInsideTheTower() throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(40))
+        let c = try MethodCatalog.compression(method: "ficoco_v", budget: .count(40))
         let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
         let r = c.report()
         #expect(r.visualTokensBefore == 64 && r.requestedVisualTokens == 40 && r.achievedVisualTokens == 40, "\(r.notes)")
@@ -145,7 +146,7 @@ extension CompressionVisionTests {
         })
         let features = try out.hiddenStates[2]!.rows(1..<41)
         let projected = try model.projector2(try model.projector1(features, store: model.store).activated(model.config.projectorAct), store: model.store)
-        let again = try ModelCompression.make(method: "ficoco_v", budget: .count(40))
+        let again = try MethodCatalog.compression(method: "ficoco_v", budget: .count(40))
         let spliced = try model.embedPrompt(inputIDs: ids, images: [.single(pixels)], visionHook: again.visionHook).embeddings.rows(4..<44)
         #expect(modelsMaxAbs(projected, spliced) < 1e-5)
         let t = try model.decodeStep(token: DecoderLM.argmax(p.logits), cache: p.cache)
@@ -156,7 +157,7 @@ extension CompressionVisionTests {
     @Test func fiCoCoVCapsRAtHalfTheTokens() throws {
         let model = try CompressionFixture.model()
         let (ids, pixels) = try CompressionFixture.inputs()
-        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(16))
+        let c = try MethodCatalog.compression(method: "ficoco_v", budget: .count(16))
         _ = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
         let r = c.report()
         #expect(r.requestedVisualTokens == 16 && r.achievedVisualTokens == 32, "\(r.notes)")
@@ -164,14 +165,14 @@ extension CompressionVisionTests {
     }
 
     @Test func fiCoCoVRefusesAnyResAndBadParameters() throws {
-        #expect(throws: ModelCompressionError.self) { try ModelCompression.make(method: "ficoco_v", budget: .count(16), parameters: ["r": "-1"]) }
-        #expect(throws: (any Error).self) { try ModelCompression.make(method: "ficoco_v", budget: .count(16), parameters: ["quantile": "2"]) }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "ficoco_v", budget: .count(16), parameters: ["r": "-1"]) }
+        #expect(throws: (any Error).self) { try MethodCatalog.compression(method: "ficoco_v", budget: .count(16), parameters: ["quantile": "2"]) }
         let model = try LlavaModel.load(folder: modelsFixture("llava-next-wide"))
         let ref = try ModelsReference("llava-next-wide")
         let pixels = try ref.tensor("pixel_values")
         let tiles = try (0..<pixels.shape[0]).map { try pixels.rows(($0 * 3 * 28)..<(($0 + 1) * 3 * 28)).reshaped([3, 28, 28]) }
         let size = try ref.ints("image_size")
-        let c = try ModelCompression.make(method: "ficoco_v", budget: .count(8))
+        let c = try MethodCatalog.compression(method: "ficoco_v", budget: .count(8))
         #expect(throws: ModelCompressionError.self) {
             _ = try model.generate(inputIDs: try ref.ints("input_ids"), images: [.anyRes(tiles: tiles, imageHeight: size[0], imageWidth: size[1])],
                                    maxNewTokens: 1, stopTokens: [], hook: nil, visionHook: c.visionHook)

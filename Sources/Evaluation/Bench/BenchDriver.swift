@@ -62,7 +62,7 @@ public enum BenchDriver {
             throw BenchError("parameters given for '\(m)', which is not in the sweep (\(plan.methods.joined(separator: ", ")))")
         }
         // Fail on a bad method parameter before loading anything.
-        for m in plan.methods { _ = try ModelCompression.make(method: m, budget: o.budgets[0].budget, parameters: o.settings.parameters(for: m)) }
+        for m in plan.methods { _ = try MethodCatalog.compression(method: m, budget: o.budgets[0].budget, parameters: o.settings.parameters(for: m)) }
 
         var store = try BenchResultStore(folder: o.out)
         let items = plan.items(shard: o.shard)

@@ -88,14 +88,14 @@ public struct BenchPlan: Sendable {
 
     /// `requested` nil → every runnable method; the baselines are added when missing.
     public init(methods requested: [String]?, budgets: [BenchBudget], sampleCount: Int) throws {
-        var m = requested ?? ModelCompression.runnableMethods
+        var m = requested ?? MethodCatalog.inModelMethods
         m = m.map { $0.lowercased() }.filter { $0 != Self.uncompressed && $0 != "none" }
         for b in Self.baselines where !m.contains(b) { m.append(b) }
         var seen = Set<String>()
         m = m.filter { seen.insert($0).inserted }
-        let runnable = Set(ModelCompression.runnableMethods)
+        let runnable = Set(MethodCatalog.inModelMethods)
         if let bad = m.first(where: { !runnable.contains($0) }) {
-            throw BenchError("method '\(bad)' cannot run inside a model; runnable: \(ModelCompression.runnableMethods.joined(separator: ", "))")
+            throw BenchError("method '\(bad)' cannot run inside a model; runnable: \(MethodCatalog.inModelMethods.joined(separator: ", "))")
         }
         methods = m
         self.budgets = budgets

@@ -101,7 +101,7 @@ public struct BenchResultStore {
         var line = try enc.encode(r)
         line.append(0x0A)
         if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
         }
         guard let h = FileHandle(forUpdatingAtPath: path) else { throw BenchError("cannot append to \(path)") }
         defer { try? h.close() }

@@ -111,7 +111,7 @@ public final class BenchSweep {
         let p = try prepare(item.sampleIndex)
         let makeCompression: () throws -> ModelCompression? = {
             guard let b = item.budget else { return nil }
-            return try ModelCompression.make(method: item.method, budget: b.budget, parameters: self.settings.parameters(for: item.method))
+            return try MethodCatalog.compression(method: item.method, budget: b.budget, parameters: self.settings.parameters(for: item.method))
         }
         for _ in 0..<settings.warmup {
             _ = try runner.run(prompt: p.prompt, image: p.image, compression: try makeCompression(), maxNewTokens: settings.maxNewTokens)

@@ -111,40 +111,26 @@ public struct MethodScoringMeasurement: Sendable {
 /// computes itself (PDrop's ranking q/k projections, SparseVLM's rater matmul and clustering,
 /// PruMerge's [CLS]–key attention, …) is timed.
 public enum MethodScoringBenchmark {
-    /// Registry names of the image-VLM methods: the methods in the order of the evidence table,
-    /// then the baselines, then any method registered later (it gets an explicit "no benchmark" row).
+    /// Registry names of the image-VLM methods, in `MethodCatalog` order (one without a scoring
+    /// benchmark gets an explicit "no benchmark" row).
     public static var methods: [String] {
-        let preferred = ["dart", "fastv", "sparsevlm", "pdrop", "fastervlm", "hired", "prumerge", "prumerge_plus",
-                         "visionzip", "globalcom2", "ficoco_v", "mustdrop", "random", "a-score", "k-norm", "v-norm", "pooling"]
-        let registered = MethodRegistry.all.filter { $0.domain == .imageVLM }.map(\.name)
-        return preferred.filter(registered.contains) + registered.filter { !preferred.contains($0) }
+        MethodCatalog.all.filter { $0.info.domain == .imageVLM }.map { $0.name }
     }
 
-    /// Builds the call(s) for `method` (one row each; FiCoCo-V adds a row for its logits helper).
+    /// What an entry of `MethodCatalog` names: the call(s) of one method (one row each; FiCoCo-V
+    /// adds a row for its logits helper) for a shape.
+    typealias Preparer = (MethodBenchmarkShape) throws -> [Built]
+
+    /// A preparer of a method with one row.
+    static func one(_ build: @escaping (MethodBenchmarkShape) throws -> Built) -> Preparer { { [try build($0)] } }
+
+    /// Builds the call(s) for `method`.
     public static func prepare(method: String, shape: MethodBenchmarkShape, seed: UInt64 = 1) throws -> [PreparedMethodCall] {
         try shape.validate()
-        let built: [(String, String, (MethodBenchmarkInputs) throws -> MethodBenchmarkOutcome)]
-        switch method {
-        case "dart": built = [try dart(shape)]
-        case "fastv": built = [try fastV(shape)]
-        case "sparsevlm": built = [try sparseVLM(shape)]
-        case "pdrop": built = [try pDrop(shape)]
-        case "fastervlm": built = [try fasterVLM(shape)]
-        case "hired": built = [try hiRED(shape)]
-        case "prumerge": built = [try pruMerge(shape, plus: false)]
-        case "prumerge_plus": built = [try pruMerge(shape, plus: true)]
-        case "visionzip": built = [try visionZip(shape)]
-        case "globalcom2": built = [try globalCom2(shape)]
-        case "ficoco_v": built = try fiCoCoV(shape)
-        case "mustdrop": built = [try mustDrop(shape)]
-        case "random": built = [try baseline(shape, name: "random")]
-        case "a-score": built = [try baseline(shape, name: "a-score")]
-        case "k-norm": built = [try baseline(shape, name: "k-norm")]
-        case "v-norm": built = [try baseline(shape, name: "v-norm")]
-        case "pooling": built = [try pooling(shape)]
-        default:
+        guard let preparer = MethodCatalog.entry(named: method)?.scoring else {
             throw CompressionError.invalidParameter("no scoring benchmark for method '\(method)' (known: \(methods.joined(separator: ", ")))")
         }
+        let built = try preparer(shape)
         return try built.map { label, note, body in
             // Dry run: builds every input (sizes of later stages follow from earlier ones).
             let inputs = MethodBenchmarkInputs(shape: shape, seed: seed)

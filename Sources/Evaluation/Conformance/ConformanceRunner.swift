@@ -16,7 +16,7 @@ public struct CaseOutcome: Sendable {
 public struct ConformanceRunner {
     public let conformers: [String: any MethodConformer.Type]
 
-    public init(conformers: [any MethodConformer.Type] = ConformanceRegistry.all) {
+    public init(conformers: [any MethodConformer.Type] = MethodCatalog.conformers) {
         var map: [String: any MethodConformer.Type] = [:]
         for c in conformers { map[c.method] = c }
         self.conformers = map

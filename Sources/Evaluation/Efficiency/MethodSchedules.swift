@@ -37,23 +37,14 @@ public enum MethodSchedules {
 
     typealias Builder = (_ keep: Int?, _ c: Context) throws -> VisualTokenPlan
 
-    /// ONE entry per method.
-    static let builders: [String: Builder] = [
-        "dart": dart, "fastv": fastv, "pdrop": pdrop, "sparsevlm": sparseVLM,
-        "random": llmLayer2Baseline("random"), "a-score": llmLayer2Baseline("a-score"),
-        "k-norm": llmLayer2Baseline("k-norm"), "v-norm": llmLayer2Baseline("v-norm"),
-        "pooling": pooling, "fastervlm": fasterVLM, "visionzip": visionZip, "hired": visionBudget("hired"),
-        "prumerge": visionBudget("prumerge"), "prumerge_plus": visionBudget("prumerge_plus"),
-        "globalcom2": visionBudget("globalcom2"), "ficoco_v": ficocoV,
-    ]
-
-    public static var supported: [String] { builders.keys.sorted() }
+    /// Methods with an analytic plan (their `MethodCatalog` entry names the builder).
+    public static var supported: [String] { MethodCatalog.all.filter { $0.hasFlopsPlan }.map { $0.name }.sorted() }
 
     /// The plan of `method` with budget `keep` (nil: the method's paper default, where it has one).
     public static func plan(method: String, keep: Int?, context c: Context) throws -> VisualTokenPlan {
         let name = method.lowercased()
         if name == "none" { return .uncompressed(visual: c.visual, layers: c.llmLayers) }
-        guard let build = builders[name] else {
+        guard let build = MethodCatalog.entry(named: name)?.flopsPlan else {
             let extra = name == "mustdrop" ? " (mustdrop's counts are threshold- and image-dependent: pass --schedule)" : ""
             throw FlopsError.unknownMethod("no analytic schedule for method '\(method)'\(extra); supported: \(supported.joined(separator: ", ")), none")
         }

@@ -8,9 +8,10 @@ import TokenCompression
 /// (4 image + 4 text pivots), so the request k becomes the M whose kept count is closest to k
 /// (ties toward more tokens, so k = 128 gives the paper's M = 128, 132 kept); the report gives requested k and achieved counts as they are.
 /// The pivot processing order is the emulated CPython `set` order of the reference.
-enum DARTCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("dart", parameters)
+public enum DARTCompression {
+    public static let adapter = InModelAdapter(method: "dart", parameters: ["layer", "pivot_image", "pivot_text"], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let layer = try p.int("layer", default: 2)
         let pivotImage = try p.int("pivot_image", default: 4), pivotText = try p.int("pivot_text", default: 4)
         guard pivotImage >= 1, pivotText >= 0 else {

@@ -30,7 +30,6 @@ final class FiCoCoVHook: VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget, fixedR: Int?, beta: Double, quantile: Float) throws {
-        _ = try budget.tokens(outOf: 1)
         self.budget = budget
         self.fixedR = fixedR
         self.beta = beta
@@ -113,10 +112,11 @@ final class FiCoCoVHook: VisionFeatureHook {
     }
 }
 
-enum FiCoCoVCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("ficoco_v", parameters)
-        let r = p.values["r"] != nil ? try p.int("r", default: 42) : nil
+public enum FiCoCoVCompression {
+    public static let adapter = InModelAdapter(method: "ficoco_v", parameters: ["r", "beta", "quantile"], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
+        let r = try p.int("r")
         if let r, r < 0 { throw ModelCompressionError.invalidParameter("ficoco_v: r = \(r) must be ≥ 0") }
         let beta = try p.double("beta", default: 0.35), quantile = Float(try p.double("quantile", default: 0.998))
         _ = try FiCoCoV(.init(beta: beta, quantile: quantile))  // range checks now, not at the first image

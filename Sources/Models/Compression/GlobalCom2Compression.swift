@@ -19,7 +19,6 @@ final class GlobalCom2Hook: VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget) throws {
-        try ModelCompression.validateVisualBudget(budget, method: "globalcom2")
         self.budget = budget
         report = CompressionRunReport.empty(.notApplicable, note: "globalcom2: no prefill ran yet")
     }
@@ -81,8 +80,10 @@ final class GlobalCom2Hook: VisionFeatureHook {
     }
 }
 
-enum GlobalCom2Compression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
+public enum GlobalCom2Compression {
+    public static let adapter = InModelAdapter(method: "globalcom2", parameters: [], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try GlobalCom2Hook(budget: budget)
         return ModelCompression(info: GlobalCom2.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
     }

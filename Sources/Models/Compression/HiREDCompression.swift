@@ -21,7 +21,6 @@ final class HiREDHook: VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget, alpha: Double, featureLayer: Int) throws {
-        try ModelCompression.validateVisualBudget(budget, method: "hired")
         guard alpha.isFinite, alpha >= 0, alpha <= 1 else { throw ModelCompressionError.invalidParameter("hired: alpha \(alpha) must be in [0, 1]") }
         self.budget = budget
         self.alpha = alpha
@@ -94,9 +93,10 @@ final class HiREDHook: VisionFeatureHook {
     }
 }
 
-enum HiREDCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("hired", parameters)
+public enum HiREDCompression {
+    public static let adapter = InModelAdapter(method: "hired", parameters: ["vision_layer", "alpha"], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try HiREDHook(budget: budget, alpha: try p.double("alpha", default: 0.5), featureLayer: try p.int("vision_layer", default: -2))
         return ModelCompression(info: HiRED.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
     }

@@ -3,7 +3,7 @@ import TokenCompression
 
 /// A compression method ready to plug into a model run: the hooks it needs and a report of what it did.
 ///
-/// The CLI (`tokc run`, `tokc bench`) asks `ModelCompression.make` for a method by registry name and
+/// The CLI (`tokc run`, `tokc bench`) asks `MethodCatalog.compression` (its adapter) for a method by name and
 /// budget, passes `prefillHook` / `visionHook` to `LlavaModel.prefill`, then reads `report()`.
 public final class ModelCompression {
     public let info: MethodInfo
@@ -66,43 +66,6 @@ extension CompressionRunReport {
     public static func empty(_ policy: PositionPolicy, note: String? = nil) -> CompressionRunReport {
         CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
                              positionPolicy: policy, scoringSeconds: 0, notes: note.map { [$0] } ?? [])
-    }
-}
-
-extension ModelCompression {
-    /// Checks a visual-token budget once for every adapter: a valid ratio, and a count of at least one token.
-    static func validateVisualBudget(_ budget: Budget, method: String) throws {
-        _ = try budget.tokens(outOf: 1)
-        if case .count(let k) = budget, k < 1 {
-            throw ModelCompressionError.invalidParameter("\(method): keep count \(k) must be ≥ 1")
-        }
-    }
-
-    /// Methods that can run inside a model (registry names).
-    public static var runnableMethods: [String] { ModelCompressionFactory.entries.keys.sorted() }
-
-    /// The method parameters (`NAME=VALUE`) an in-model method accepts, nil for a method that does
-    /// not run inside a model.
-    public static func parameterNames(of method: String) -> [String]? {
-        ModelCompressionFactory.entries[method.lowercased()]?.parameters
-    }
-
-    /// Builds the named method with `budget` over the visual tokens and optional method-specific
-    /// `parameters` (NAME=VALUE strings). Unknown names and unsupported settings throw with the reason.
-    public static func make(method: String, budget: Budget, parameters: [String: String] = [:]) throws -> ModelCompression {
-        let name = method.lowercased()
-        guard let entry = ModelCompressionFactory.entries[name] else {
-            let known = MethodRegistry.info(named: name) != nil
-            throw ModelCompressionError.unsupportedMethod(
-                name, known ? "registered, but not wired into the model runtime yet; runnable: \(runnableMethods.joined(separator: ", "))"
-                            : "unknown method; runnable: \(runnableMethods.joined(separator: ", "))")
-        }
-        let unknown = Set(parameters.keys).subtracting(entry.parameters)
-        guard unknown.isEmpty else {
-            let accepted = entry.parameters.isEmpty ? "none" : entry.parameters.sorted().joined(separator: ", ")
-            throw ModelCompressionError.invalidParameter("\(name): unknown parameter(s) \(unknown.sorted().joined(separator: ", ")); accepted: \(accepted)")
-        }
-        return try entry.build(budget, parameters)
     }
 }
 

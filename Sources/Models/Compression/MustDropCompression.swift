@@ -43,7 +43,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var report: CompressionRunReport
 
     init(budget: Budget, thresholds: (Float, Float)?, parameters: MustDrop.Parameters) throws {
-        _ = try budget.tokens(outOf: 1)
         try parameters.validate()
         self.budget = budget
         self.parameters = parameters
@@ -230,11 +229,12 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     }
 }
 
-enum MustDropCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("mustdrop", parameters)
+public enum MustDropCompression {
+    public static let adapter = InModelAdapter(method: "mustdrop", parameters: ["global", "individual", "window", "merge_threshold"], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         var thresholds: (Float, Float)?
-        if p.values["global"] != nil || p.values["individual"] != nil {
+        if p.has("global") || p.has("individual") {
             thresholds = (Float(try p.double("global", default: 0.001)), Float(try p.double("individual", default: 0.001)))
         }
         let window = try p.int("window", default: 3)

@@ -23,7 +23,6 @@ final class PDropHook: PrefillHook {
     private var report: CompressionRunReport
 
     init(budget: Budget, layers: [Int]?, lambda: Double?) throws {
-        _ = try budget.tokens(outOf: 1)
         if let lambda, !(lambda > 0 && lambda <= 1) { throw ModelCompressionError.invalidParameter("pdrop: lambda \(lambda) must be in (0, 1]") }
         self.budget = budget
         fixedLayers = layers
@@ -111,18 +110,12 @@ final class PDropHook: PrefillHook {
     }
 }
 
-enum PDropCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("pdrop", parameters)
-        let layers = try p.values["layers"].map { s in
-            try s.split(separator: ",").map { part -> Int in
-                guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                    throw ModelCompressionError.invalidParameter("pdrop: layers=\(s) is not a comma-separated list of integers")
-                }
-                return v
-            }
-        }
-        let lambda = p.values["lambda"] != nil ? try p.double("lambda", default: 0.5) : nil
+public enum PDropCompression {
+    public static let adapter = InModelAdapter(method: "pdrop", parameters: ["layers", "lambda"], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
+        let layers = try p.intList("layers")
+        let lambda = try p.double("lambda")
         let hook = try PDropHook(budget: budget, layers: layers, lambda: lambda)
         return ModelCompression(info: PDrop.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
     }

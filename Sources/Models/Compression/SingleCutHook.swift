@@ -34,7 +34,6 @@ final class SingleCutHook: PrefillHook {
     init(name: String, layer: Int, budget: Budget, needsLastRowAttention: Bool, minimumLayer: Int = 1,
          select: @escaping Select) throws {
         guard layer >= minimumLayer else { throw ModelCompressionError.invalidParameter("\(name): layer K = \(layer) must be ≥ \(minimumLayer) (signals come from layer K−1)") }
-        _ = try budget.tokens(outOf: 1)
         self.name = name
         self.layer = layer
         self.budget = budget
@@ -104,40 +103,6 @@ final class SingleCutHook: PrefillHook {
             return k
         }
         return try budget.tokens(outOf: visual)
-    }
-}
-
-/// Parsing of the NAME=VALUE parameters a builder accepts.
-struct CompressionParameters {
-    let method: String
-    var values: [String: String]
-
-    /// Typed reads of the parameters; which names a method accepts is checked once, by
-    /// `ModelCompression.make`, against `ModelCompressionFactory.entries`.
-    init(_ method: String, _ values: [String: String]) {
-        self.method = method
-        self.values = values
-    }
-
-    func int(_ key: String, default d: Int) throws -> Int {
-        guard let s = values[key] else { return d }
-        guard let v = Int(s) else { throw ModelCompressionError.invalidParameter("\(method): \(key)=\(s) is not an integer") }
-        return v
-    }
-
-    func double(_ key: String, default d: Double) throws -> Double {
-        guard let s = values[key] else { return d }
-        guard let v = Double(s), v.isFinite else { throw ModelCompressionError.invalidParameter("\(method): \(key)=\(s) is not a number") }
-        return v
-    }
-
-    func bool(_ key: String, default d: Bool) throws -> Bool {
-        guard let s = values[key]?.lowercased() else { return d }
-        switch s {
-        case "1", "true", "yes": return true
-        case "0", "false", "no": return false
-        default: throw ModelCompressionError.invalidParameter("\(method): \(key)=\(s) is not a boolean")
-        }
     }
 }
 

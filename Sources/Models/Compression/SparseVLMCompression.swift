@@ -26,7 +26,6 @@ final class SparseVLMHook: PrefillHook {
     private var report: CompressionRunReport
 
     init(budget: Budget) throws {
-        _ = try budget.tokens(outOf: 1)
         self.budget = budget
         report = CompressionRunReport.empty(.renumber, note: "sparsevlm: no prefill ran yet")
     }
@@ -110,8 +109,10 @@ final class SparseVLMHook: PrefillHook {
     }
 }
 
-enum SparseVLMCompression {
-    static func make(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
+public enum SparseVLMCompression {
+    public static let adapter = InModelAdapter(method: "sparsevlm", parameters: [], build: make)
+
+    static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try SparseVLMHook(budget: budget)
         return ModelCompression(info: SparseVLM.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
     }

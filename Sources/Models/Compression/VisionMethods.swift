@@ -4,16 +4,25 @@ import TokenCompression
 /// Builders of the vision-side methods. All read the feature layer (LLaVA's default −2, i.e. the
 /// encoder layer whose output is `hidden_states[-2]`; `vision_layer` changes it) unless the
 /// method's code reads another layer (PruMerge: the last layer's q/k).
-enum VisionMethods {
-    static func featureLayer(_ p: CompressionParameters) throws -> Int { try p.int("vision_layer", default: -2) }
+public enum VisionMethods {
+    public static let fasterVLMAdapter = InModelAdapter(method: "fastervlm", parameters: ["vision_layer"], build: fasterVLM)
+    public static let visionZipAdapter = InModelAdapter(method: "visionzip", parameters: ["vision_layer", "contextual"], build: visionZip)
+    public static let pruMergeAdapter = InModelAdapter(method: "prumerge", parameters: ["vision_layer", "adaptive"]) {
+        try pruMerge(plus: false, budget: $0, parameters: $1)
+    }
+    public static let pruMergePlusAdapter = InModelAdapter(method: "prumerge_plus", parameters: ["vision_layer"]) {
+        try pruMerge(plus: true, budget: $0, parameters: $1)
+    }
+    public static let poolingAdapter = InModelAdapter(method: "pooling", parameters: ["window"], build: pooling)
+
+    static func featureLayer(_ p: MethodParameters) throws -> Int { try p.int("vision_layer", default: -2) }
 
     static func clsCapture(_ layer: Int, qkv: Bool = false) -> VisionCaptureRequest {
         VisionCaptureRequest(attention: [layer: .probabilities(rows: [0])], qkvLayers: qkv ? [layer] : [])
     }
 
     /// FasterVLM: top-T patches by head-mean [CLS] attention, raster order.
-    static func fasterVLM(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("fastervlm", parameters)
+    static func fasterVLM(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try VisionSideHook(name: "fastervlm", budget: budget, capture: clsCapture(try featureLayer(p)), needsClassToken: true) { tile, target in
             let r = try FasterVLM.prune(clsAttention: try VisionSideHook.classRow(tile, method: "fastervlm"), features: tile.features,
                                         parameters: .init(visualTokenNum: target))
@@ -27,10 +36,9 @@ enum VisionMethods {
     /// projector, so the method runs with D = dominant patches + 1 and the [CLS] row is removed
     /// from its output: k = dominant patches + contextual. `contextual` defaults to the README's
     /// 10/64 share of k (at least 1).
-    static func visionZip(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("visionzip", parameters)
+    static func visionZip(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let layer = try featureLayer(p)
-        let fixedContextual = p.values["contextual"] != nil ? try p.int("contextual", default: 10) : nil
+        let fixedContextual = try p.int("contextual")
         let hook = try VisionSideHook(name: "visionzip", budget: budget, capture: clsCapture(layer, qkv: true), needsClassToken: true) { tile, target in
             let c = fixedContextual ?? max(1, Int((Double(target) * 10 / 64).rounded()))
             guard target > c else {
@@ -59,9 +67,8 @@ enum VisionMethods {
     /// PruMerge / PruMerge+: IQR outliers of the last layer's [CLS] attention (from its raw q/k),
     /// key-kNN merged, plus a summary token. Adaptive by default (the budget is then reported
     /// but not enforced); `adaptive=false` (PruMerge only) keeps k − 1 tokens + the summary.
-    static func pruMerge(plus: Bool, budget: Budget, parameters: [String: String]) throws -> ModelCompression {
+    static func pruMerge(plus: Bool, budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let name = plus ? "prumerge_plus" : "prumerge"
-        let p = CompressionParameters(name, parameters)
         let layer = try p.int("vision_layer", default: -1)
         let adaptive = plus ? true : try p.bool("adaptive", default: true)
         let capture = VisionCaptureRequest(qkvLayers: [layer])
@@ -96,9 +103,8 @@ enum VisionMethods {
 
     /// Spatial pooling: bilinear resampling of the patch grid to the largest aspect-preserving
     /// grid within the budget (`window=W` selects W×W average pooling instead).
-    static func pooling(budget: Budget, parameters: [String: String]) throws -> ModelCompression {
-        let p = CompressionParameters("pooling", parameters)
-        let window = p.values["window"] != nil ? try p.int("window", default: 2) : nil
+    static func pooling(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
+        let window = try p.int("window")
         let hook = try VisionSideHook(name: "pooling", budget: budget, capture: .none, needsClassToken: false, usesBudget: window == nil) { tile, target in
             let mode: SpatialPooling.Mode = window.map { .average(window: $0) } ?? .bilinear(budget: .count(target))
             let (rows, cols) = tile.patchGrid

@@ -32,7 +32,6 @@ final class VisionSideHook: VisionFeatureHook {
 
     init(name: String, budget: Budget, capture: VisionCaptureRequest, needsClassToken: Bool, usesBudget: Bool = true,
          select: @escaping SelectTile) throws {
-        try ModelCompression.validateVisualBudget(budget, method: name)
         self.name = name
         self.budget = budget
         captureRequest = capture

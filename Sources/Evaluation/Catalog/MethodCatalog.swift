@@ -1,0 +1,84 @@
+import Models
+import TokenCompression
+
+/// The one list of methods. Adding a method: write it (`Sources/TokenCompression/Methods/<Domain>/X.swift`),
+/// its in-model adapter and conformer beside their peers, and add one line here (CONTRIBUTING.md).
+public enum MethodCatalog {
+    typealias S = MethodSchedules
+    typealias B = MethodScoringBenchmark
+
+    public static let all: [MethodEntry] = [
+        // image VLM, inside the LLM
+        MethodEntry(DART.info, adapter: DARTCompression.adapter, flops: S.dart, scoring: B.one(B.dart), conformer: DARTConformer.self),
+        MethodEntry(FastV.info, adapter: AttentionRowCompression.fastVAdapter, flops: S.fastv, scoring: B.one(B.fastV), conformer: FastVConformer.self),
+        MethodEntry(PDrop.info, adapter: PDropCompression.adapter, flops: S.pdrop, scoring: B.one(B.pDrop), conformer: PDropConformer.self),
+        MethodEntry(SparseVLM.info, adapter: SparseVLMCompression.adapter, flops: S.sparseVLM, scoring: B.one(B.sparseVLM), conformer: SparseVLMConformer.self),
+        MethodEntry(MustDrop.info, adapter: MustDropCompression.adapter, scoring: B.one(B.mustDrop), conformer: MustDropConformer.self),
+        // image VLM baselines
+        MethodEntry(RandomPruning.info, adapter: SignalNormCompression.randomAdapter, flops: S.llmLayer2Baseline("random"), scoring: B.one { try B.baseline($0, name: "random") }),
+        MethodEntry(AttentionScorePruning.info, adapter: AttentionRowCompression.aScoreAdapter, flops: S.llmLayer2Baseline("a-score"), scoring: B.one { try B.baseline($0, name: "a-score") }),
+        MethodEntry(NormPruning.keyNormInfo, adapter: SignalNormCompression.keyNormAdapter, flops: S.llmLayer2Baseline("k-norm"), scoring: B.one { try B.baseline($0, name: "k-norm") }),
+        MethodEntry(NormPruning.valueNormInfo, adapter: SignalNormCompression.valueNormAdapter, flops: S.llmLayer2Baseline("v-norm"), scoring: B.one { try B.baseline($0, name: "v-norm") }),
+        MethodEntry(SpatialPooling.info, adapter: VisionMethods.poolingAdapter, flops: S.pooling, scoring: B.one(B.pooling)),
+        // image VLM, before the projector
+        MethodEntry(FasterVLM.info, adapter: VisionMethods.fasterVLMAdapter, flops: S.fasterVLM, scoring: B.one(B.fasterVLM), conformer: FasterVLMConformer.self),
+        MethodEntry(HiRED.info, adapter: HiREDCompression.adapter, flops: S.visionBudget("hired"), scoring: B.one(B.hiRED), conformer: HiREDConformer.self),
+        MethodEntry(VisionZip.info, adapter: VisionMethods.visionZipAdapter, flops: S.visionZip, scoring: B.one(B.visionZip), conformer: VisionZipConformer.self),
+        MethodEntry(PruMerge.info, adapter: VisionMethods.pruMergeAdapter, flops: S.visionBudget("prumerge"), scoring: B.one { try B.pruMerge($0, plus: false) }, conformer: PruMergeConformer.self),
+        MethodEntry(PruMergePlus.info, adapter: VisionMethods.pruMergePlusAdapter, flops: S.visionBudget("prumerge_plus"), scoring: B.one { try B.pruMerge($0, plus: true) }, conformer: PruMergePlusConformer.self),
+        MethodEntry(GlobalCom2.info, adapter: GlobalCom2Compression.adapter, flops: S.visionBudget("globalcom2"), scoring: B.one(B.globalCom2), conformer: GlobalCom2Conformer.self),
+        MethodEntry(FiCoCoV.info, adapter: FiCoCoVCompression.adapter, flops: S.ficocoV, scoring: B.fiCoCoV, conformer: FiCoCoVConformer.self),
+        // ViT
+        MethodEntry(ToMe.info, conformer: ToMeConformer.self),
+        MethodEntry(EViT.info, conformer: EViTConformer.self),
+        // video LLM
+        MethodEntry(VidCom2.info, conformer: VidCom2Conformer.self),
+        MethodEntry(DyCoke.info, conformer: DyCokeConformer.self),
+        MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
+        MethodEntry(PruneVid.info, conformer: PruneVidConformer.self),
+        MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
+        MethodEntry(HoliTom.info, conformer: HoliTomConformer.self),
+        // diffusion caching
+        MethodEntry(ToCa.info, conformer: ToCaConformer.self),
+        MethodEntry(DuCa.info, conformer: DuCaConformer.self),
+        MethodEntry(FORA.info, conformer: FORAConformer.self),
+        MethodEntry(TaylorSeer.info, conformer: TaylorSeerConformer.self),
+        MethodEntry(TGate.info, conformer: TGateConformer.self),
+        MethodEntry(PAB.info, conformer: PABConformer.self),
+        MethodEntry(TeaCache.info, conformer: TeaCacheConformer.self),
+    ]
+
+    // MARK: views derived from the list
+
+    public static func entry(named name: String) -> MethodEntry? {
+        let n = name.lowercased()
+        return all.first { $0.name == n }
+    }
+
+    public static var infos: [MethodInfo] { all.map { $0.info } }
+    public static func info(named name: String) -> MethodInfo? { entry(named: name)?.info }
+
+    /// Methods that run inside a model (registry names, sorted).
+    public static var inModelMethods: [String] { all.filter { $0.adapter != nil }.map { $0.name }.sorted() }
+
+    /// Methods with conformance cases' runners, in list order.
+    public static var conformers: [any MethodConformer.Type] { all.compactMap { $0.conformer } }
+
+    /// The named method ready to plug into a model run, with `budget` over the visual tokens and
+    /// its NAME=VALUE `parameters`; unknown names, unsupported settings and unknown parameters throw.
+    public static func compression(method: String, budget: Budget, parameters: [String: String] = [:]) throws -> ModelCompression {
+        guard let entry = entry(named: method) else {
+            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "unknown method; runnable: \(inModelMethods.joined(separator: ", "))")
+        }
+        guard let adapter = entry.adapter else {
+            throw ModelCompressionError.unsupportedMethod(entry.name, "registered, but not wired into the model runtime yet; runnable: \(inModelMethods.joined(separator: ", "))")
+        }
+        return try adapter.make(budget: budget, parameters: parameters)
+    }
+
+    /// "32 methods: 17 run inside a model, 27 have conformance cases" (`tokc methods`' last line;
+    /// a test holds the README to it).
+    public static var summary: String {
+        "\(all.count) methods: \(inModelMethods.count) run inside a model, \(conformers.count) have conformance cases"
+    }
+}

@@ -1,0 +1,34 @@
+import Models
+import TokenCompression
+
+/// Everything the toolkit knows about one method, declared once.
+///
+/// The method itself (`info` and its pure functions) lives in `TokenCompression`; the pieces
+/// below plug it into the rest of the package, each optional because not every method has every
+/// piece yet. `MethodCatalog.all` holds one entry per method and every list the package shows
+/// (`tokc methods`, runnable methods, conformance, FLOPs plans, scoring benchmarks) is derived
+/// from it.
+public struct MethodEntry {
+    public let info: MethodInfo
+    /// How it runs inside a LLaVA model (`tokc run --method`, `tokc bench`); nil: not wired yet.
+    public let adapter: InModelAdapter?
+    /// Its analytic per-layer visual-token plan from a keep budget (`tokc flops --method`).
+    let flopsPlan: MethodSchedules.Builder?
+    /// Its own scoring and selection on synthetic signals of a model's shapes (`tokc bench-methods`).
+    let scoring: MethodScoringBenchmark.Preparer?
+    /// Runs its conformance cases (the authors' code's outputs); nil: no cases yet.
+    public let conformer: (any MethodConformer.Type)?
+
+    init(_ info: MethodInfo, adapter: InModelAdapter? = nil, flops: MethodSchedules.Builder? = nil,
+         scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
+        self.info = info
+        self.adapter = adapter
+        flopsPlan = flops
+        self.scoring = scoring
+        self.conformer = conformer
+    }
+
+    public var name: String { info.name }
+    public var hasFlopsPlan: Bool { flopsPlan != nil }
+    public var hasScoringBenchmark: Bool { scoring != nil }
+}
