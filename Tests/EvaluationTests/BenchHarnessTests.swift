@@ -97,27 +97,29 @@ struct BenchMetricsTests {
         #expect(BenchMetrics.median([3, 1, 2]) == 2 && BenchMetrics.median([4, 1, 2, 3]) == 2.5)
     }
 
-    @Test func reportedScheduleIsRead() {
-        let notes = ["pdrop: stage layers [1, 2, 3], λ = 0.25; visual rows per layer [256, 64, 16, 4] (layer average 85.00)"]
-        #expect(BenchFlops.reportedSchedule(notes, layers: 4) == [256, 64, 16, 4])
-        #expect(BenchFlops.reportedSchedule(notes, layers: 32) == nil)
-        #expect(BenchFlops.reportedSchedule(["visual rows entering each layer [9, 8]"], layers: 2) == [9, 8])
+    static func trace(tower: [Int]? = nil, projected: Int = 256, visual: [Int]) -> PrefillTrace {
+        PrefillTrace(towerRowsPerTile: [tower ?? Array(repeating: 257, count: 6)], towerLayers: 6, projectedRows: projected,
+                     decoderRowsPerLayer: visual.map { $0 + 20 }, decoderVisualRowsPerLayer: visual, insertedRows: 0,
+                     positionsRenumbered: false)
     }
 
-    /// MustDrop's window merge shrinks the tower after layer 0: its "tower rows" note lowers the
-    /// vision encoder's and the projector's FLOPs, not only the LLM's.
-    @Test func towerScheduleFromTheReportCountsInFlops() throws {
+    /// FLOPs follow the rows the run traced: fewer decoder rows, a smaller projector input and a
+    /// tower shrunk by a merge inside it (MustDrop's window merge) each lower the prefill FLOPs.
+    @Test func flopsFollowTheTracedRows() throws {
         let flops = try BenchFlops(configPath: benchRepoRoot + "/Models/builtin-llava/config.json")
-        let llm = "mustdrop: visual rows entering each layer [31, 31, 20, 20] (their layer average is the achieved count reported)"
-        let tower = "mustdrop: window merge after tower layer 0: 15 of 16 4×4 windows merged (256 → 31 patch rows); tower rows entering each layer [257, 32, 32, 32, 32, 32]"
-        let without = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0, reportNotes: [llm])
-        let with = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0, reportNotes: [llm, tower])
-        let none = try flops.compute(method: nil, visual: 256, achieved: 256, before: 5, after: 15, decodeTokens: 0)
-        #expect(with.prefill < without.prefill && without.prefill < none.prefill)
-        // A tower note of the wrong length (not one entry per encoder layer) is ignored.
-        let bad = try flops.compute(method: "mustdrop", visual: 256, achieved: 26, before: 5, after: 15, decodeTokens: 0,
-                                    reportNotes: [llm, "tower rows entering each layer [257, 32]"])
-        #expect(bad.prefill == without.prefill)
+        func prefill(_ t: PrefillTrace) throws -> Double {
+            try flops.compute(trace: t, visual: 256, before: 5, after: 15, decodeTokens: 0, method: "m").prefill
+        }
+        let none = try prefill(Self.trace(visual: [256, 256, 256, 256]))
+        let llm = try prefill(Self.trace(visual: [256, 256, 64, 64]))
+        let projector = try prefill(Self.trace(projected: 31, visual: [31, 31, 20, 20]))
+        let tower = try prefill(Self.trace(tower: [257, 32, 32, 32, 32, 32], projected: 31, visual: [31, 31, 20, 20]))
+        #expect(tower < projector && projector < llm && llm < none)
+        // A trace of another decoder depth is refused, not costed at a wrong schedule.
+        #expect(throws: BenchError.self) { try prefill(Self.trace(visual: [256, 256])) }
+        // The tower counts per pass only when a tile lost rows inside it.
+        #expect(Self.trace(visual: [1]).towerRowsPerPass == nil)
+        #expect(Self.trace(tower: [257, 32, 32], visual: [1]).towerRowsPerPass == [257, 32, 32, 32, 32, 32])
     }
 
     @Test func sha256() {

@@ -76,6 +76,11 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(r.visualTokensTotal == 256 && r.visualTokensKept == 256)
         #expect(r.keptIndices == Array(0..<256) && !r.positionsRenumbered)
         #expect(r.promptTokens == prompt.inputIDs.count - 1 + 256)
+        // The trace: every tower layer on 1 + 256 rows (6 layers), every decoder layer on all rows.
+        #expect(r.trace.towerRowsPerTile == [Array(repeating: 257, count: 6)] && r.trace.towerRowsPerPass == nil)
+        #expect(r.trace.projectedRows == 256 && r.trace.insertedRows == 0)
+        #expect(r.trace.decoderRowsPerLayer == Array(repeating: r.promptTokens, count: 4))
+        #expect(r.trace.decoderVisualRowsPerLayer == Array(repeating: 256, count: 4))
         #expect(r.logits.shape == [380])
         // 4 layers × (K + V) × tokens × 256 floats × 4 bytes.
         #expect(r.kvCacheBytes == 4 * 2 * r.promptTokens * 256 * 4)
@@ -99,6 +104,9 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         let windows = Dictionary(grouping: r.keptIndices) { ($0 / 64) * 4 + ($0 % 16) / 4 }
         #expect(windows.values.allSatisfy { $0.count == 16 } && Set(r.keptIndices).count == r.keptIndices.count, "\(r.keptIndices)")
         #expect(r.notes.contains { $0.contains("16 of 16 4×4 windows merged") })
+        // The merge after tower layer 0 leaves CLS + 16 rows for the later layers and the projector.
+        #expect(r.trace.towerRowsPerTile == [[257, 17, 17, 17, 17, 17]] && r.trace.projectedRows == 16)
+        #expect(r.trace.decoderVisualRowsPerLayer[0] == 16 && r.trace.positionsRenumbered)
     }
 
     @Test func visionSideHookKeepsPatchesAndDrawsKeepMap() throws {
@@ -116,6 +124,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(r.method == "visionzip" && r.notes.contains("test hook"))
         // The 64 rows are spliced in as a shorter prompt: contiguous, renumbered positions.
         #expect(r.positionsRenumbered)
+        #expect(r.trace.projectedRows == 64 && r.trace.decoderVisualRowsPerLayer == [64, 64, 64, 64])
         let map = try runner.keepMap(kept: r.keptIndices, image: image)
         let input = try #require(image.modelInput)
         #expect(map.width == input.width && map.height == input.height)
@@ -133,6 +142,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(r.keptIndices == Array(0..<32))
         // Dropped rows leave gaps: the survivors keep their original positions.
         #expect(!r.positionsRenumbered)
+        #expect(r.trace.decoderVisualRowsPerLayer == [256, 256, 32, 32] && r.trace.projectedRows == 256)
         let span = try #require(r.imageSpans.first)
         #expect(r.keptPromptIndices?.filter { span.contains($0) }.count == 32)
         let map = try runner.keepMap(kept: r.keptIndices, image: image)

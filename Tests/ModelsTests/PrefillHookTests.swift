@@ -1,4 +1,5 @@
 import Testing
+import TokenCompression
 import Tensors
 @testable import Models
 
@@ -6,12 +7,12 @@ import Tensors
 final class ModelsFixedPruneHook: PrefillHook {
     let layer: Int
     let rows: [Int]
-    let policy: PruneDecision.PositionPolicy
+    let policy: PositionPolicy
     let recordLayer: Int?
     var seenStates: [Int: (rows: Int, keys: [Int]?, attention: [Int]?, imageRows: [Int])] = [:]
     var summary: PrefillSummary?
 
-    init(layer: Int, rows: [Int], policy: PruneDecision.PositionPolicy = .keepOriginal, recordLayer: Int? = nil) {
+    init(layer: Int, rows: [Int], policy: PositionPolicy = .keepOriginal, recordLayer: Int? = nil) {
         self.layer = layer
         self.rows = rows
         self.policy = policy
@@ -55,8 +56,8 @@ final class ModelsFixedPruneHook: PrefillHook {
 
     /// Pruning before layer 1: layer 0 saw every row, layer 1 only the kept ones, as transformers
     /// computes it with the same rows and positions (original or renumbered).
-    @Test(arguments: [(PruneDecision.PositionPolicy.keepOriginal, "logits_pruned_l1"), (.renumber, "logits_pruned_l1_renumbered")])
-    func pruneAtLayerOneMatchesTransformers(_ policy: PruneDecision.PositionPolicy, _ key: String) throws {
+    @Test(arguments: [(PositionPolicy.keepOriginal, "logits_pruned_l1"), (.renumber, "logits_pruned_l1_renumbered")])
+    func pruneAtLayerOneMatchesTransformers(_ policy: PositionPolicy, _ key: String) throws {
         let lm = try DecoderLM.load(folder: modelsFixture("llama"))
         let ref = try ModelsReference("llama")
         let rows = try ref.ints("pruned_rows")

@@ -139,9 +139,8 @@ public final class BenchSweep {
         rec.scoringMs = BenchMetrics.median(runs.map { ($0.0.methodReport?.scoringSeconds ?? 0) * 1000 })
         rec.notes = first.notes
         rec.positionsRenumbered = first.positionsRenumbered
-        let f = try flops.compute(method: first.method, visual: first.visualTokensTotal, achieved: first.visualTokensKept,
-                                  before: p.before, after: p.after, decodeTokens: first.decodeSteps,
-                                  reportNotes: first.methodReport?.notes ?? [])
+        let f = try flops.compute(trace: first.trace, visual: first.visualTokensTotal, before: p.before, after: p.after,
+                                  decodeTokens: first.decodeSteps, method: first.method)
         rec.tflops = f.total
         rec.prefillTFLOPs = f.prefill
         rec.flopsNote = f.note

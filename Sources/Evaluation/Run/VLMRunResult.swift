@@ -37,11 +37,13 @@ public struct VLMRunResult: @unchecked Sendable {
     public var method: String?
     public var methodReport: CompressionRunReport?
     public var notes: [String]
+    /// Rows per tower and decoder layer as the model ran them (typed; FLOPs are computed from it).
+    public var trace: PrefillTrace
     /// Whether rows were dropped and the survivors sat at renumbered, contiguous positions in the
     /// LLM (vision-side methods, PDrop, SparseVLM, MustDrop); false when the kept rows kept their
     /// original positions (FastV, DART, …) or nothing was dropped. A model that reads where an
     /// image row is from its position id answers position questions differently under the two.
-    public var positionsRenumbered: Bool = false
+    public var positionsRenumbered: Bool { trace.positionsRenumbered }
 
     static func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
 
@@ -71,6 +73,14 @@ public struct VLMRunResult: @unchecked Sendable {
             ] as [String: Any],
             "notes": notes,
             "method": method.map { $0 as Any } ?? NSNull(),
+            "trace": [
+                "tower_rows_per_tile": trace.towerRowsPerTile,
+                "projected_rows": trace.projectedRows,
+                "decoder_rows_per_layer": trace.decoderRowsPerLayer,
+                "decoder_visual_rows_per_layer": trace.decoderVisualRowsPerLayer,
+                "inserted_rows": trace.insertedRows,
+                "positions_renumbered": trace.positionsRenumbered,
+            ] as [String: Any],
         ]
         if let k = keptPromptIndices { o["kept_prompt_indices"] = k }
         if let r = methodReport {

@@ -66,9 +66,7 @@ extension VLMRunner {
         let kept = try keptVisualIndices(prefill: prefill, compression: active, report: report, total: visual)
         if let r = report { notes += r.notes }
         let keptCount = report?.achievedVisualTokens ?? kept.image.count
-        let positions = prefill.decoder.positions
-        let renumbered = positions.count < length && positions == Array(0..<positions.count)
-        var result = VLMRunResult(
+        return VLMRunResult(
             generatedIDs: tokens,
             text: tokenizer?.decode(tokens, skipSpecialTokens: true) ?? "",
             promptTokens: length,
@@ -86,9 +84,8 @@ extension VLMRunner {
             logits: prefill.logits,
             method: active?.info.name,
             methodReport: report,
-            notes: notes)
-        result.positionsRenumbered = renumbered
-        return result
+            notes: notes,
+            trace: prefill.trace)
     }
 
     /// Kept visual tokens as image-token indices. Vision-side methods report them directly;

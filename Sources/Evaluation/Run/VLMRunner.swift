@@ -138,15 +138,10 @@ public final class VLMRunner: @unchecked Sendable {
         return s
     }
 
-    /// The explicit no-op note when a budget keeps every visual token (nil when it compresses).
+    /// The explicit no-op note when a budget keeps every visual token (nil when it compresses):
+    /// `Budget.resolve` decides, as it does inside every hook.
     public static func noOpNote(budget: Budget, visualTokens: Int, method: String) throws -> String? {
-        _ = try budget.tokens(outOf: visualTokens)
-        if case .count(let k) = budget, k >= visualTokens {
-            return "budget \(k) ≥ \(visualTokens) visual tokens: \(method) is a no-op, run uncompressed"
-        }
-        if case .ratio(let r) = budget, r >= 1 {
-            return "budget ratio \(r) keeps all \(visualTokens) visual tokens: \(method) is a no-op, run uncompressed"
-        }
-        return nil
+        guard case .noOp(_, let why) = try budget.resolve(over: visualTokens) else { return nil }
+        return "\(why): \(method) is a no-op, run uncompressed"
     }
 }

@@ -17,7 +17,7 @@ public enum AttentionRowCompression {
             let r = try fastv.select(lastRowAttention: try lastRow(state, layer: layer), layout: layout)
             return SingleCutChoice(result: r.compression)
         }
-        return .llmSide(FastV.info, budget: budget, hook: hook)
+        return ModelCompression(info: FastV.info, budget: budget, hook: hook)
     }
 
     static func makeAScore(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
@@ -26,7 +26,7 @@ public enum AttentionRowCompression {
             let method = try AttentionScorePruning(.init(layer: layer, budget: .count(target)))
             return SingleCutChoice(result: try method.select(lastRowAttention: try lastRow(state, layer: layer), layout: layout))
         }
-        return .llmSide(AttentionScorePruning.info, budget: budget, hook: hook)
+        return ModelCompression(info: AttentionScorePruning.info, budget: budget, hook: hook)
     }
 
     static func lastRow(_ state: PrefillState, layer: Int) throws -> Tensor {

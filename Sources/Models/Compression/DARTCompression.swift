@@ -29,7 +29,7 @@ public enum DARTCompression {
             if achieved != target { notes.append("dart: the pivot rule cannot keep exactly \(target); kept \(achieved)") }
             return SingleCutChoice(result: r.compression, requested: target, notes: notes)
         }
-        return .llmSide(DART.info, budget: budget, hook: hook)
+        return ModelCompression(info: DART.info, budget: budget, hook: hook)
     }
 
     /// The M (a multiple of the pivot count) whose kept count P_img + P·(M/P) is closest to `target`.

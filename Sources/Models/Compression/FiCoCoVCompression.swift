@@ -15,7 +15,7 @@ import TokenCompression
 /// the [CLS] row reaches the projector. The score buffer (`FiCoCoV.State`, the code's module
 /// global) starts fresh for every image. LLaVA-1.5 (one tile) only: the authors' code has no
 /// AnyRes path.
-final class FiCoCoVHook: VisionFeatureHook {
+final class FiCoCoVHook: CompressionHook, VisionFeatureHook {
     let budget: Budget
     let fixedR: Int?
     let beta: Double
@@ -25,35 +25,32 @@ final class FiCoCoVHook: VisionFeatureHook {
     /// Per tile of the current image: original token index of each current row, the score buffer.
     private var origin: [Int] = []
     private var state = FiCoCoV.State()
-    private var method: FiCoCoV?
+    private var merger: FiCoCoV?
     private var mergeLayers: ClosedRange<Int>?
-    private var report: CompressionRunReport
 
     init(budget: Budget, fixedR: Int?, beta: Double, quantile: Float) throws {
         self.budget = budget
         self.fixedR = fixedR
         self.beta = beta
         self.quantile = quantile
-        report = CompressionRunReport.empty(.notApplicable, note: "ficoco_v: no prefill ran yet")
+        super.init(method: "ficoco_v", policy: .notApplicable)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     func afterAttention(_ step: VisionLayerStep) throws -> Tensor? {
         guard step.tile == 0 else {
             throw ModelCompressionError.unsupportedMethod("ficoco_v", "the authors' code merges inside a LLaVA-1.5 tower (one tile); LLaVA-NeXT's AnyRes tiles are not supported")
         }
         if step.layer == 0 { try begin(step) }
-        guard let method, let mergeLayers, mergeLayers.contains(step.layer) else { return nil }
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        guard let merger, let mergeLayers, mergeLayers.contains(step.layer) else { return nil }
+        let start = scoringStart()
+        defer { addScoringTime(since: start) }
         let logits = try FiCoCoV.headMeanLogits(queries: try step.queries.splittingHeads(step.heads).scaled(by: 1 / Float(step.headDim).squareRoot()),
                                                keys: try step.keys.splittingHeads(step.heads))
         // The code needs 2r ≤ T (its target remapping); a budget asking for more is capped per layer.
-        var layerMethod = method
-        if 2 * method.parameters.r > step.hidden.rows {
+        var layerMethod = merger
+        if 2 * merger.parameters.r > step.hidden.rows {
             layerMethod.parameters.r = step.hidden.rows / 2
-            report.notes.append("ficoco_v: layer \(step.layer): r capped at \(layerMethod.parameters.r) = ⌊\(step.hidden.rows)/2⌋ (the code's target remapping needs 2r ≤ T)")
+            note("layer \(step.layer): r capped at \(layerMethod.parameters.r) = ⌊\(step.hidden.rows)/2⌋ (the code's target remapping needs 2r ≤ T)")
         }
         let result = try layerMethod.layer(hidden: step.hidden, logits: logits, state: &state)
         origin = result.remainIndices.map { origin[$0] }
@@ -63,38 +60,38 @@ final class FiCoCoVHook: VisionFeatureHook {
     /// Sets up one image: merge layers, r, a fresh score buffer.
     private func begin(_ step: VisionLayerStep) throws {
         let n = step.patchCount
-        let requested = try budget.tokens(outOf: n)
-        report = CompressionRunReport(visualTokensBefore: n, requestedVisualTokens: requested, achievedVisualTokens: n,
-                                      keptIndices: Array(0..<n), positionPolicy: .notApplicable, scoringSeconds: 0, notes: [])
+        let resolution = try budget.resolve(over: n)
+        let requested = resolution.requested
+        beginReport(visualBefore: n, requested: requested, achieved: n, policy: .notApplicable, keptIndices: Array(0..<n))
         origin = Array(0..<step.hidden.rows)
-        method = nil
+        merger = nil
         mergeLayers = nil
         let first = step.towerLayers / 2, last = step.featureLayer
         guard first <= last else {
-            report.notes.append("ficoco_v: the feature layer \(last) comes before the tower's second half (\(first)…); no-op")
+            noOp("the feature layer \(last) comes before the tower's second half (\(first)…)")
             return
         }
         let layers = last - first + 1
-        let r = fixedR ?? (requested >= n ? 0 : (n - requested) / layers)
+        let r = fixedR ?? (resolution == .keep(requested) ? (n - requested) / layers : 0)
         guard r > 0 else {
-            report.notes.append("ficoco_v: budget \(budget) asks for \(requested) of \(n) visual tokens: r = 0, no-op")
+            noOp("budget \(budget) asks for \(requested) of \(n) visual tokens: r = 0")
             return
         }
         let side = Int(Double(n).squareRoot())
         guard side * side == n, side % 2 == 0 else {
             throw ModelCompressionError.unsupportedMethod("ficoco_v", "its score buffer is a square grid with 2×2 windows; \(n) patches do not form one")
         }
-        method = try FiCoCoV(.init(r: r, beta: beta, penaltyCount: (side / 2) * (side / 2), stateSize: n, quantile: quantile))
+        merger = try FiCoCoV(.init(r: r, beta: beta, penaltyCount: (side / 2) * (side / 2), stateSize: n, quantile: quantile))
         mergeLayers = first...last
         state = FiCoCoV.State(size: n)
-        report.notes.append("ficoco_v: r = \(r) merged per layer in tower layers \(first)…\(last) (\(layers) layers)")
+        note("r = \(r) merged per layer in tower layers \(first)…\(last) (\(layers) layers)")
     }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         guard let tile = image.tiles.first, image.tiles.count == 1 else {
             throw ModelCompressionError.unsupportedMethod("ficoco_v", "LLaVA-1.5 only (one tile per image)")
         }
-        guard method != nil else { return nil }
+        guard merger != nil else { return nil }
         // Row i of the features is current row i (+1 when 'default' dropped row 0); token t ≥ 1 is patch t − 1.
         let rows = tile.classTokenDropped ? Array(origin.dropFirst()) : origin
         guard rows.count == tile.features.rows else {
@@ -105,7 +102,7 @@ final class FiCoCoVHook: VisionFeatureHook {
         let used = Set(patches)
         let free = (0..<image.tiles[0].patchGrid.rows * image.tiles[0].patchGrid.cols).first { !used.contains($0) } ?? 0
         let sources = rows.map { $0 > 0 ? $0 - 1 : free }
-        if rows.contains(0) { report.notes.append("ficoco_v: the [CLS] row reaches the projector (row 0, a patch, was dropped by the 'default' strategy)") }
+        if rows.contains(0) { note("the [CLS] row reaches the projector (row 0, a patch, was dropped by the 'default' strategy)") }
         report.achievedVisualTokens = tile.features.rows
         report.keptIndices = patches.sorted()
         return [try KeptFeatures(rows: tile.features, sourceIndices: sources)]
@@ -121,6 +118,6 @@ public enum FiCoCoVCompression {
         let beta = try p.double("beta", default: 0.35), quantile = Float(try p.double("quantile", default: 0.998))
         _ = try FiCoCoV(.init(beta: beta, quantile: quantile))  // range checks now, not at the first image
         let hook = try FiCoCoVHook(budget: budget, fixedR: r, beta: beta, quantile: quantile)
-        return ModelCompression(info: FiCoCoV.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
+        return ModelCompression(info: FiCoCoV.info, budget: budget, hook: hook)
     }
 }

@@ -11,35 +11,34 @@ import TokenCompression
 /// unpadded, one `image_newline` per row that kept a patch), not the code's quirks (valid-index
 /// placement, a newline after every padded row) — the report says so. A single-tile image
 /// (LLaVA-1.5) is an explicit no-op: the method only compresses AnyRes crops.
-final class GlobalCom2Hook: VisionFeatureHook {
+final class GlobalCom2Hook: CompressionHook, VisionFeatureHook {
     let budget: Budget
     let captureRequest = VisionCaptureRequest(attention: [-1: .logits(rows: [0])])
     /// Single-tile images are a no-op: record nothing there (the tower keeps its fused path).
     func captureRequest(tileCount: Int) -> VisionCaptureRequest { tileCount > 1 ? captureRequest : .none }
-    private var report: CompressionRunReport
 
     init(budget: Budget) throws {
         self.budget = budget
-        report = CompressionRunReport.empty(.notApplicable, note: "globalcom2: no prefill ran yet")
+        super.init(method: "globalcom2", policy: .notApplicable)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         let tiles = image.tiles
         let total = image.visualRows
-        let requested: Int
-        if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: total) }
-        report.count(image, requested: requested)
-        func keepAll(_ why: String) -> [KeptFeatures]? {
-            report.notes.append("globalcom2: image \(image.imageIndex): \(why); no-op")
-            report.keepAll(image)
+        let resolution = try budget.resolve(over: total)
+        countImage(image, requested: resolution.requested)
+        func unchanged(_ why: String) -> [KeptFeatures]? {
+            noOp("image \(image.imageIndex): \(why)")
+            keepAll(image)
             return nil
         }
         guard tiles.count > 1, let grid = image.tileGrid, let size = image.imageSize else {
-            return keepAll("GlobalCom² compresses LLaVA-NeXT AnyRes crops only; a single-tile (LLaVA-1.5) image is passed unchanged")
+            return unchanged("GlobalCom² compresses LLaVA-NeXT AnyRes crops only; a single-tile (LLaVA-1.5) image is passed unchanged")
         }
-        guard requested < total else { return keepAll("budget \(budget) asks for \(requested) ≥ \(total) visual tokens") }
+        guard case .keep(let requested) = resolution else {
+            if case .noOp(_, let why) = resolution { return unchanged(why) }
+            return nil
+        }
         guard tiles[0].classTokenDropped else {
             throw ModelError("globalcom2 needs the vision tower's [CLS] token (a CLIP tower with the 'default' feature strategy)")
         }
@@ -55,13 +54,13 @@ final class GlobalCom2Hook: VisionFeatureHook {
             for h in 0..<heads { for j in 0..<n { logits[p, j] += v[h * keys + 1 + j] / Float(heads) } }
         }
         let ratio = min(1, Double(requested) / Double(total))
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = scoringStart()
         let features = try Tensor.concatenateRows(tiles.map(\.features))
         let method = try GlobalCom2(.init(retentionRatio: ratio))
         let r = try method.compress(clsLogits: logits, features: features, imageNewline: [Float](repeating: 0, count: features.columns),
                                     grid: .init(numPatchWidth: grid.cols, numPatchHeight: grid.rows, patchesPerSide: side,
                                                 originalWidth: size.width, originalHeight: size.height))
-        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        addScoringTime(since: start)
         var perTile = [[Int]](repeating: [], count: tiles.count)
         perTile[0] = r.thumbnailKept
         for k in r.kept where k >= n { perTile[k / n].append(k % n) }
@@ -69,13 +68,13 @@ final class GlobalCom2Hook: VisionFeatureHook {
         for (p, t) in tiles.enumerated() {
             // A crop that kept nothing still needs one row for the runtime; keep its first valid patch.
             let idx = perTile[p].isEmpty ? [0] : perTile[p]
-            if perTile[p].isEmpty { report.notes.append("globalcom2: crop \(p) kept no token; its patch 0 is kept so the tile is not empty") }
+            if perTile[p].isEmpty { note("crop \(p) kept no token; its patch 0 is kept so the tile is not empty") }
             out.append(try KeptFeatures.selecting(idx, of: t))
             report.keptIndices += idx.map { p * n + $0 }
             report.achievedVisualTokens += idx.count
         }
-        report.notes.append("globalcom2: retention ratio r = \(String(format: "%.4f", ratio)), crop ratios \(r.cropScales.map { String(format: "%.3f", $0) }), crop budgets \(r.cropBudgets); thumbnail keeps \(r.thumbnailKept.count)")
-        report.notes.append("globalcom2: kept rows packed by the runtime (true grid positions, unpadded, image_newline per kept row), not the code's valid-index placement and per-padded-row newlines")
+        note("retention ratio r = \(String(format: "%.4f", ratio)), crop ratios \(r.cropScales.map { String(format: "%.3f", $0) }), crop budgets \(r.cropBudgets); thumbnail keeps \(r.thumbnailKept.count)")
+        note("kept rows packed by the runtime (true grid positions, unpadded, image_newline per kept row), not the code's valid-index placement and per-padded-row newlines")
         return out
     }
 }
@@ -85,6 +84,6 @@ public enum GlobalCom2Compression {
 
     static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try GlobalCom2Hook(budget: budget)
-        return ModelCompression(info: GlobalCom2.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
+        return ModelCompression(info: GlobalCom2.info, budget: budget, hook: hook)
     }
 }

@@ -13,12 +13,11 @@ import TokenCompression
 /// whose share truncates to zero keeps its best patch (the runtime needs a row per tile; noted).
 /// The kept rows are packed by the runtime (unpadded grid, `image_newline`), not by
 /// `pack_HiRED_image_features`.
-final class HiREDHook: VisionFeatureHook {
+final class HiREDHook: CompressionHook, VisionFeatureHook {
     let budget: Budget
     let alpha: Double
     let featureLayer: Int
     let captureRequest: VisionCaptureRequest
-    private var report: CompressionRunReport
 
     init(budget: Budget, alpha: Double, featureLayer: Int) throws {
         guard alpha.isFinite, alpha >= 0, alpha <= 1 else { throw ModelCompressionError.invalidParameter("hired: alpha \(alpha) must be in [0, 1]") }
@@ -26,10 +25,8 @@ final class HiREDHook: VisionFeatureHook {
         self.alpha = alpha
         self.featureLayer = featureLayer
         captureRequest = VisionCaptureRequest(attention: [0: .probabilities(rows: [0]), featureLayer: .probabilities(rows: [0])])
-        report = CompressionRunReport.empty(.notApplicable, note: "hired: no prefill ran yet")
+        super.init(method: "hired", policy: .notApplicable)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     /// [CLS] rows `[heads, 1+N]` of the earliest (layer 0) and latest (feature layer) captures.
     static func classRows(_ tile: VisionTileFeatures) throws -> (top: Tensor, bottom: Tensor) {
@@ -45,19 +42,13 @@ final class HiREDHook: VisionFeatureHook {
     }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
-        if image.imageIndex == 0 {
-            report = CompressionRunReport.empty(.notApplicable)
-        }
         let tiles = image.tiles
         let n = tiles[0].features.rows, total = tiles.count * n
-        let requested: Int
-        if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: total) }
-        report.visualTokensBefore += total
-        report.requestedVisualTokens += requested
-        if requested >= total {
-            report.notes.append("hired: budget \(budget) asks for \(requested) ≥ \(total) visual tokens of image \(image.imageIndex); no-op")
-            report.achievedVisualTokens += total
-            report.keptIndices += Array(0..<total)
+        let resolution = try budget.resolve(over: total, of: "visual tokens of image \(image.imageIndex)")
+        countImage(image, requested: resolution.requested)
+        guard case .keep(let requested) = resolution else {
+            if case .noOp(_, let why) = resolution { noOp(why) }
+            keepAll(image)
             return nil
         }
         guard tiles[0].classTokenDropped else {
@@ -66,7 +57,7 @@ final class HiREDHook: VisionFeatureHook {
         let rate = min(1, (Double(requested) + 0.5) / Double(total))
         let parameters = HiRED.Parameters(tokenBudgetRate: rate, alpha: alpha)
         let rows = try tiles.map(Self.classRows)
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = scoringStart()
         let result: HiRED.Result
         if tiles.count == 1 {
             result = try HiRED.select(bottomAttention: rows[0].bottom, parameters: parameters)
@@ -74,16 +65,16 @@ final class HiREDHook: VisionFeatureHook {
             guard let grid = image.tileGrid else { throw ModelError("hired: a multi-tile image without its tile grid") }
             result = try HiRED.select(topAttention: rows[0].top, bottomAttention: rows.map(\.bottom),
                                       grid: .init(columns: grid.cols, rows: grid.rows), parameters: parameters)
-            report.notes.append("hired: budget split \(result.budgets.perPartition) (thumbnail first) by layer-0 thumbnail attention; kept rows packed by the runtime, not pack_HiRED_image_features")
+            note("budget split \(result.budgets.perPartition) (thumbnail first) by layer-0 thumbnail attention; kept rows packed by the runtime, not pack_HiRED_image_features")
         }
-        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        addScoringTime(since: start)
         var out: [KeptFeatures] = []
         for (p, t) in tiles.enumerated() {
             var kept = result.keptPerPartition[p]
             if kept.isEmpty {
                 let s = try HiRED.scores(clsAttention: rows[p].bottom)
                 kept = Selection.topK(s, 1)
-                report.notes.append("hired: tile \(p) got no budget; its best patch is kept so the tile is not empty")
+                note("tile \(p) got no budget; its best patch is kept so the tile is not empty")
             }
             out.append(try KeptFeatures.selecting(kept, of: t))
             report.keptIndices += kept.map { p * n + $0 }
@@ -98,6 +89,6 @@ public enum HiREDCompression {
 
     static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try HiREDHook(budget: budget, alpha: try p.double("alpha", default: 0.5), featureLayer: try p.int("vision_layer", default: -2))
-        return ModelCompression(info: HiRED.info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
+        return ModelCompression(info: HiRED.info, budget: budget, hook: hook)
     }
 }

@@ -21,7 +21,7 @@ import TokenCompression
 /// MustDrop is threshold-driven, so the budget only picks the README threshold pair of the closest
 /// setting (192/128/64 on 576 tokens); `global=`/`individual=` set them directly. A budget that asks
 /// for every token is a no-op, window merge included. On a multi-tile (NeXT) image the key set is empty.
-final class MustDropHook: PrefillHook, VisionFeatureHook {
+final class MustDropHook: CompressionHook, PrefillHook, VisionFeatureHook {
     let budget: Budget
     let fixedThresholds: (global: Float, individual: Float)?
     let captureRequest = VisionCaptureRequest(attention: [-2: .probabilities(rows: [0])])
@@ -40,17 +40,14 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
     private var llmVisualRows = 0
     /// Scoring time of the vision stages, added to the report when the prefill starts.
     private var pendingVisionSeconds = 0.0
-    private var report: CompressionRunReport
 
     init(budget: Budget, thresholds: (Float, Float)?, parameters: MustDrop.Parameters) throws {
         try parameters.validate()
         self.budget = budget
         self.parameters = parameters
         fixedThresholds = thresholds
-        report = CompressionRunReport.empty(.renumber, note: "mustdrop: no prefill ran yet")
+        super.init(method: "mustdrop", policy: .renumber)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     // MARK: vision side: the window merge and the key set
 
@@ -71,7 +68,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             return nil
         }
         let n = step.patchCount
-        if fixedThresholds == nil, try requestedTokens(outOf: n) >= n { return nil }
+        if fixedThresholds == nil, case .noOp = try budget.resolve(over: n) { return nil }
         let side = Int(Double(n).squareRoot().rounded())
         let window = parameters.windowHeight
         guard side * side == n, side % window == 0, step.hidden.rows == n + 1 else {
@@ -89,9 +86,7 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         var patches = [[Int]](repeating: [], count: merged.tokens.rows - 1)
         for (token, row) in merged.assignment.enumerated() where token > 0 { patches[row - 1].append(token - 1) }
         mergedPatches = patches
-        // The tower rows per encoder layer, in the words `BenchFlops` reads for its FLOPs count.
-        let tower = [n + 1] + Array(repeating: merged.tokens.rows, count: max(step.towerLayers - 1, 0))
-        mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows); tower rows entering each layer \(tower)"
+        mergeNote = "mustdrop: window merge after tower layer 0: \(merged.mergedWindows.count) of \(windows) \(window)×\(window) windows merged (\(n) → \(merged.tokens.rows - 1) patch rows)"
         return merged.tokens
     }
 
@@ -115,11 +110,6 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             throw ModelError("mustdrop: \(tile.features.rows) feature rows after the window merge but \(sources.count) tracked rows")
         }
         return [try KeptFeatures(rows: tile.features, sourceIndices: sources)]
-    }
-
-    private func requestedTokens(outOf n: Int) throws -> Int {
-        if case .count(let k) = budget { return k }
-        return try budget.tokens(outOf: n)
     }
 
     // MARK: LLM side: the dual-attention filter
@@ -153,9 +143,9 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             llmVisualRows = n0
             // Before any stage: the tower's patches when the window merge ran, else what entered the LLM.
             let before = mergedPatches == nil ? n0 : patchCount
-            let requested = try requestedTokens(outOf: before)
-            report = CompressionRunReport(visualTokensBefore: before, requestedVisualTokens: requested, achievedVisualTokens: n0,
-                                          keptIndices: [], positionPolicy: .renumber, scoringSeconds: pendingVisionSeconds, notes: [])
+            let resolution = try budget.resolve(over: before)
+            let requested = resolution.requested
+            beginReport(visualBefore: before, requested: requested, achieved: n0, policy: .renumber, scoringSeconds: pendingVisionSeconds)
             report.visualRowPatches = mergedPatches
             pendingVisionSeconds = 0
             textRowsAt = [:]
@@ -165,33 +155,33 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
             mergeNote = nil
             mergedPatches = nil
             if keySet.count > n0 || keySet.contains(where: { $0 >= n0 }) { keySet = [] }
-            guard requested < before || fixedThresholds != nil else {
-                report.notes.append("mustdrop: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
+            if fixedThresholds == nil, case .noOp(_, let why) = resolution {
+                noOp(why)
                 return nil
             }
             guard state.model.config.layers >= 2 else {
-                report.notes.append("mustdrop: a 1-layer decoder has no layer after a pruning layer; no-op")
+                noOp("a 1-layer decoder has no layer after a pruning layer")
                 return nil
             }
             layers = Self.defaultLayers(depth: state.model.config.layers)
             if let t = fixedThresholds {
                 parameters.globalThreshold = t.global
                 parameters.individualThreshold = t.individual
-                report.notes.append("mustdrop: thresholds given (global \(t.global), individual \(t.individual)); the budget is not used")
+                note("thresholds given (global \(t.global), individual \(t.individual)); the budget is not used")
             } else {
                 let t = Self.thresholds(target: requested, imageTokens: before)
                 parameters.globalThreshold = t.global
                 parameters.individualThreshold = t.individual
-                report.notes.append("mustdrop: threshold-driven; budget \(requested) → README thresholds of the ≈\(t.setting)-token setting (global \(t.global), individual \(t.individual)); the count is not enforced")
+                note("threshold-driven; budget \(requested) → README thresholds of the ≈\(t.setting)-token setting (global \(t.global), individual \(t.individual)); the count is not enforced")
             }
-            report.notes.append("mustdrop: pruning after layers \(layers)")
+            note("pruning after layers \(layers)")
         }
         if layers.contains(l) { textRowsAt[l] = Array(layout.textRange) }
         guard layers.contains(l - 1) else { return nil }
         guard let a = state.previousAttention else { throw ModelError("mustdrop: layer \(l - 1) did not record the text rows' attention") }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = scoringStart()
         let f = try MustDrop.dualAttentionFilter(attention: a.values, layout: layout, keySet: keySet, parameters: parameters)
-        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        addScoringTime(since: start)
         keySet = f.keySetOut
         let kept = f.visualKept.map { $0 + layout.imageStart }
         if layers.contains(l) {
@@ -222,9 +212,9 @@ final class MustDropHook: PrefillHook, VisionFeatureHook {
         let text = summary.tokensPerLayer[0] - llmVisualRows
         let visual = summary.tokensPerLayer.map { $0 - text }
         report.achievedVisualTokens = Int((Double(visual.reduce(0, +)) / Double(max(visual.count, 1))).rounded())
-        report.notes.append("mustdrop: visual rows entering each layer \(visual) (their layer average is the achieved count reported)")
+        note("visual rows entering each layer \(visual) (their layer average is the achieved count reported)")
         if let first = layers.first, let last = layers.last, summary.originalIndicesPerLayer.count > last {
-            report.notes.append("mustdrop: KV cache of layers \(first)…\(last) cut to the final \(summary.keptOriginalIndices.count) rows after the prefill (the code's decode stage)")
+            note("KV cache of layers \(first)…\(last) cut to the final \(summary.keptOriginalIndices.count) rows after the prefill (the code's decode stage)")
         }
     }
 }
@@ -242,6 +232,6 @@ public enum MustDropCompression {
                                          similarityThreshold: Float(try p.double("merge_threshold", default: 0.8)))
         do { try method.validate() } catch { throw ModelCompressionError.invalidParameter("mustdrop: \(error)") }
         let hook = try MustDropHook(budget: budget, thresholds: thresholds, parameters: method)
-        return ModelCompression(info: MustDrop.info, budget: budget, prefillHook: hook, visionHook: hook, report: { hook.lastReport() })
+        return ModelCompression(info: MustDrop.info, budget: budget, hook: hook)
     }
 }

@@ -13,24 +13,21 @@ import TokenCompression
 /// default layers it is often unreachable (on LLaVA-1.5, layers 0–7 alone average 576·8/32 = 144
 /// tokens) and degenerates to dropping every visual token. The report's achieved count is the
 /// count after the first stage; the notes give the whole schedule and its layer average.
-final class PDropHook: PrefillHook {
+final class PDropHook: CompressionHook, PrefillHook {
     let budget: Budget
     let fixedLayers: [Int]?
     let fixedLambda: Double?
     private var layers: [Int] = []
     private var ratios: [Double] = []
     private var n0 = 0
-    private var report: CompressionRunReport
 
     init(budget: Budget, layers: [Int]?, lambda: Double?) throws {
         if let lambda, !(lambda > 0 && lambda <= 1) { throw ModelCompressionError.invalidParameter("pdrop: lambda \(lambda) must be in (0, 1]") }
         self.budget = budget
         fixedLayers = layers
         fixedLambda = lambda
-        report = CompressionRunReport.empty(.renumber, note: "pdrop: no prefill ran yet")
+        super.init(method: "pdrop", policy: .renumber)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     /// Stage layers for a decoder of `depth` layers.
     static func defaultLayers(depth: Int) -> [Int] {
@@ -61,12 +58,11 @@ final class PDropHook: PrefillHook {
             guard let first = layers.first, first >= 1, layers.last! < depth, zip(layers, layers.dropFirst()).allSatisfy({ $0 < $1 }) else {
                 throw ModelCompressionError.invalidParameter("pdrop: stage layers \(layers) must be increasing within 1..<\(depth)")
             }
-            let requested: Int
-            if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: n0) }
-            report = CompressionRunReport(visualTokensBefore: n0, requestedVisualTokens: requested, achievedVisualTokens: n0,
-                                          keptIndices: [], positionPolicy: .renumber, scoringSeconds: 0, notes: [])
-            if fixedLambda == nil, requested >= n0 {
-                report.notes.append("pdrop: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
+            let resolution = try budget.resolve(over: n0)
+            let requested = resolution.requested
+            beginReport(visualBefore: n0, requested: requested, achieved: n0, policy: .renumber)
+            if fixedLambda == nil, case .noOp(_, let why) = resolution {
+                noOp(why)
                 ratios = []
                 return nil
             }
@@ -76,15 +72,15 @@ final class PDropHook: PrefillHook {
             if fixedLambda == nil { ratios[0] = (Double(requested) + 0.5) / Double(n0) }
             let s = Self.schedule(depth: depth, n0: n0, layers: layers, ratios: ratios)
             report.achievedVisualTokens = s[layers[0]]
-            report.notes.append("pdrop: stage layers \(layers), λ = \(String(format: "%.4f", lambda)); visual rows per layer \(s) (layer average \(String(format: "%.2f", Self.average(s))); the count after the first stage is the achieved count reported)")
-            if fixedLambda != nil { report.notes.append("pdrop: lambda given, the budget is not used") }
+            note("stage layers \(layers), λ = \(String(format: "%.4f", lambda)); visual rows per layer \(s) (layer average \(String(format: "%.2f", Self.average(s))); the count after the first stage is the achieved count reported)")
+            if fixedLambda != nil { note("lambda given, the budget is not used") }
             return nil
         }
         guard !ratios.isEmpty, let b = layers.firstIndex(of: l) else { return nil }
         let layout = try state.tokenLayout()
         let keep = Int(Double(n0) * ratios[b])
         guard keep < layout.imageCount else { return nil }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = scoringStart()
         let n = state.hidden.rows
         let (q, k) = try state.queriesAndKeys(rows: Array(0..<n))
         let heads = state.headCount, kvHeads = state.kvHeadCount, hd = state.headDim
@@ -101,7 +97,7 @@ final class PDropHook: PrefillHook {
         }
         let scores = try PDrop.lastQueryScores(query: query, keys: keys, imageRange: layout.imageRange)
         let kept = Selection.topK(scores, keep).sorted().map { $0 + layout.imageStart }
-        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        addScoringTime(since: start)
         return PruneDecision(keptRows: layout.keptSequence(visual: kept), positions: .renumber)
     }
 
@@ -117,6 +113,6 @@ public enum PDropCompression {
         let layers = try p.intList("layers")
         let lambda = try p.double("lambda")
         let hook = try PDropHook(budget: budget, layers: layers, lambda: lambda)
-        return ModelCompression(info: PDrop.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
+        return ModelCompression(info: PDrop.info, budget: budget, hook: hook)
     }
 }

@@ -22,7 +22,7 @@ public enum SignalNormCompression {
             guard let signal else { throw ModelError("\(name): layer \(layer - 1) \(source == .keys ? "keys" : "values") are missing") }
             return SingleCutChoice(result: try method.select(signal, layout: layout))
         }
-        return .llmSide(source == .keys ? NormPruning.keyNormInfo : NormPruning.valueNormInfo, budget: budget, hook: hook)
+        return ModelCompression(info: source == .keys ? NormPruning.keyNormInfo : NormPruning.valueNormInfo, budget: budget, hook: hook)
     }
 
     static func makeRandom(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
@@ -33,6 +33,6 @@ public enum SignalNormCompression {
             let method = try RandomPruning(.init(layer: layer, budget: .count(target), seed: UInt64(seed)))
             return SingleCutChoice(result: try method.select(layout: layout))
         }
-        return .llmSide(RandomPruning.info, budget: budget, hook: hook)
+        return ModelCompression(info: RandomPruning.info, budget: budget, hook: hook)
     }
 }

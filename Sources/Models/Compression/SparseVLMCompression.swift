@@ -17,20 +17,17 @@ import TokenCompression
 /// [2, 6, 15] of 32 scaled to the model's depth; the schedule is the official one of the closest
 /// setting (192/128/64 on 576 tokens) scaled by k / setting, and the achieved count is the code's
 /// layer-averaged visual count (after each layer's pruning).
-final class SparseVLMHook: PrefillHook {
+final class SparseVLMHook: CompressionHook, PrefillHook {
     let budget: Budget
     private var sparseLayers: [Int] = []
     private var schedule: [Int] = []
     private var raters: [Int] = []
     private var textRowsAt: [Int: [Int]] = [:]
-    private var report: CompressionRunReport
 
     init(budget: Budget) throws {
         self.budget = budget
-        report = CompressionRunReport.empty(.renumber, note: "sparsevlm: no prefill ran yet")
+        super.init(method: "sparsevlm", policy: .renumber)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     static func defaultLayers(depth: Int) -> [Int] {
         var out: [Int] = []
@@ -57,36 +54,34 @@ final class SparseVLMHook: PrefillHook {
         if l == 0 {
             let depth = state.model.config.layers
             let n0 = layout.imageCount
-            let requested: Int
-            if case .count(let k) = budget { requested = k } else { requested = try budget.tokens(outOf: n0) }
-            report = CompressionRunReport(visualTokensBefore: n0, requestedVisualTokens: requested, achievedVisualTokens: n0,
-                                          keptIndices: [], positionPolicy: .renumber, scoringSeconds: 0, notes: [])
+            let resolution = try budget.resolve(over: n0)
+            beginReport(visualBefore: n0, requested: resolution.requested, achieved: n0, policy: .renumber)
             textRowsAt = [:]
             sparseLayers = []
-            guard requested < n0 else {
-                report.notes.append("sparsevlm: budget \(budget) asks for \(requested) ≥ \(n0) visual tokens; no-op")
+            guard case .keep(let requested) = resolution else {
+                if case .noOp(_, let why) = resolution { noOp(why) }
                 return nil
             }
             guard depth >= 2 else {
-                report.notes.append("sparsevlm: a \(depth)-layer decoder has no layer after a sparse layer; no-op")
+                noOp("a \(depth)-layer decoder has no layer after a sparse layer")
                 return nil
             }
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = scoringStart()
             raters = try SparseVLM.selectRaters(embeddings: state.hidden, layout: layout)
-            report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            addScoringTime(since: start)
             sparseLayers = Self.defaultLayers(depth: depth)
             let (setting, s) = Self.scaledSchedule(target: requested, imageTokens: n0)
             schedule = s
-            report.notes.append("sparsevlm: sparse layers \(sparseLayers), schedule \(schedule) (official \(setting)-token shape scaled by \(requested)/\(setting)), \(raters.count) raters")
-            report.notes.append("sparsevlm: recycling without the code's 1e-6 tie-breaking noise on cluster densities")
+            note("sparse layers \(sparseLayers), schedule \(schedule) (official \(setting)-token shape scaled by \(requested)/\(setting)), \(raters.count) raters")
+            note("recycling without the code's 1e-6 tie-breaking noise on cluster densities")
         }
         // Text rows this layer will see (after the pruning decided below, if any).
         if sparseLayers.contains(l) { textRowsAt[l] = Array(layout.textRange) }
         guard let i = sparseLayers.firstIndex(of: l - 1) else { return nil }
         guard let a = state.previousAttention else { throw ModelError("sparsevlm: layer \(l - 1) did not record the text rows' attention") }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = scoringStart()
         let step = try SparseVLM.sparsify(hidden: state.hidden, attention: a.values, layout: layout, raters: raters, target: schedule[i])
-        report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        addScoringTime(since: start)
         if sparseLayers.contains(l) {
             let textStart = layout.imageStart + step.visualCount
             textRowsAt[l] = Array(textStart..<(textStart + layout.textRange.count))
@@ -105,7 +100,7 @@ final class SparseVLMHook: PrefillHook {
         let after = entering.indices.map { l in l + 1 < entering.count ? entering[l + 1] : entering[l] }
         let avg = Double(after.reduce(0, +)) / Double(after.count)
         report.achievedVisualTokens = Int(avg.rounded())
-        report.notes.append("sparsevlm: visual rows entering each layer \(entering); layer average after pruning \(String(format: "%.2f", avg)) (the achieved count reported)")
+        note("visual rows entering each layer \(entering); layer average after pruning \(String(format: "%.2f", avg)) (the achieved count reported)")
     }
 }
 
@@ -114,6 +109,6 @@ public enum SparseVLMCompression {
 
     static func make(budget: Budget, parameters p: MethodParameters) throws -> ModelCompression {
         let hook = try SparseVLMHook(budget: budget)
-        return ModelCompression(info: SparseVLM.info, budget: budget, prefillHook: hook, visionHook: nil, report: { hook.lastReport() })
+        return ModelCompression(info: SparseVLM.info, budget: budget, hook: hook)
     }
 }

@@ -28,7 +28,7 @@ public enum VisionMethods {
                                         parameters: .init(visualTokenNum: target))
             return TileChoice(kept: try KeptFeatures(rows: r.keptFeatures, sourceIndices: r.compression.kept))
         }
-        return .visionSide(FasterVLM.info, budget: budget, hook: hook)
+        return ModelCompression(info: FasterVLM.info, budget: budget, hook: hook)
     }
 
     /// VisionZip: [CLS] + dominant patches by head-summed [CLS] attention, plus contextual tokens
@@ -61,7 +61,7 @@ public enum VisionMethods {
             let sources = Array(r.dominantKept.dropFirst()).map { $0 - 1 } + r.contextualTargets.map { $0 - 1 }
             return TileChoice(kept: try KeptFeatures(rows: rows, sourceIndices: sources))
         }
-        return .visionSide(VisionZip.info, budget: budget, hook: hook)
+        return ModelCompression(info: VisionZip.info, budget: budget, hook: hook)
     }
 
     /// PruMerge / PruMerge+: IQR outliers of the last layer's [CLS] attention (from its raw q/k),
@@ -98,7 +98,7 @@ public enum VisionMethods {
             }
             return TileChoice(kept: try KeptFeatures(rows: r.features, sourceIndices: r.kept + [summary]), notes: notes)
         }
-        return .visionSide(plus ? PruMergePlus.info : PruMerge.info, budget: budget, hook: hook)
+        return ModelCompression(info: plus ? PruMergePlus.info : PruMerge.info, budget: budget, hook: hook)
     }
 
     /// Spatial pooling: bilinear resampling of the patch grid to the largest aspect-preserving
@@ -125,6 +125,6 @@ public enum VisionMethods {
             return TileChoice(kept: try KeptFeatures(rows: r.features, sourceIndices: sources),
                               notes: tile.tile == 0 ? ["pooling: \(rows)×\(cols) grid → \(r.outRows)×\(r.outCols)"] : [])
         }
-        return .visionSide(SpatialPooling.info, budget: budget, hook: hook)
+        return ModelCompression(info: SpatialPooling.info, budget: budget, hook: hook)
     }
 }

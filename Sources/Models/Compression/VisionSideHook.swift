@@ -17,10 +17,9 @@ struct TileChoice {
 /// the runtime packs the kept rows into its unpadded grid with `image_newline` (the methods'
 /// own NeXT layouts are not reproduced; the report says so). The report's kept indices are
 /// `tile·featuresPerTile + patch`, per image, concatenated over images.
-final class VisionSideHook: VisionFeatureHook {
+final class VisionSideHook: CompressionHook, VisionFeatureHook {
     typealias SelectTile = (_ tile: VisionTileFeatures, _ target: Int) throws -> TileChoice
 
-    let name: String
     let budget: Budget
     let captureRequest: VisionCaptureRequest
     /// The method needs the [CLS] row (CLIP towers with the 'default' strategy).
@@ -28,51 +27,39 @@ final class VisionSideHook: VisionFeatureHook {
     let select: SelectTile
     /// Whether the method takes its size from the budget (false: adaptive methods such as PruMerge).
     let usesBudget: Bool
-    private var report: CompressionRunReport
 
     init(name: String, budget: Budget, capture: VisionCaptureRequest, needsClassToken: Bool, usesBudget: Bool = true,
          select: @escaping SelectTile) throws {
-        self.name = name
         self.budget = budget
         captureRequest = capture
         self.needsClassToken = needsClassToken
         self.usesBudget = usesBudget
         self.select = select
-        report = CompressionRunReport.empty(.notApplicable, note: "\(name): no prefill ran yet")
+        super.init(method: name, policy: .notApplicable)
     }
-
-    func lastReport() -> CompressionRunReport { report }
 
     func selectFeatures(_ image: VisionImageFeatures) throws -> [KeptFeatures]? {
         let tiles = image.tiles
         let total = image.visualRows
-        let requested: Int
-        switch budget {
-        case .count(let k): requested = k
-        case .ratio: requested = try tiles.reduce(0) { $0 + (try budget.tokens(outOf: $1.features.rows)) }
-        }
-        report.count(image, requested: requested)
+        let targets = try budget.split(over: tiles.map { $0.features.rows })
+        let requested = budget.isCount ? try budget.requested(outOf: total) : targets.reduce(0, +)
+        countImage(image, requested: requested)
         if needsClassToken, let t = tiles.first, !t.classTokenDropped {
-            throw ModelError("\(name) needs the vision tower's [CLS] token (a CLIP tower with the 'default' feature strategy); this model has none")
+            throw ModelError("\(method) needs the vision tower's [CLS] token (a CLIP tower with the 'default' feature strategy); this model has none")
         }
         if tiles.count > 1 {
-            report.notes.append("\(name): LLaVA-NeXT image \(image.imageIndex): budget applied per tile (\(tiles.count) tiles), kept rows packed in the runtime's unpadded grid with image_newline; the method's own AnyRes layout is not reproduced")
+            note("LLaVA-NeXT image \(image.imageIndex): budget applied per tile (\(tiles.count) tiles), kept rows packed in the runtime's unpadded grid with image_newline; the method's own AnyRes layout is not reproduced")
         }
-        if usesBudget, requested >= total {
-            report.notes.append("\(name): budget \(budget) asks for \(requested) ≥ \(total) visual tokens of image \(image.imageIndex); no-op")
-            report.keepAll(image)
+        if usesBudget, case .noOp(_, let why) = try budget.resolve(over: total, of: "visual tokens of image \(image.imageIndex)") {
+            noOp(why)
+            keepAll(image)
             return nil
         }
         var out: [KeptFeatures] = []
-        for (i, t) in tiles.enumerated() {
-            let target: Int
-            switch budget {
-            case .count(let k): target = max(1, k / tiles.count + (i < k % tiles.count ? 1 : 0))
-            case .ratio: target = try budget.tokens(outOf: t.features.rows)
-            }
-            let start = DispatchTime.now().uptimeNanoseconds
+        for (t, target) in zip(tiles, targets) {
+            let start = scoringStart()
             let choice = try select(t, target)
-            report.scoringSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            addScoringTime(since: start)
             report.notes += choice.notes
             report.achievedVisualTokens += choice.kept.rows.rows
             report.keptIndices += choice.kept.sourceIndices.map { t.tile * t.features.rows + $0 }
@@ -104,24 +91,22 @@ extension VisionImageFeatures {
     var visualRows: Int { tiles.reduce(0) { $0 + $1.features.rows } }
 }
 
-extension CompressionRunReport {
+extension CompressionHook {
     /// Counts one image of a vision-side selection: a fresh report at the prompt's first image,
     /// then this image's visual tokens and the count asked for.
-    mutating func count(_ image: VisionImageFeatures, requested: Int) {
-        if image.imageIndex == 0 { self = .empty(.notApplicable) }
-        visualTokensBefore += image.visualRows
-        requestedVisualTokens += requested
+    func countImage(_ image: VisionImageFeatures, requested: Int) {
+        if image.imageIndex == 0 { beginReport(visualBefore: 0, requested: 0, achieved: 0, policy: .notApplicable) }
+        report.visualTokensBefore += image.visualRows
+        report.requestedVisualTokens += requested
     }
 
     /// Records that every row of the image was kept (a no-op on it), tile-offset indices.
-    mutating func keepAll(_ image: VisionImageFeatures) {
-        achievedVisualTokens += image.visualRows
-        for t in image.tiles { keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
+    func keepAll(_ image: VisionImageFeatures) {
+        report.achievedVisualTokens += image.visualRows
+        for t in image.tiles { report.keptIndices += (0..<t.features.rows).map { t.tile * t.features.rows + $0 } }
     }
 }
 
-extension ModelCompression {
-    static func visionSide(_ info: MethodInfo, budget: Budget, hook: VisionSideHook) -> ModelCompression {
-        ModelCompression(info: info, budget: budget, prefillHook: nil, visionHook: hook, report: { hook.lastReport() })
-    }
+extension Budget {
+    var isCount: Bool { if case .count = self { return true } else { return false } }
 }

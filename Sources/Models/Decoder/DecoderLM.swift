@@ -13,6 +13,12 @@ public struct DecoderPrefillResult: @unchecked Sendable {
     public var positions: [Int]
     /// Rows that went through each layer (the effective per-layer token schedule).
     public var tokensPerLayer: [Int]
+    /// Image rows (rows a hook inserted included) that went through each layer.
+    public var visualRowsPerLayer: [Int]
+    /// Rows a hook inserted (merged or recycled tokens) among the rows that reached the last layer.
+    public var insertedRows: Int
+    /// Whether a hook's decision renumbered the positions (contiguous from 0) during the prefill.
+    public var positionsRenumbered: Bool
 }
 
 /// A LLaMA-family decoder (LLaMA, Qwen2): RMSNorm pre-LN blocks, GQA attention with RoPE at
@@ -187,7 +193,7 @@ public final class DecoderLM: @unchecked Sendable {
                         original.insert(contentsOf: Array(repeating: PrefillState.insertedRow, count: inserted.rows), at: at)
                     }
                     switch decision.positions {
-                    case .keepOriginal: pos = kept
+                    case .keepOriginal, .notApplicable: pos = kept
                     case .renumber: pos = Array(0..<hidden.rows); renumbered = true
                     }
                     events.append((i, hidden.rows))
@@ -214,8 +220,12 @@ public final class DecoderLM: @unchecked Sendable {
         cache.decodePositionsPerLayer = renumbered
         let last = try hidden.rows((hidden.rows - 1)..<hidden.rows)
         let logits = try lmHeadLogits(try finalNorm(last)).reshaped([config.vocabSize])
+        let isVisual = { (o: Int) in o == PrefillState.insertedRow || imageSpans.contains { $0.contains(o) } }
         return DecoderPrefillResult(logits: logits, cache: cache, keptOriginalIndices: original, positions: pos,
-                                    tokensPerLayer: tokensPerLayer)
+                                    tokensPerLayer: tokensPerLayer,
+                                    visualRowsPerLayer: originalPerLayer.map { $0.filter(isVisual).count },
+                                    insertedRows: original.filter { $0 == PrefillState.insertedRow }.count,
+                                    positionsRenumbered: renumbered)
     }
 
     /// Prefill from token ids.

@@ -1,4 +1,5 @@
 import Tensors
+import TokenCompression
 
 /// Where LLM-side compression methods (FastV, DART, PDrop, SparseVLM, …) plug into prefill.
 ///
@@ -35,14 +36,10 @@ extension PrefillHook {
 
 /// Rows to keep and how their positions continue.
 public struct PruneDecision: Sendable, Equatable {
-    public enum PositionPolicy: Sendable, Equatable {
-        /// Kept rows keep their position ids (gaps remain).
-        case keepOriginal
-        /// Kept rows get positions `0 ..< kept` (TokenCompression's `PositionPolicy.renumber`).
-        case renumber
-    }
     /// Indices into the current rows, strictly ascending.
     public var keptRows: [Int]
+    /// `.keepOriginal`: kept rows keep their position ids (gaps remain); `.renumber`: they get
+    /// `0 ..< kept`. (`.notApplicable` keeps the position ids, as `.keepOriginal`.)
     public var positions: PositionPolicy
     /// New hidden rows `[m, hidden]` to insert (merged or recycled tokens, e.g. SparseVLM's
     /// clusters of deleted visual tokens), or nil. They need `.renumber`: they have no position of

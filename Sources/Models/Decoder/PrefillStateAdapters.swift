@@ -38,6 +38,6 @@ extension PruneDecision {
     /// The decision a method's `CompressionResult` asks for (nil for a no-op result).
     public init?(_ result: CompressionResult) {
         guard result.noOpReason == nil else { return nil }
-        self.init(keptRows: result.kept.sorted(), positions: result.positionPolicy == .renumber ? .renumber : .keepOriginal)
+        self.init(keptRows: result.kept.sorted(), positions: result.positionPolicy)
     }
 }

@@ -21,6 +21,8 @@ public struct LlavaPrefillResult: @unchecked Sendable {
     /// Visual rows per image before and after the vision hook.
     public var visualTokensBefore: [Int]
     public var visualTokensAfter: [Int]
+    /// Rows per layer of the tower and the decoder, as this prefill ran them.
+    public var trace: PrefillTrace
     public var logits: Tensor { decoder.logits }
     public var cache: KVCache { decoder.cache }
 }
@@ -113,7 +115,7 @@ public final class LlavaModel: @unchecked Sendable {
     // MARK: vision features
 
     /// Projected (and, for NeXT, packed) visual rows of one image, `[rows, textHidden]`, after the hook.
-    public func imageFeatures(_ image: LlavaImage, index: Int = 0, hook: VisionFeatureHook? = nil) throws -> (features: Tensor, before: Int) {
+    public func imageFeatures(_ image: LlavaImage, index: Int = 0, hook: VisionFeatureHook? = nil) throws -> ImageFeatures {
         let tiles: [Tensor]
         var grid: (rows: Int, cols: Int)?
         var size: (height: Int, width: Int)?
@@ -132,6 +134,7 @@ public final class LlavaModel: @unchecked Sendable {
         let request = hook?.captureRequest(tileCount: tiles.count) ?? .none
         let drop = config.visionFeatureStrategy == .default && config.vision.hasClassToken
         var tileFeatures: [VisionTileFeatures] = []
+        var towerRows: [[Int]] = []
         let n = config.vision.layers
         let featureLayer = (config.visionFeatureLayers.map { $0 < 0 ? n + 1 + $0 : $0 }.max() ?? n) - 1
         let patchCount = config.vision.patchesPerSide * config.vision.patchesPerSide
@@ -144,6 +147,7 @@ public final class LlavaModel: @unchecked Sendable {
             let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: request,
                                          afterAttention: hook.map { h in { try h.afterAttention(step($0, $1, $2, $3)) } },
                                          afterLayer: hook.map { h in { try h.afterLayer(step($0, $1, $2, $3)) } })
+            towerRows.append(out.rowsPerLayer)
             let parts = config.visionFeatureLayers.map { out.hiddenStates[$0 < 0 ? n + 1 + $0 : $0]! }
             var f = parts.count == 1 ? parts[0] : try Self.concatenateColumns(parts)
             if drop { f = try f.rows(1..<f.rows) }
@@ -172,8 +176,22 @@ public final class LlavaModel: @unchecked Sendable {
         }
         let act = config.projectorAct
         let projected = try kept.map { try projector2(try projector1($0.rows, store: store).activated(act), store: store) }
-        guard config.variant == .next else { return (projected[0], before) }
-        return (try pack(projected: projected, sources: kept.map(\.sourceIndices), grid: grid, size: size), before)
+        let projectedRows = kept.reduce(0) { $0 + $1.rows.rows }
+        let features = config.variant == .next
+            ? try pack(projected: projected, sources: kept.map(\.sourceIndices), grid: grid, size: size) : projected[0]
+        return ImageFeatures(features: features, before: before, towerRowsPerTile: towerRows, projectedRows: projectedRows)
+    }
+
+    /// One image's visual rows and what it took to make them.
+    public struct ImageFeatures {
+        /// Projected (and, for NeXT, packed) visual rows, `[rows, textHidden]`.
+        public var features: Tensor
+        /// Visual rows the image has without compression.
+        public var before: Int
+        /// Rows entering each encoder layer, per tile.
+        public var towerRowsPerTile: [[Int]]
+        /// Feature rows the projector mapped (all tiles).
+        public var projectedRows: Int
     }
 
     /// NeXT `pack_image_features`: thumbnail rows, then the unpadded grid row by row, each row
@@ -234,7 +252,8 @@ public final class LlavaModel: @unchecked Sendable {
     /// `inputIDs` holds, per image in order, either one image token (a placeholder, expanded to the
     /// visual rows) or the run the processor expanded it to (`imageTokenCount` copies).
     public func embedPrompt(inputIDs: [Int], images: [LlavaImage], visionHook: VisionFeatureHook? = nil) throws
-        -> (embeddings: Tensor, expandedIDs: [Int], imageSpans: [Range<Int>], before: [Int], after: [Int]) {
+        -> (embeddings: Tensor, expandedIDs: [Int], imageSpans: [Range<Int>], before: [Int], after: [Int],
+            towerRowsPerTile: [[Int]], projectedRows: Int) {
         let imageID = config.imageTokenID
         let imagePositions = inputIDs.indices.filter { inputIDs[$0] == imageID }
         let expected = try images.map(imageTokenCount)
@@ -248,10 +267,14 @@ public final class LlavaModel: @unchecked Sendable {
         }
         var features: [Tensor] = []
         var before: [Int] = []
+        var towerRows: [[Int]] = []
+        var projectedRows = 0
         for (i, image) in images.enumerated() {
-            let (f, b) = try imageFeatures(image, index: i, hook: visionHook)
-            features.append(f)
-            before.append(b)
+            let f = try imageFeatures(image, index: i, hook: visionHook)
+            features.append(f.features)
+            before.append(f.before)
+            towerRows += f.towerRowsPerTile
+            projectedRows += f.projectedRows
         }
         // Walk the prompt: text ids stay, each image's run becomes its feature rows.
         var expanded: [Int] = []
@@ -281,7 +304,7 @@ public final class LlavaModel: @unchecked Sendable {
             if let t = p.text { return try language.embed(t) }
             return features[p.image!]
         }
-        return (try Tensor.concatenateRows(parts), expanded, spans, before, features.map(\.rows))
+        return (try Tensor.concatenateRows(parts), expanded, spans, before, features.map(\.rows), towerRows, projectedRows)
     }
 
     /// Prefill of a prompt with images (see `embedPrompt` for the image token convention).
@@ -289,8 +312,12 @@ public final class LlavaModel: @unchecked Sendable {
                         visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
         let p = try embedPrompt(inputIDs: inputIDs, images: images, visionHook: visionHook)
         let d = try language.prefill(embeddings: p.embeddings, imageSpans: p.imageSpans, hook: hook)
+        let trace = PrefillTrace(towerRowsPerTile: p.towerRowsPerTile, towerLayers: config.vision.layers, projectedRows: p.projectedRows,
+                                 decoderRowsPerLayer: d.tokensPerLayer, decoderVisualRowsPerLayer: d.visualRowsPerLayer,
+                                 insertedRows: d.insertedRows,
+                                 positionsRenumbered: d.positionsRenumbered || p.after.reduce(0, +) < p.before.reduce(0, +))
         return LlavaPrefillResult(decoder: d, expandedInputIDs: p.expandedIDs, imageSpans: p.imageSpans,
-                                  visualTokensBefore: p.before, visualTokensAfter: p.after)
+                                  visualTokensBefore: p.before, visualTokensAfter: p.after, trace: trace)
     }
 
     /// LLaVA-1.5 convenience: one `[3, S, S]` image.

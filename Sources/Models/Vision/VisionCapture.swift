@@ -53,4 +53,6 @@ public struct VisionTowerOutput: Sendable {
     public var lastHiddenState: Tensor?
     /// Captures by non-negative encoder layer index.
     public var captures: [Int: VisionLayerCapture]
+    /// Rows entering each encoder layer the pass ran (fewer after a merge inside the tower).
+    public var rowsPerLayer: [Int] = []
 }

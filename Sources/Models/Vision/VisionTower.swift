@@ -157,6 +157,7 @@ public final class VisionTower: @unchecked Sendable {
         if wantedSet.contains(0) { out.hiddenStates[0] = h }
         for i in 0..<lastLayer {
             let layer = layers[i]
+            out.rowsPerLayer.append(h.rows)
             let x = try OpProfile.measure("norm") { try norm(h, layer.norm1) }
             let (q, k, v) = try OpProfile.measure("q/k/v projections") {
                 (try layer.q(x, store: store), try layer.k(x, store: store), try layer.v(x, store: store))

@@ -24,6 +24,50 @@ public enum Budget: Sendable, Equatable, CustomStringConvertible {
         case .ratio(let r): return "\(r * 100)%"
         }
     }
+
+    /// Tokens this budget asks for out of `available`: a count as given (even when larger, so a
+    /// report shows what the user asked), a ratio as `tokens(outOf:)`.
+    public func requested(outOf available: Int) throws -> Int {
+        if case .count(let k) = self {
+            guard k >= 0 else { throw CompressionError.invalidBudget("token count \(k) is negative") }
+            return k
+        }
+        return try tokens(outOf: available)
+    }
+
+    /// The one rule deciding whether a budget compresses `available` tokens: asking for all of
+    /// them (or more) is an explicit no-op with its reason; anything less is `keep k`.
+    public func resolve(over available: Int, of what: String = "visual tokens") throws -> BudgetResolution {
+        let k = try requested(outOf: available)
+        guard k < available else { return .noOp(requested: k, reason: "budget \(self) asks for \(k) ≥ \(available) \(what)") }
+        return .keep(k)
+    }
+
+    /// Per-part targets when the tokens come in parts (LLaVA-NeXT tiles): a ratio applies to each
+    /// part, a count is split evenly (earlier parts take the remainder, each at least 1).
+    public func split(over parts: [Int]) throws -> [Int] {
+        switch self {
+        case .count(let k):
+            guard k >= 0 else { throw CompressionError.invalidBudget("token count \(k) is negative") }
+            return parts.indices.map { i in max(1, k / parts.count + (i < k % parts.count ? 1 : 0)) }
+        case .ratio:
+            return try parts.map { try tokens(outOf: $0) }
+        }
+    }
+}
+
+/// What a budget means for one input: keep `k` tokens, or nothing to do (and why).
+public enum BudgetResolution: Sendable, Equatable {
+    case keep(Int)
+    case noOp(requested: Int, reason: String)
+
+    /// Tokens the budget asked for.
+    public var requested: Int {
+        switch self {
+        case .keep(let k): return k
+        case .noOp(let k, _): return k
+        }
+    }
 }
 
 /// Why a compression request failed. Methods throw these rather than quietly returning input.
