@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import Tensors
 
@@ -43,9 +44,9 @@ struct BenchKernelsCommand: ParsableCommand {
             let times = measure { _ = try? a.matmul(b) }
             let flops = 2.0 * Double(s.m * s.k * s.n)
             let rates = times.map { flops / $0 / 1e9 }.sorted()
-            var line = "| \(s.m)×\(s.k)×\(s.n) | \(f1(median(rates))) | \(f1(rates.first!))–\(f1(rates.last!)) |"
+            var line = "| \(s.m)×\(s.k)×\(s.n) | \(f1(Statistics.median(rates))) | \(f1(rates.first!))–\(f1(rates.last!)) |"
             if let np = numpyRates["\(s.m)x\(s.k)x\(s.n)"] {
-                line += " \(f1(np)) | \(String(format: "%.2f", median(rates) / np)) |"
+                line += " \(f1(np)) | \(String(format: "%.2f", Statistics.median(rates) / np)) |"
             }
             print(line)
         }
@@ -65,7 +66,7 @@ struct BenchKernelsCommand: ParsableCommand {
                                     ("probabilities, last row", .probabilities(rows: [n - 1])),
                                     ("probabilities, all rows", .probabilities(rows: nil))] {
                 let times = measure { _ = try? attention(q: q, k: k, v: v, record: record) }.map { $0 * 1000 }.sorted()
-                print("| \(label) | \(n) | \(f1(median(times))) | \(f1(times.first!))–\(f1(times.last!)) |")
+                print("| \(label) | \(n) | \(f1(Statistics.median(times))) | \(f1(times.first!))–\(f1(times.last!)) |")
             }
         }
         print("\npeak tensor memory: \(MemoryAccounting.peakBytes / 1_048_576) MiB, process peak RSS: \(MemoryAccounting.processPeakRSS / 1_048_576) MiB")
@@ -105,11 +106,6 @@ struct BenchKernelsCommand: ParsableCommand {
         }
         return rates
     }
-}
-
-func median(_ sorted: [Double]) -> Double {
-    let s = sorted.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
 func f1(_ x: Double) -> String { String(format: "%.1f", x) }

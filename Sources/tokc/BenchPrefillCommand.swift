@@ -94,7 +94,7 @@ struct BenchPrefillCommand: ParsableCommand {
             let sec = Double(DispatchTime.now().uptimeNanoseconds - s) / 1e9
             return 2 * Double(n * n * n) / sec / 1e9
         }
-        return median(rates)
+        return Statistics.median(rates)
     }
 
     /// Runs the PyTorch script and reads its two median lines.

@@ -94,7 +94,7 @@ struct BenchMetricsTests {
         #expect(!BenchMetrics.isCorrect(prediction: "a triangle", answer: "triangle"))
         #expect(BenchMetrics.rate([true, false, true, true]) == 0.75)
         #expect(BenchMetrics.rate([]) == nil)
-        #expect(BenchMetrics.median([3, 1, 2]) == 2 && BenchMetrics.median([4, 1, 2, 3]) == 2.5)
+
     }
 
     static func trace(tower: [Int]? = nil, projected: Int = 256, visual: [Int]) -> PrefillTrace {

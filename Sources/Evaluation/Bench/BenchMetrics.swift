@@ -54,13 +54,4 @@ public enum BenchMetrics {
         flags.isEmpty ? nil : Double(flags.filter { $0 }.count) / Double(flags.count)
     }
 
-    public static func median(_ v: [Double]) -> Double {
-        guard !v.isEmpty else { return .nan }
-        let s = v.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
-
-    public static func mean(_ v: [Double]) -> Double {
-        v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count)
-    }
 }

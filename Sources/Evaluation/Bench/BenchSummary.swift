@@ -89,20 +89,20 @@ public enum BenchSummary {
             let renumbered = Set(ok.compactMap(\.positionsRenumbered))
             var row = BenchSummaryRow(
                 method: first.method, budget: first.budget, samples: ok.count, errors: g.count - ok.count,
-                requestedTokens: BenchMetrics.mean(ok.map { Double($0.requestedTokens) }),
-                achievedTokens: BenchMetrics.mean(ok.map { Double($0.achievedTokens) }),
+                requestedTokens: Statistics.mean(ok.map { Double($0.requestedTokens) }),
+                achievedTokens: Statistics.mean(ok.map { Double($0.achievedTokens) }),
                 tflops: a.tflops, tflopsReduction: red(a.tflops, baseAgg?.tflops),
                 peakTensorBytes: a.peak, peakMemoryReduction: red(a.peak, baseAgg?.peak),
-                peakRSSBytes: BenchMetrics.mean(ok.map { Double($0.peakRSSBytes) }),
+                peakRSSBytes: Statistics.mean(ok.map { Double($0.peakRSSBytes) }),
                 kvCacheBytes: a.kv, kvReduction: red(a.kv, baseAgg?.kv),
                 prefillMs: a.prefillMs, prefillReduction: red(a.prefillMs, baseAgg?.prefillMs),
-                decodeMsPerToken: BenchMetrics.mean(ok.map(\.decodeMsPerToken)),
+                decodeMsPerToken: Statistics.mean(ok.map(\.decodeMsPerToken)),
                 throughput: a.throughput, throughputGain: baseAgg.map { a.throughput / $0.throughput } ?? .nan,
                 scoringMs: a.scoringMs, measuredSpeedup: measured, predictedSpeedup: predicted,
                 speedupEfficiency: predicted > 1.0001 ? eff : .nan,
                 answerAgreement: BenchMetrics.rate(ok.compactMap(\.answerAgrees)).map { $0 * 100 },
                 top1Agreement: BenchMetrics.rate(ok.compactMap(\.top1Agrees)).map { $0 * 100 },
-                meanKL: ok.compactMap(\.klDivergence).isEmpty ? nil : BenchMetrics.mean(ok.compactMap(\.klDivergence)),
+                meanKL: ok.compactMap(\.klDivergence).isEmpty ? nil : Statistics.mean(ok.compactMap(\.klDivergence)),
                 accuracy: BenchMetrics.rate(ok.compactMap(\.correct)).map { $0 * 100 },
                 accuracyByType: byType, notes: notes)
             row.positions = renumbered.count > 1 ? "mixed" : renumbered.first.map { $0 ? "renumbered" : "original" } ?? "–"
@@ -129,10 +129,10 @@ public enum BenchSummary {
     static func aggregate(_ rs: [BenchRecord]) -> Agg? {
         guard !rs.isEmpty else { return nil }
         let e2e = rs.map(\.endToEndMs).reduce(0, +)
-        return Agg(tflops: BenchMetrics.mean(rs.map(\.tflops)), prefillTFLOPs: BenchMetrics.mean(rs.map(\.prefillTFLOPs)),
-                   peak: BenchMetrics.mean(rs.map { Double($0.peakTensorBytes) }), kv: BenchMetrics.mean(rs.map { Double($0.kvCacheBytes) }),
-                   prefillMs: BenchMetrics.mean(rs.map(\.prefillMs)), throughput: e2e > 0 ? Double(rs.count) / (e2e / 1000) : .nan,
-                   scoringMs: BenchMetrics.mean(rs.map(\.scoringMs)))
+        return Agg(tflops: Statistics.mean(rs.map(\.tflops)), prefillTFLOPs: Statistics.mean(rs.map(\.prefillTFLOPs)),
+                   peak: Statistics.mean(rs.map { Double($0.peakTensorBytes) }), kv: Statistics.mean(rs.map { Double($0.kvCacheBytes) }),
+                   prefillMs: Statistics.mean(rs.map(\.prefillMs)), throughput: e2e > 0 ? Double(rs.count) / (e2e / 1000) : .nan,
+                   scoringMs: Statistics.mean(rs.map(\.scoringMs)))
     }
 
     /// The likeliest reason a method's measured prefill speedup trails its FLOPs prediction.

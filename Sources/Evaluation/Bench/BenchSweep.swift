@@ -130,13 +130,13 @@ public final class BenchSweep {
         rec.requestedTokens = first.methodReport?.requestedVisualTokens ?? requested
         rec.achievedTokens = first.visualTokensKept
         rec.prefillMsRepeats = runs.map { $0.0.prefillMs }
-        rec.prefillMs = BenchMetrics.median(rec.prefillMsRepeats)
-        rec.decodeMsPerToken = BenchMetrics.median(runs.map { $0.0.decodeMsPerToken })
-        rec.endToEndMs = BenchMetrics.median(runs.map { $0.1 })
+        rec.prefillMs = Statistics.median(rec.prefillMsRepeats)
+        rec.decodeMsPerToken = Statistics.median(runs.map { $0.0.decodeMsPerToken })
+        rec.endToEndMs = Statistics.median(runs.map { $0.1 })
         rec.kvCacheBytes = first.kvCacheBytes
         rec.peakTensorBytes = runs.map { $0.0.peakTensorBytes }.max() ?? 0
         rec.peakRSSBytes = runs.map { $0.0.processPeakRSS }.max() ?? 0
-        rec.scoringMs = BenchMetrics.median(runs.map { ($0.0.methodReport?.scoringSeconds ?? 0) * 1000 })
+        rec.scoringMs = Statistics.median(runs.map { ($0.0.methodReport?.scoringSeconds ?? 0) * 1000 })
         rec.notes = first.notes
         rec.positionsRenumbered = first.positionsRenumbered
         let f = try flops.compute(trace: first.trace, visual: first.visualTokensTotal, before: p.before, after: p.after,

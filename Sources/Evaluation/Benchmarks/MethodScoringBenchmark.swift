@@ -94,11 +94,7 @@ public struct MethodScoringMeasurement: Sendable {
     /// The error the method (or its input builder) threw, instead of a number.
     public let error: String?
 
-    public var median: Double? {
-        let s = milliseconds
-        guard !s.isEmpty else { return nil }
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
+    public var median: Double? { milliseconds.isEmpty ? nil : Statistics.median(milliseconds) }
 }
 
 /// Times the method's own scoring and selection for every registered image-VLM method, on

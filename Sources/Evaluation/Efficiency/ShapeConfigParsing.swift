@@ -29,22 +29,16 @@ public enum ShapeConfigParser {
     }
 
     public static func parse(_ json: JSONValue, name: String = "config") throws -> Parsed {
-        guard json.objectValue != nil else { throw FlopsError.config("top level is not a JSON object") }
-        var reader = ConfigFieldReader()
+        let top = try ConfigReader(json, context: "config.json", defaultsType: json["model_type"]?.stringValue) { FlopsError.config($0) }
         let modelType = json["model_type"]?.stringValue ?? ""
-        let textSection: JSONValue
-        let textName: String
-        if let t = json["text_config"], t.objectValue != nil {
-            (textSection, textName) = (t, "text_config")
-        } else {
-            (textSection, textName) = (json, "config")
-        }
-        let llm = try reader.textShape(textSection, section: textName,
-                                       fallbackType: modelType == "qwen2_vl" ? "qwen2" : "llama")
+        let fallbackType = modelType == "qwen2_vl" ? "qwen2" : "llama"
+        let text = try top.child("text_config", defaultsType: nil) ?? top.withDefaults(of: nil)
+        let textName = text.section == "text_config" ? "text_config" : "config"
+        let llm = try textShape(text, fallbackType: fallbackType)
         var vision: VisionTowerShape? = nil
         var visualTokens = 0
-        if let v = json["vision_config"], v.objectValue != nil {
-            let parsed = try reader.visionShape(v, llmHidden: llm.hidden, wrapper: json)
+        if let v = try top.child("vision_config", defaultsType: nil) {
+            let parsed = try visionShape(v, llmHidden: llm.hidden, wrapperType: modelType)
             vision = parsed
             // LLaVA-NeXT's anyres default: base + 4 crops (2880); others: one pass.
             let passes = modelType == "llava_next" ? 5 : 1
@@ -53,78 +47,41 @@ public enum ShapeConfigParser {
         try llm.validate("\(textName)")
         try vision?.encoder.validate("vision_config")
         let shape = ModelShape(name: name, llm: llm, vision: vision, defaultVisualTokens: visualTokens)
-        return Parsed(shape: shape, defaulted: reader.defaulted)
-    }
-}
-
-/// Field access with per-`model_type` defaults, recording what was defaulted.
-struct ConfigFieldReader {
-    var defaulted: [String] = []
-
-    /// transformers' class defaults for the fields llava-hf configs omit.
-    static let classDefaults: [String: [String: Int]] = [
-        "llama": ["hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-                  "num_attention_heads": 32, "vocab_size": 32000],
-        "mistral": ["hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000],
-        "qwen2": ["hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
-                  "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 151936],
-        "clip_vision_model": ["hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                              "num_attention_heads": 12, "image_size": 224, "patch_size": 32, "num_channels": 3],
-        "siglip_vision_model": ["hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                                "num_attention_heads": 12, "image_size": 224, "patch_size": 16, "num_channels": 3],
-    ]
-
-    mutating func int(_ section: JSONValue, _ key: String, sectionName: String, type: String) throws -> Int {
-        if let value = section[key], !value.isNull {
-            guard let i = value.intValue else { throw FlopsError.config("\(sectionName).\(key) is not an integer: \(value)") }
-            return i
-        }
-        if let d = Self.classDefaults[type]?[key] {
-            defaulted.append("\(sectionName).\(key) = \(d) (\(type) default)")
-            return d
-        }
-        throw FlopsError.config("\(sectionName).\(key) is missing (model_type '\(type)' has no default for it)")
+        return Parsed(shape: shape, defaulted: top.defaulted)
     }
 
-    mutating func textShape(_ s: JSONValue, section: String, fallbackType: String) throws -> TransformerShape {
-        let type = s["model_type"]?.stringValue ?? fallbackType
+    static func textShape(_ section: ConfigReader, fallbackType: String) throws -> TransformerShape {
+        let type = section.json["model_type"]?.stringValue ?? fallbackType
         guard ["llama", "mistral", "qwen2", "qwen2_vl", "qwen2_vl_text", "vicuna"].contains(type) else {
-            throw FlopsError.config("\(section).model_type '\(type)' is not a supported decoder (llama, mistral, qwen2, qwen2_vl)")
+            throw FlopsError.config("\(section.section).model_type '\(type)' is not a supported decoder (llama, mistral, qwen2, qwen2_vl)")
         }
-        let family = type.hasPrefix("qwen2") ? "qwen2" : (type == "vicuna" ? "llama" : type)
-        let hidden = try int(s, "hidden_size", sectionName: section, type: family)
-        let heads = try int(s, "num_attention_heads", sectionName: section, type: family)
-        // Absent KV heads mean multi-head attention, except where the class default says GQA (Mistral: 8).
-        let kvHeads = s["num_key_value_heads"]?.intValue != nil
-            ? try int(s, "num_key_value_heads", sectionName: section, type: family)
-            : (Self.classDefaults[family]?["num_key_value_heads"] != nil ? try int(s, "num_key_value_heads", sectionName: section, type: family) : heads)
-        let headDim = s["head_dim"]?.intValue ?? (heads > 0 ? hidden / heads : 0)
+        let r = section.withDefaults(of: type.hasPrefix("qwen2") ? "qwen2" : (type == "vicuna" ? "llama" : type))
+        let hidden = try r.int("hidden_size")
+        let heads = try r.int("num_attention_heads")
+        let headDim = try r.int("head_dim", default: heads > 0 ? hidden / heads : 0)
         return TransformerShape(
-            layers: try int(s, "num_hidden_layers", sectionName: section, type: family),
-            hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: headDim,
-            mlpWidth: try int(s, "intermediate_size", sectionName: section, type: family),
-            gatedMLP: true, vocab: try int(s, "vocab_size", sectionName: section, type: family))
+            layers: try r.int("num_hidden_layers"), hidden: hidden, heads: heads,
+            kvHeads: try r.int("num_key_value_heads", default: heads), headDim: headDim,
+            mlpWidth: try r.int("intermediate_size"), gatedMLP: true, vocab: try r.int("vocab_size"))
     }
 
-    mutating func visionShape(_ v: JSONValue, llmHidden: Int, wrapper: JSONValue) throws -> VisionTowerShape {
+    static func visionShape(_ section: ConfigReader, llmHidden: Int, wrapperType: String) throws -> VisionTowerShape {
         // Older Qwen2-VL configs leave the vision model_type out; the wrapper's says it.
-        let wrapperType = wrapper["model_type"]?.stringValue ?? ""
+        let v = section.json
         let type = v["model_type"]?.stringValue ?? (wrapperType.hasPrefix("qwen2_vl") ? "qwen2_vl" : "clip_vision_model")
         let s = "vision_config"
         switch type {
         case "clip_vision_model", "siglip_vision_model":
-            let hidden = try int(v, "hidden_size", sectionName: s, type: type)
-            let heads = try int(v, "num_attention_heads", sectionName: s, type: type)
-            let patch = try int(v, "patch_size", sectionName: s, type: type)
-            let image = try int(v, "image_size", sectionName: s, type: type)
+            let r = section.withDefaults(of: type)
+            let hidden = try r.int("hidden_size")
+            let heads = try r.int("num_attention_heads")
+            let patch = try r.int("patch_size")
+            let image = try r.int("image_size")
             guard patch > 0, image >= patch else { throw FlopsError.config("\(s): image_size \(image) / patch_size \(patch) gives no patches") }
-            let encoder = TransformerShape(
-                layers: try int(v, "num_hidden_layers", sectionName: s, type: type), hidden: hidden, heads: heads,
-                mlpWidth: try int(v, "intermediate_size", sectionName: s, type: type), gatedMLP: false)
+            let encoder = TransformerShape(layers: try r.int("num_hidden_layers"), hidden: hidden, heads: heads,
+                                           mlpWidth: try r.int("intermediate_size"), gatedMLP: false)
             let side = image / patch
-            return VisionTowerShape(encoder: encoder, patchSize: patch,
-                                    channels: try int(v, "num_channels", sectionName: s, type: type),
+            return VisionTowerShape(encoder: encoder, patchSize: patch, channels: try r.int("num_channels"),
                                     patchesPerPass: side * side, hasCLS: type == "clip_vision_model",
                                     projector: [hidden, llmHidden, llmHidden])
         case "qwen2_vl", "qwen2_vl_vision":
@@ -133,21 +90,17 @@ struct ConfigFieldReader {
             guard missing.isEmpty else {
                 throw FlopsError.config("Qwen2-VL vision fields missing or not integers: \(missing.map { "\(s).\($0)" }.joined(separator: ", "))")
             }
-            func need(_ key: String) throws -> Int {
-                guard let i = v[key]?.intValue else { throw FlopsError.config("\(s).\(key) is missing or not an integer (Qwen2-VL vision)") }
-                return i
-            }
-            let embed = try need("embed_dim"), heads = try need("num_heads"), merge = try need("spatial_merge_size")
-            let ratio = v["mlp_ratio"]?.doubleValue ?? 4
-            let encoder = TransformerShape(layers: try need("depth"), hidden: embed, heads: heads,
+            let r = section.withDefaults(of: nil)
+            let embed = try r.int("embed_dim"), heads = try r.int("num_heads"), merge = try r.int("spatial_merge_size")
+            let ratio = try r.double("mlp_ratio", default: 4)
+            let encoder = TransformerShape(layers: try r.int("depth"), hidden: embed, heads: heads,
                                            mlpWidth: Int(Double(embed) * ratio), gatedMLP: false)
             let merged = embed * merge * merge
-            let out = v["hidden_size"]?.intValue ?? llmHidden
-            return VisionTowerShape(encoder: encoder, patchSize: try need("patch_size"),
-                                    channels: v["in_chans"]?.intValue ?? v["in_channels"]?.intValue ?? 3,
-                                    temporalPatch: v["temporal_patch_size"]?.intValue ?? 2,
+            return VisionTowerShape(encoder: encoder, patchSize: try r.int("patch_size"),
+                                    channels: try r.int("in_chans", default: try r.int("in_channels", default: 3)),
+                                    temporalPatch: try r.int("temporal_patch_size", default: 2),
                                     patchesPerPass: 0, hasCLS: false, mergeFactor: merge * merge,
-                                    projector: [merged, merged, out])
+                                    projector: [merged, merged, try r.int("hidden_size", default: llmHidden)])
         default:
             throw FlopsError.config("vision_config.model_type '\(type)' is not supported (clip_vision_model, siglip_vision_model, qwen2_vl)")
         }

@@ -24,18 +24,19 @@ public struct LlamaConfig: Sendable, Equatable {
     public var eosTokenIDs: [Int]
 
     /// Parses a `config.json` (or a LLaVA `text_config`) with transformers' defaults for absent fields.
-    init(reader r: ConfigReader, tieDefault: Bool? = nil) throws {
-        let type = try r.string("model_type", default: "llama")
+    init(reader file: ConfigReader, tieDefault: Bool? = nil) throws {
+        let type = try file.string("model_type", default: "llama")
         guard let family = Family(rawValue: type) else {
-            throw ModelError("\(r.context): unsupported text model_type '\(type)' (supported: llama, qwen2)")
+            throw ModelError("\(file.context): unsupported text model_type '\(type)' (supported: llama, qwen2)")
         }
+        let r = file.withDefaults(of: family.rawValue)
         self.family = family
         let isQwen = family == .qwen2
-        vocabSize = try r.positiveInt("vocab_size", default: isQwen ? 151936 : 32000)
-        hiddenSize = try r.positiveInt("hidden_size", default: 4096)
-        intermediateSize = try r.positiveInt("intermediate_size", default: isQwen ? 22016 : 11008)
-        layers = try r.positiveInt("num_hidden_layers", default: 32)
-        heads = try r.positiveInt("num_attention_heads", default: 32)
+        vocabSize = try r.positiveInt("vocab_size")
+        hiddenSize = try r.positiveInt("hidden_size")
+        intermediateSize = try r.positiveInt("intermediate_size")
+        layers = try r.positiveInt("num_hidden_layers")
+        heads = try r.positiveInt("num_attention_heads")
         kvHeads = try r.positiveInt("num_key_value_heads", default: heads)
         guard heads % kvHeads == 0 else {
             throw ModelError("\(r.context): num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
@@ -48,9 +49,9 @@ public struct LlamaConfig: Sendable, Equatable {
             }
             headDim = hiddenSize / heads
         }
-        rmsNormEps = Float(try r.double("rms_norm_eps", default: 1e-6))
+        rmsNormEps = Float(try r.double("rms_norm_eps"))
         // transformers 5 writes `rope_parameters`; older configs `rope_theta` + `rope_scaling`.
-        var theta = try r.double("rope_theta", default: 10000)
+        var theta = try r.double("rope_theta")
         var ropeType = "default"
         if let rp = try r.child("rope_parameters") {
             theta = try rp.double("rope_theta", default: theta)
@@ -68,14 +69,14 @@ public struct LlamaConfig: Sendable, Equatable {
         qkvBias = isQwen || attentionBias
         outputBias = !isQwen && attentionBias
         mlpBias = try r.bool("mlp_bias", default: false)
-        let act = try r.string("hidden_act", default: "silu")
+        let act = try r.string("hidden_act")
         guard act == "silu" || act == "swish" else {
             throw ModelError("\(r.context): hidden_act '\(act)' is not supported for the decoder (only silu)")
         }
         if try r.bool("use_sliding_window", default: false) {
             throw ModelError("\(r.context): use_sliding_window is true; sliding-window attention is not supported")
         }
-        maxPositionEmbeddings = try r.positiveInt("max_position_embeddings", default: isQwen ? 32768 : 2048)
+        maxPositionEmbeddings = try r.positiveInt("max_position_embeddings")
         bosTokenID = try r.intList("bos_token_id")?.first
         eosTokenIDs = try r.intList("eos_token_id") ?? []
     }

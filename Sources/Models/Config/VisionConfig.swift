@@ -22,18 +22,18 @@ public struct VisionTowerConfig: Sendable, Equatable {
     public var hasClassToken: Bool { kind == .clip }
     public var headDim: Int { hiddenSize / heads }
 
-    init(kind: Kind, reader r: ConfigReader) throws {
+    init(kind: Kind, reader file: ConfigReader) throws {
         self.kind = kind
-        let clip = kind == .clip
-        hiddenSize = try r.positiveInt("hidden_size", default: 768)
-        intermediateSize = try r.positiveInt("intermediate_size", default: 3072)
-        layers = try r.positiveInt("num_hidden_layers", default: 12)
-        heads = try r.positiveInt("num_attention_heads", default: 12)
-        imageSize = try r.positiveInt("image_size", default: 224)
-        patchSize = try r.positiveInt("patch_size", default: clip ? 32 : 16)
-        channels = try r.positiveInt("num_channels", default: 3)
-        hiddenAct = try r.string("hidden_act", default: clip ? "quick_gelu" : "gelu_pytorch_tanh")
-        layerNormEps = Float(try r.double("layer_norm_eps", default: clip ? 1e-5 : 1e-6))
+        let r = file.withDefaults(of: kind == .clip ? "clip_vision_model" : "siglip_vision_model")
+        hiddenSize = try r.positiveInt("hidden_size")
+        intermediateSize = try r.positiveInt("intermediate_size")
+        layers = try r.positiveInt("num_hidden_layers")
+        heads = try r.positiveInt("num_attention_heads")
+        imageSize = try r.positiveInt("image_size")
+        patchSize = try r.positiveInt("patch_size")
+        channels = try r.positiveInt("num_channels")
+        hiddenAct = try r.string("hidden_act")
+        layerNormEps = Float(try r.double("layer_norm_eps"))
         try validate(context: r.context)
     }
 

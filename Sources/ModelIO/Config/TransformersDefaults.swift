@@ -1,0 +1,30 @@
+/// transformers' class defaults for the config fields Hugging Face folders leave out.
+///
+/// `save_pretrained` omits every field equal to the class default (a llava-hf `text_config` often
+/// holds only `model_type` and `vocab_size`), so readers must know them. This is the one table:
+/// the model runtime (`Models`) and the FLOPs calculator (`Evaluation`) both read configs through
+/// `ConfigReader`, which looks here. An absent `num_key_value_heads` means multi-head attention
+/// (transformers sets it to `num_attention_heads` when None) except where the class default is GQA
+/// (Mistral: 8).
+public enum TransformersDefaults {
+    /// Defaults by `model_type`.
+    public static let byModelType: [String: [String: JSONValue]] = [
+        "llama": ["hidden_size": .number(4096), "intermediate_size": .number(11008), "num_hidden_layers": .number(32),
+                  "num_attention_heads": .number(32), "vocab_size": .number(32000), "rms_norm_eps": .number(1e-6),
+                  "rope_theta": .number(10000), "hidden_act": .string("silu"), "max_position_embeddings": .number(2048)],
+        "mistral": ["hidden_size": .number(4096), "intermediate_size": .number(14336), "num_hidden_layers": .number(32),
+                    "num_attention_heads": .number(32), "num_key_value_heads": .number(8), "vocab_size": .number(32000)],
+        "qwen2": ["hidden_size": .number(4096), "intermediate_size": .number(22016), "num_hidden_layers": .number(32),
+                  "num_attention_heads": .number(32), "vocab_size": .number(151936),
+                  "rms_norm_eps": .number(1e-6), "rope_theta": .number(10000), "hidden_act": .string("silu"),
+                  "max_position_embeddings": .number(32768)],
+        "clip_vision_model": ["hidden_size": .number(768), "intermediate_size": .number(3072), "num_hidden_layers": .number(12),
+                              "num_attention_heads": .number(12), "image_size": .number(224), "patch_size": .number(32),
+                              "num_channels": .number(3), "hidden_act": .string("quick_gelu"), "layer_norm_eps": .number(1e-5)],
+        "siglip_vision_model": ["hidden_size": .number(768), "intermediate_size": .number(3072), "num_hidden_layers": .number(12),
+                                "num_attention_heads": .number(12), "image_size": .number(224), "patch_size": .number(16),
+                                "num_channels": .number(3), "hidden_act": .string("gelu_pytorch_tanh"), "layer_norm_eps": .number(1e-6)],
+    ]
+
+    public static func value(_ key: String, modelType: String) -> JSONValue? { byModelType[modelType]?[key] }
+}
