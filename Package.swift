@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ModelIO", targets: ["ModelIO"]),
         .library(name: "TokenCompression", targets: ["TokenCompression"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .executable(name: "tokc", targets: ["tokc"]),
     ],
@@ -39,11 +40,13 @@ let package = Package(
         ]),
         .target(name: "TokenCompression", dependencies: ["Tensors"]),
         .target(name: "Models", dependencies: ["Tensors", "ModelIO", "TokenCompression"]),
-        .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression", "Models"]),
+        // One sample end to end on a loaded model: preprocessing, prompt, prefill through the hooks, decoding.
+        .target(name: "Runtime", dependencies: ["Tensors", "ModelIO", "TokenCompression", "Models"]),
+        .target(name: "Evaluation", dependencies: ["Tensors", "ModelIO", "TokenCompression", "Models", "Runtime"]),
         .executableTarget(
             name: "tokc",
             dependencies: [
-                "Tensors", "ModelIO", "TokenCompression", "Models", "Evaluation",
+                "Tensors", "ModelIO", "TokenCompression", "Models", "Runtime", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,7 +54,8 @@ let package = Package(
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
         .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors", "Evaluation"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "ModelIO", "TokenCompression", "Tensors"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Models
+import Runtime
 import Tensors
 import TokenCompression
 
@@ -23,9 +24,9 @@ struct BenchCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "LLaVA model folder (default: Models/builtin-llava).")
+    @Option(name: .long, help: "LLaVA model folder (default: builtin/models/llava).")
     var model: String?
-    @Option(name: .long, help: "Task JSONL (default: Data/builtin-task/test.jsonl, 500 samples).")
+    @Option(name: .long, help: "Task JSONL (default: builtin/tasks/scenes/test.jsonl, 500 samples).")
     var task: String?
     @Option(name: .long, help: "Comma-separated methods (default: every runnable method).")
     var methods: String?

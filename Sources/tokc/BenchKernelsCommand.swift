@@ -10,7 +10,7 @@ struct BenchKernelsCommand: ParsableCommand {
         discussion: """
         Protocol: warm-up runs, then repeats; prints the median and the min–max spread. With
         --numpy, the same sgemm shapes are timed by NumPy in the same run with the same thread
-        count (Benchmarks/numpy_sgemm.py), and the ratio is printed.
+        count (tools/bench/numpy_sgemm.py), and the ratio is printed.
         """
     )
 
@@ -82,7 +82,7 @@ struct BenchKernelsCommand: ParsableCommand {
     }
 
     func numpyRates() throws -> [String: Double] {
-        let script = "Benchmarks/numpy_sgemm.py"
+        let script = "tools/bench/numpy_sgemm.py"
         guard FileManager.default.fileExists(atPath: script) else {
             throw ValidationError("--numpy needs \(script); run from the repository root")
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Models
+import Runtime
 import Tensors
 
 struct BenchPrefillCommand: ParsableCommand {

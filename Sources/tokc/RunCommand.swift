@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import ModelIO
 import Models
+import Runtime
 import Tensors
 import TokenCompression
 
@@ -11,13 +12,13 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Answer one image question with a LLaVA model, optionally compressing the visual tokens.",
         discussion: """
-        With no --model, runs the built-in model (Models/builtin-llava); with no --image/--prompt, \
-        answers the first bundled sample (Data/builtin-task/sample.jsonl) and prints the expected \
+        With no --model, runs the built-in model (builtin/models/llava); with no --image/--prompt, \
+        answers the first bundled sample (builtin/tasks/scenes/sample.jsonl) and prints the expected \
         answer. Prints the answer and one efficiency line; progress goes to stderr.
         """
     )
 
-    @Option(name: .long, help: "LLaVA model folder (default: Models/builtin-llava).")
+    @Option(name: .long, help: "LLaVA model folder (default: builtin/models/llava).")
     var model: String?
     @Option(name: .long, help: "Image file (PNG/JPEG).")
     var image: String?

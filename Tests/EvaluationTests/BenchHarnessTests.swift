@@ -106,7 +106,7 @@ struct BenchMetricsTests {
     /// FLOPs follow the rows the run traced: fewer decoder rows, a smaller projector input and a
     /// tower shrunk by a merge inside it (MustDrop's window merge) each lower the prefill FLOPs.
     @Test func flopsFollowTheTracedRows() throws {
-        let flops = try BenchFlops(configPath: benchRepoRoot + "/Models/builtin-llava/config.json")
+        let flops = try BenchFlops(configPath: benchRepoRoot + "/builtin/models/llava/config.json")
         func prefill(_ t: PrefillTrace) throws -> Double {
             try flops.compute(trace: t, visual: 256, before: 5, after: 15, decodeTokens: 0, method: "m").prefill
         }
@@ -219,7 +219,7 @@ struct BenchFailedRowTests {
     }
 
     func options(task: String, out: String) -> BenchOptions {
-        var o = BenchOptions(model: benchRepoRoot + "/Models/builtin-llava", task: task)
+        var o = BenchOptions(model: benchRepoRoot + "/builtin/models/llava", task: task)
         o.methods = ["random"]
         o.budgets = [.ratio(0.25)]
         o.settings.maxNewTokens = 1
@@ -247,7 +247,7 @@ struct BenchFailedRowTests {
 
     @Test func rowsOfAMissingImageFailAndARerunRetriesThem() throws {
         let dir = benchTempFolder("partial")
-        let images = benchRepoRoot + "/Data/builtin-task/images/"
+        let images = benchRepoRoot + "/builtin/tasks/scenes/images/"
         try FileManager.default.copyItem(atPath: images + "sample-00001.png", toPath: dir + "/a.png")
         try """
         {"id": "a", "image": "a.png", "question": "Is there a green star?", "answer": "yes"}
@@ -391,7 +391,7 @@ struct BenchOutputTests {
 struct BenchEndToEndTests {
     @Test func tinySweepOnTheBuiltinModelResumes() throws {
         let out = benchTempFolder("e2e")
-        var o = BenchOptions(model: benchRepoRoot + "/Models/builtin-llava", task: benchRepoRoot + "/Data/builtin-task/sample.jsonl")
+        var o = BenchOptions(model: benchRepoRoot + "/builtin/models/llava", task: benchRepoRoot + "/builtin/tasks/scenes/sample.jsonl")
         o.methods = ["random", "pooling"]
         o.budgets = [.ratio(0.25)]
         o.limit = 1

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import ModelIO
 import Testing
 @testable import Evaluation
@@ -6,7 +7,7 @@ import Testing
 /// The shipped test split of the built-in task is what `tokc bench` runs by default.
 @Suite struct BuiltinTaskTests {
     @Test func testSplitHas500DecodableScenesOfEveryQuestionType() throws {
-        let samples = try BenchTask.load(jsonl: runPath(VLMPaths.builtinTestSplit))
+        let samples = try BenchTask.load(jsonl: benchRepoRoot + "/" + VLMPaths.builtinTestSplit)
         #expect(samples.count == 500)
         #expect(Set(samples.map(\.id)).count == 500)
         #expect(Set(samples.map(\.type)) == ["color", "shape", "count", "exist", "position"])

@@ -51,7 +51,7 @@ import Testing
 /// The built-in model folder loads in transformers' Auto classes as a llava-hf folder does
 /// (tools/builtin/check_hf_folder.py runs them; this holds the files they need to the config).
 @Suite struct BuiltinModelFolderTests {
-    static let folder = benchRepoRoot + "/Models/builtin-llava/"
+    static let folder = benchRepoRoot + "/builtin/models/llava/"
 
     func json(_ name: String) throws -> [String: Any] {
         let data = try #require(FileManager.default.contents(atPath: Self.folder + name), "\(name) missing")

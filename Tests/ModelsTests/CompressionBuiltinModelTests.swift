@@ -6,19 +6,19 @@ import Tensors
 import TokenCompression
 @testable import Models
 
-/// Every runnable method on the bundled trained LLaVA (Models/builtin-llava: 256 visual tokens on
+/// Every runnable method on the bundled trained LLaVA (builtin/models/llava: 256 visual tokens on
 /// a 16×16 grid, 4 decoder layers, F16 weights): sizes closer to real use than the tiny fixtures.
 @Suite struct CompressionBuiltinModelTests {
     static var folder: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Models/builtin-llava").path
+            .appendingPathComponent("builtin/models/llava").path
     }
 
     @Test func everyRunnableMethodRunsAndReports() throws {
         let model = try LlavaModel.load(folder: Self.folder)
-        let root = URL(fileURLWithPath: Self.folder).deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: Self.folder).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let preprocess = try ImagePreprocessor(config: try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/preprocessor_config.json"))))
-        let image = try RGBImage.load(path: root.appendingPathComponent("Data/builtin-task/images/sample-00000.png").path)
+        let image = try RGBImage.load(path: root.appendingPathComponent("builtin/tasks/scenes/images/sample-00000.png").path)
         let pixels = try preprocess(image)
         let imageID = model.config.imageTokenID
         let ids = [1, 10, 11, imageID] + Array(20..<32)

@@ -1,4 +1,5 @@
 import Testing
+import Evaluation
 import Tensors
 import ModelIO
 @testable import Models

@@ -16,7 +16,7 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/llava2048"
-src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Models", "builtin-llava")
+src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "builtin", "models", "llava")
 cfg = json.load(open(os.path.join(src, "config.json")))
 torch.manual_seed(0)
 vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,

@@ -1,6 +1,6 @@
 """Checks that a built-in model folder works in transformers as a plain folder, the way a user loads it.
 
-    python3 tools/builtin/check_hf_folder.py [--model Models/builtin-llava] [--task Data/builtin-task/test.jsonl]
+    python3 tools/builtin/check_hf_folder.py [--model builtin/models/llava] [--task builtin/tasks/scenes/test.jsonl]
                                              [--expect 93.0] [--limit N]
 
 Loads it with `AutoProcessor.from_pretrained(folder)` and `LlavaForConditionalGeneration.from_pretrained(folder)`
@@ -28,8 +28,8 @@ def normalize(answer):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="Models/builtin-llava")
-    p.add_argument("--task", default="Data/builtin-task/test.jsonl")
+    p.add_argument("--model", default="builtin/models/llava")
+    p.add_argument("--task", default="builtin/tasks/scenes/test.jsonl")
     p.add_argument("--expect", type=float, default=93.0, help="accuracy in percent that tokc reports (README)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=8, help="as tokc bench's default")

@@ -6,8 +6,8 @@ the answer depends on a few object patches: the regime in which token-compressio
 
 Questions have one-word answers and five types: color, shape, count, exist, position.
 
-    python3 tools/builtin/scenes.py --split test --count 500 --out Data/builtin-task
-writes Data/builtin-task/test.jsonl and Data/builtin-task/images/test-00000.png ...
+    python3 tools/builtin/scenes.py --split test --count 500 --out builtin/tasks/scenes
+writes builtin/tasks/scenes/test.jsonl and builtin/tasks/scenes/images/test-00000.png ...
 (the JSONL format is the `tokc bench` task format: id, image, question, answer, type).
 """
 import argparse
@@ -225,6 +225,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=sorted(SPLIT_SEEDS), default="test")
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--out", default="Data/builtin-task")
+    parser.add_argument("--out", default="builtin/tasks/scenes")
     args = parser.parse_args()
     write_split(args.split, args.count, args.out)

@@ -5,7 +5,7 @@ model.safetensors in F16, tokenizer.json, tokenizer_config.json and chat_templat
 template, preprocessor_config.json, processor_config.json) that the Swift runtime and transformers'
 Auto classes load like any other checkpoint (tools/builtin/check_hf_folder.py checks the latter).
 
-    python3 tools/builtin/train.py --out Models/builtin-llava --minutes 7 --device cuda
+    python3 tools/builtin/train.py --out builtin/models/llava --minutes 7 --device cuda
 
 The shipped checkpoint took three stages (README "Built-in task and model"; every command is in its
 training_log.json); the last one, which lifted shape answers from 50% to 100%, continues with
@@ -237,7 +237,7 @@ def evaluate(model, tok, samples, device, max_new=4):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="Models/builtin-llava")
+    p.add_argument("--out", default="builtin/models/llava")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--minutes", type=float, default=7.0, help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, default=100000)

@@ -107,6 +107,3 @@ extension CompressionHook {
     }
 }
 
-extension Budget {
-    var isCount: Bool { if case .count = self { return true } else { return false } }
-}

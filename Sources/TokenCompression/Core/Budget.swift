@@ -25,6 +25,9 @@ public enum Budget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether the budget is a token count (not a ratio).
+    public var isCount: Bool { if case .count = self { return true } else { return false } }
+
     /// Tokens this budget asks for out of `available`: a count as given (even when larger, so a
     /// report shows what the user asked), a ratio as `tokens(outOf:)`.
     public func requested(outOf available: Int) throws -> Int {

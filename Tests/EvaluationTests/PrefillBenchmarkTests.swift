@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Models
+import Evaluation
 import ModelIO
 import Tensors
 

@@ -4,14 +4,14 @@ import Models
 import Tensors
 import Testing
 import TokenCompression
-@testable import Evaluation
+@testable import Runtime
 
 /// Repository root, found from this file (tests may run from any directory).
 let runRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 func runPath(_ relative: String) -> String { (runRepoRoot as NSString).appendingPathComponent(relative) }
 
 /// The built-in model loads in well under a second; share one runner across the suite's tests.
-let runBuiltinRunner: Result<VLMRunner, Error> = Result { try VLMRunner(folder: runPath("Models/builtin-llava")) }
+let runBuiltinRunner: Result<VLMRunner, Error> = Result { try VLMRunner(folder: runPath("builtin/models/llava")) }
 
 /// A test-only vision-side "method": keeps every `stride`-th patch.
 final class RunStrideVisionHook: VisionFeatureHook {
@@ -50,9 +50,9 @@ final class RunForbiddenVisionHook: VisionFeatureHook {
     }
 }
 
-func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil, vision: VisionFeatureHook? = nil,
+func runCompression(_ info: MethodInfo, budget: Budget, prefill: PrefillHook? = nil, vision: VisionFeatureHook? = nil,
                     report: @escaping () -> CompressionRunReport? = { nil }) -> ModelCompression {
-    ModelCompression(info: MethodCatalog.info(named: name)!, budget: budget, prefillHook: prefill, visionHook: vision) {
+    ModelCompression(info: info, budget: budget, prefillHook: prefill, visionHook: vision) {
         report() ?? CompressionRunReport(visualTokensBefore: 0, requestedVisualTokens: 0, achievedVisualTokens: 0, keptIndices: [],
                                          positionPolicy: .keepOriginal, scoringSeconds: 0, notes: [])
     }
@@ -61,7 +61,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
 @Suite struct RunVLMRunnerTests {
     func builtin() throws -> (VLMRunner, VLMSample, VLMPreparedImage, VLMPrompt) {
         let runner = try runBuiltinRunner.get()
-        let sample = try VLMSample.load(jsonl: runPath("Data/builtin-task/sample.jsonl"))[0]
+        let sample = try VLMSample.load(jsonl: runPath("builtin/tasks/scenes/sample.jsonl"))[0]
         let image = try runner.prepare(try VLMRunner.loadImage(path: sample.imagePath))
         return (runner, sample, image, try runner.prompt(sample.question))
     }
@@ -98,7 +98,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
     /// patch space, a kept merged row as its whole window (4×4 windows on the 16×16 grid).
     @Test func mustDropKeepMapUsesTheMergedRowsPatches() throws {
         let (runner, _, image, prompt) = try builtin()
-        let c = try MethodCatalog.compression(method: "mustdrop", budget: .count(64), parameters: ["window": "4", "merge_threshold": "-1"])
+        let c = try MustDropCompression.adapter.make(budget: .count(64), parameters: ["window": "4", "merge_threshold": "-1"])
         let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
         #expect(r.visualTokensTotal == 256 && !r.keptIndices.isEmpty && r.visualTokensKept <= 16)
         let windows = Dictionary(grouping: r.keptIndices) { ($0 / 64) * 4 + ($0 % 16) / 4 }
@@ -112,7 +112,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
     @Test func visionSideHookKeepsPatchesAndDrawsKeepMap() throws {
         let (runner, _, image, prompt) = try builtin()
         let hook = RunStrideVisionHook(stride: 4)
-        let c = runCompression("visionzip", budget: .count(64), vision: hook) {
+        let c = runCompression(VisionZip.info, budget: .count(64), vision: hook) {
             CompressionRunReport(visualTokensBefore: 256, requestedVisualTokens: 64, achievedVisualTokens: hook.kept.count,
                                  keptIndices: hook.kept, positionPolicy: .notApplicable, scoringSeconds: 0, notes: ["test hook"])
         }
@@ -136,7 +136,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
 
     @Test func llmSideHookMapsPromptIndicesBackToPatches() throws {
         let (runner, _, image, prompt) = try builtin()
-        let c = runCompression("fastv", budget: .count(32), prefill: RunTruncatePrefillHook(layer: 2, visual: 32))
+        let c = runCompression(FastV.info, budget: .count(32), prefill: RunTruncatePrefillHook(layer: 2, visual: 32))
         let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
         // The report gave no indices: the rows that reached the last layer are used.
         #expect(r.keptIndices == Array(0..<32))
@@ -151,7 +151,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
 
     @Test func budgetCoveringAllVisualTokensIsAnExplicitNoOp() throws {
         let (runner, _, image, prompt) = try builtin()
-        let c = runCompression("visionzip", budget: .count(300), vision: RunForbiddenVisionHook())
+        let c = runCompression(VisionZip.info, budget: .count(300), vision: RunForbiddenVisionHook())
         let r = try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1)
         #expect(r.method == nil && r.visualTokensKept == 256)
         #expect(r.notes.contains { $0.contains("no-op") && $0.contains("300") })
@@ -191,10 +191,6 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
         #expect(throws: VLMRunError.self) { try VLMRunner.loadImage(path: path + ".missing") }
     }
 
-    @Test func unknownMethodIsRefused() {
-        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "no-such-method", budget: .count(8)) }
-    }
-
     @Test func fixtureModelWithPretokenizedPrompt() throws {
         let runner = try VLMRunner(folder: runPath("Tests/Fixtures/models/llava"))
         #expect(runner.tokenizer == nil && runner.template == nil && runner.loadNotes.count == 3)
@@ -224,7 +220,7 @@ func runCompression(_ name: String, budget: Budget, prefill: PrefillHook? = nil,
     }
 
     @Test func samplesAndPaths() throws {
-        let samples = try VLMSample.load(jsonl: runPath("Data/builtin-task/sample.jsonl"))
+        let samples = try VLMSample.load(jsonl: runPath("builtin/tasks/scenes/sample.jsonl"))
         #expect(samples.count == 4 && samples[0].answer == "left")
         #expect(FileManager.default.fileExists(atPath: samples[0].imagePath))
         let fake = runPath(".build/debug/tokc")

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Runtime
 import Tensors
 import TokenCompression
 

@@ -1,15 +1,15 @@
 import Foundation
 
-/// Finds the bundled defaults (`Models/builtin-llava`, `Data/builtin-task`) for `tokc run`.
+/// Finds the bundled defaults (`builtin/models/llava`, `builtin/tasks/scenes`) for `tokc run`.
 ///
 /// A relative path is tried against the current directory first (what a user typing it expects),
 /// then against the repository the executable was built in (`.build/<config>/tokc` lives two or
 /// three levels below the checkout), so `tokc run` works from any directory after `swift build`.
 public enum VLMPaths {
-    public static let builtinModel = "Models/builtin-llava"
-    public static let builtinSamples = "Data/builtin-task/sample.jsonl"
+    public static let builtinModel = "builtin/models/llava"
+    public static let builtinSamples = "builtin/tasks/scenes/sample.jsonl"
     /// The fixed 500-sample test split of the built-in task (`tools/builtin/scenes.py --split test`).
-    public static let builtinTestSplit = "Data/builtin-task/test.jsonl"
+    public static let builtinTestSplit = "builtin/tasks/scenes/test.jsonl"
 
     /// The first existing candidate for `path`, or nil. Absolute paths are returned as given when they exist.
     public static func resolve(_ path: String, executable: String? = nil) -> String? {
@@ -44,7 +44,7 @@ public enum VLMPaths {
     }
 }
 
-/// One bundled sample scene (`Data/builtin-task/sample.jsonl`): image, question, expected answer.
+/// One bundled sample scene (`builtin/tasks/scenes/sample.jsonl`): image, question, expected answer.
 public struct VLMSample: Sendable, Equatable {
     public var id: String
     /// Absolute path of the image (resolved against the jsonl file's folder).

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Tensors
 
 /// Prefill speed against PyTorch (tools/bench/pytorch_prefill.py runs the same shapes):
@@ -13,7 +14,7 @@ public enum PrefillBenchmark {
         public var runsMs: [Double]
         /// Matmul FLOPs of one pass (2 per multiply-add), for a GFLOP/s figure.
         public var flops: Double
-        public var medianMs: Double { let s = runsMs.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+        public var medianMs: Double { runsMs.isEmpty ? 0 : Statistics.median(runsMs) }
         public var minMs: Double { runsMs.min() ?? 0 }
         public var maxMs: Double { runsMs.max() ?? 0 }
         public var gflops: Double { medianMs > 0 ? flops / (medianMs * 1e6) : 0 }

@@ -1,0 +1,35 @@
+import Testing
+import Models
+import TokenCompression
+@testable import Evaluation
+
+/// The one list of methods and the views derived from it.
+@Suite struct MethodCatalogTests {
+    @Test func entriesAreConsistent() {
+        let names = MethodCatalog.all.map { $0.name }
+        #expect(Set(names).count == names.count, "a method is listed twice")
+        for e in MethodCatalog.all {
+            if let a = e.adapter { #expect(a.method == e.name, "\(e.name)'s adapter is built for \(a.method)") }
+            if let c = e.conformer { #expect(c.method == e.name, "\(e.name)'s conformer runs cases of \(c.method)") }
+        }
+        #expect(MethodCatalog.inModelMethods == names.filter { MethodCatalog.entry(named: $0)?.adapter != nil }.sorted())
+        #expect(MethodCatalog.info(named: "DART")?.displayName == "DART")
+    }
+
+    @Test func unknownAndUnwiredMethodsAreRefusedWithTheRunnableList() {
+        #expect { try MethodCatalog.compression(method: "no-such-method", budget: .count(8)) } throws: {
+            "\($0)".contains("unknown method") && "\($0)".contains("fastv")
+        }
+        #expect { try MethodCatalog.compression(method: "tome", budget: .count(8)) } throws: {
+            "\($0)".contains("not wired into the model runtime yet")
+        }
+        #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "fastv", budget: .count(8), parameters: ["nope": "1"]) }
+    }
+
+    /// Every derived list is a view of the catalog: FLOPs plans, scoring benchmarks, conformance.
+    @Test func derivedListsComeFromTheEntries() {
+        #expect(MethodSchedules.supported == MethodCatalog.all.filter { $0.hasFlopsPlan }.map { $0.name }.sorted())
+        #expect(MethodScoringBenchmark.methods == MethodCatalog.all.filter { $0.info.domain == .imageVLM }.map { $0.name })
+        #expect(MethodCatalog.conformers.map { $0.method } == MethodCatalog.all.compactMap { $0.conformer?.method })
+    }
+}
