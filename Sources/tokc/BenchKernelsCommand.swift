@@ -26,10 +26,6 @@ struct BenchKernelsCommand: ParsableCommand {
     @Flag(name: .long, help: "Also time NumPy sgemm on the same shapes (needs python3 with numpy).")
     var numpy = false
 
-    static let gemmShapes: [(m: Int, k: Int, n: Int)] = [
-        (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (640, 2048, 5632), (577, 1024, 4096),
-    ]
-
     func run() throws {
         guard threads > 0, repeats > 0 else { throw ValidationError("--threads and --repeats must be positive") }
         BLAS.threads = threads
@@ -38,12 +34,8 @@ struct BenchKernelsCommand: ParsableCommand {
         print("\n| sgemm m×k×n | Swift GFLOP/s (median) | spread |\(numpy ? " NumPy GFLOP/s | Swift/NumPy |" : "")")
         print("|---|---|---|\(numpy ? "---|---|" : "")")
         let numpyRates = numpy ? try numpyRates() : [:]
-        for s in Self.gemmShapes {
-            let a = Tensor(shape: [s.m, s.k], repeating: 0.5)
-            let b = Tensor(shape: [s.k, s.n], repeating: 0.25)
-            let times = measure { _ = try? a.matmul(b) }
-            let flops = 2.0 * Double(s.m * s.k * s.n)
-            let rates = times.map { flops / $0 / 1e9 }.sorted()
+        for s in KernelBenchmark.gemmShapes {
+            let rates = KernelBenchmark.gemmRates(m: s.m, k: s.k, n: s.n, repeats: repeats)
             var line = "| \(s.m)×\(s.k)×\(s.n) | \(f1(Statistics.median(rates))) | \(f1(rates.first!))–\(f1(rates.last!)) |"
             if let np = numpyRates["\(s.m)x\(s.k)x\(s.n)"] {
                 line += " \(f1(np)) | \(String(format: "%.2f", Statistics.median(rates) / np)) |"
@@ -54,31 +46,11 @@ struct BenchKernelsCommand: ParsableCommand {
         print("\n| attention (32 heads × 128, non-causal) | tokens | median ms | spread ms |")
         print("|---|---|---|---|")
         for n in attentionTokens {
-            var generator = SplitMix64(seed: 1)
-            func random() -> Tensor {
-                var t = Tensor(zeros: [n, 4096])
-                t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = generator.uniform() - 0.5 } }
-                return t
-            }
-            let q = random(), k = random(), v = random()
-            let attention = try Attention(heads: 32, headDim: 128, causal: false)
-            for (label, record) in [("fused", AttentionRecord.none),
-                                    ("probabilities, last row", .probabilities(rows: [n - 1])),
-                                    ("probabilities, all rows", .probabilities(rows: nil))] {
-                let times = measure { _ = try? attention(q: q, k: k, v: v, record: record) }.map { $0 * 1000 }.sorted()
+            for (label, times) in try KernelBenchmark.attentionTimes(tokens: n, repeats: repeats) {
                 print("| \(label) | \(n) | \(f1(Statistics.median(times))) | \(f1(times.first!))–\(f1(times.last!)) |")
             }
         }
         print("\npeak tensor memory: \(MemoryAccounting.peakBytes / 1_048_576) MiB, process peak RSS: \(MemoryAccounting.processPeakRSS / 1_048_576) MiB")
-    }
-
-    func measure(_ body: () -> Void) -> [Double] {
-        for _ in 0..<2 { body() }
-        return (0..<repeats).map { _ in
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }
     }
 
     func numpyRates() throws -> [String: Double] {
@@ -88,7 +60,7 @@ struct BenchKernelsCommand: ParsableCommand {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let shapes = Self.gemmShapes.map { "\($0.m)x\($0.k)x\($0.n)" }
+        let shapes = KernelBenchmark.gemmShapes.map { "\($0.m)x\($0.k)x\($0.n)" }
         process.arguments = ["python3", script, "--threads", String(threads), "--repeats", String(repeats)] + shapes
         var environment = ProcessInfo.processInfo.environment
         for key in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] { environment[key] = String(threads) }
