@@ -15,7 +15,8 @@ struct BenchCommand: ParsableCommand {
         image-VLM method plus the uncompressed run, at 50%, 25% and 11% of the visual tokens (random and \
         pooling are always included): 24,500 rows, each run once (latencies are means over samples; \
         use --repeats/--warmup for per-row medians on small tasks, --limit for a quick look). Writes rows.jsonl (appended as rows finish; a rerun skips done rows), results.csv, \
-        results.json (with a manifest), pareto.svg and pareto.png into --out. See docs/bench.md.
+        results.json (with a manifest), pareto.svg, pareto.png and report.html (one self-contained page: table, plots, \
+        keep maps of the first samples) into --out. See docs/bench.md.
 
         A row that fails (unreadable image, a method that cannot run on the input) is recorded with its \
         error and marked in the table; a rerun into the same --out retries failed rows. Exit status: 0 when \
@@ -52,6 +53,8 @@ struct BenchCommand: ParsableCommand {
     var threads: Int?
     @Flag(name: .long, help: "Exit 0 even when some rows failed (a partial sweep is acceptable).")
     var keepGoing = false
+    @Option(name: .long, help: "Also write the HTML report (always written as OUT/report.html) to this path.")
+    var html: String?
 
     func run() throws {
         let outcome: BenchDriver.Outcome
@@ -96,9 +99,10 @@ struct BenchCommand: ParsableCommand {
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         o.toolkitVersion = ToolkitVersion.string
         let outcome = try BenchDriver.run(o, log: printError)
+        if let html { try BenchOutput.copyReport(from: out, to: html) }
         print(outcome.markdown, terminator: "")
         fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
-        printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png)")
+        printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png, report.html, keepmaps/)")
         return outcome
     }
 }

@@ -323,7 +323,7 @@ struct BenchOutputTests {
     }
 
     @Test func bitmapFontCoversThePlotsText() {
-        for name in MethodCatalog.inModelMethods + ["uncompressed", "prefill latency (ms)", "accuracy (%)",
+        for name in MethodCatalog.inModelMethods + BenchPareto.Axis.allCases.map(\.rawValue) + ["uncompressed", "accuracy (%)",
                                                         "answer agreement with uncompressed (%)", "0123456789.-"] {
             #expect(BenchBitmapFont.covers(name), "\(name)")
         }
@@ -414,7 +414,8 @@ struct BenchEndToEndTests {
         #expect(pooling.positionsRenumbered == true && base.positionsRenumbered == false)
         #expect(first.records.first { $0.method == "random" }?.positionsRenumbered == false)
         #expect(first.markdown.contains("| pooling | 25% | renumbered |") && first.markdown.contains("| random | 25% | original |"))
-        for f in ["rows.jsonl", "results.csv", "results.json", "manifest.json", "pareto.svg", "pareto.png"] {
+        for f in ["rows.jsonl", "results.csv", "results.json", "manifest.json", "pareto.svg", "pareto.png", "report.html",
+                  "keepmaps/s0__pooling__25pct.png", "keepmaps/s0__uncompressed__100pct.png"] {
             #expect(FileManager.default.fileExists(atPath: out + "/" + f), "\(f) missing")
         }
         let second = try BenchDriver.run(o)

@@ -98,6 +98,7 @@ public enum BenchDriver {
             log("loading \(o.model)")
             let runner = try VLMRunner(folder: o.model)
             let sweep = try BenchSweep(runner: runner, samples: samples, settings: o.settings)
+            sweep.keepMapFolder = BenchKeepMaps.folder(in: o.out)
             let bar = o.progress ? BenchProgress(total: items.count - skipped) : nil
             ranRows = try sweep.run(items, store: &store) { n, _, item in
                 bar?.update(done: n, label: "\(item.method) \(item.budget?.label ?? "") \(samples[item.sampleIndex].id)")
@@ -105,7 +106,8 @@ public enum BenchDriver {
         }
         let mine = Set(items.map(\.key))
         let records = store.latestRecords.filter { mine.contains($0.key) }
-        let md = try BenchOutput.writeAll(records: records, manifests: [manifest], folder: o.out)
+        let md = try BenchOutput.writeAll(records: records, manifests: [manifest], folder: o.out,
+                                          keepMaps: BenchKeepMaps.collect(folders: [o.out]))
         let failed = ranRows.filter { $0.error != nil }.count
         return Outcome(markdown: md, records: records, ran: ranRows.count - failed, failed: failed, skipped: skipped)
     }

@@ -165,9 +165,11 @@ public enum BenchOutput {
                                        rowsFailed: rows.reduce(0) { $0 + $1.errors }, rows: rows))
     }
 
-    /// Writes `results.csv`, `results.json`, `pareto.svg` and `pareto.png` into `folder`; returns the Markdown table.
+    /// Writes `results.csv`, `results.json`, `pareto.svg`, `pareto.png` and `report.html` (with
+    /// `keepMaps` inlined) into `folder`; returns the Markdown table.
     @discardableResult
-    public static func writeAll(records: [BenchRecord], manifests: [BenchManifest], folder: String) throws -> String {
+    public static func writeAll(records: [BenchRecord], manifests: [BenchManifest], folder: String,
+                                keepMaps: [BenchKeepMaps.Entry] = []) throws -> String {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let rows = BenchSummary.rows(records, methods: manifests.first?.methods, budgets: manifests.first?.budgets)
         func path(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
@@ -177,10 +179,19 @@ public enum BenchOutput {
             let plot = BenchPareto(rows: rows)
             try Data(plot.svg().utf8).write(to: URL(fileURLWithPath: path("pareto.svg")))
             try plot.png().writePNG(path: path("pareto.png"))
+            try Data(BenchHTMLReport.render(rows: rows, records: records, manifests: manifests, keepMaps: keepMaps).utf8)
+                .write(to: URL(fileURLWithPath: path("report.html")))
         } catch let e as BenchError { throw e } catch {
             throw BenchError("cannot write results into '\(folder)': \(error)")
         }
         return markdown(rows)
+    }
+
+    /// Copies `folder/report.html` to `path` (`--html PATH`).
+    public static func copyReport(from folder: String, to path: String) throws {
+        let source = (folder as NSString).appendingPathComponent("report.html")
+        guard let data = FileManager.default.contents(atPath: source) else { throw BenchError("no report.html in '\(folder)'") }
+        do { try data.write(to: URL(fileURLWithPath: path)) } catch { throw BenchError("cannot write the HTML report to '\(path)': \(error)") }
     }
 
     /// Saves the manifest of one run (`manifest.json`), read back by `tokc report`.

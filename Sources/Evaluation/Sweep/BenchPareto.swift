@@ -2,31 +2,58 @@ import Foundation
 import ModelIO
 
 /// The seed paper's figure: accuracy (or, without answers, answer agreement with the
-/// uncompressed run) against prefill latency, one polyline per method across its budgets, the
-/// uncompressed run as a star. Written as SVG by hand and rasterised into a PNG with the same
-/// geometry, so both files show the same picture without a plotting library.
+/// uncompressed run) against a cost — prefill latency by default, or TFLOPs or KV cache — one
+/// polyline per method across its budgets, the uncompressed run as a square. Written as SVG by hand
+/// and rasterised into a PNG with the same geometry, so both files show the same picture without a
+/// plotting library.
 public struct BenchPareto {
     public struct Series { public var method: String; public var points: [(x: Double, y: Double, label: String)] }
+
+    /// The cost on the x axis.
+    public enum Axis: String, CaseIterable, Sendable {
+        case prefillMs = "prefill latency (ms)"
+        case tflops = "TFLOPs per sample"
+        case kvCacheMiB = "KV cache (MiB)"
+
+        func value(_ r: BenchSummaryRow) -> Double {
+            switch self {
+            case .prefillMs: return r.prefillMs
+            case .tflops: return r.tflops
+            case .kvCacheMiB: return r.kvCacheBytes / 1_048_576
+            }
+        }
+    }
+
     public var series: [Series] = []
     public var reference: (x: Double, y: Double)?
     public var yLabel: String
+    public let axis: Axis
     let width = 720, height = 480
     let left = 70.0, right = 170.0, top = 30.0, bottom = 50.0
 
-    public init(rows: [BenchSummaryRow]) {
+    public init(rows: [BenchSummaryRow], axis: Axis = .prefillMs) {
+        self.axis = axis
         let useAccuracy = rows.contains { $0.accuracy != nil }
         yLabel = useAccuracy ? "accuracy (%)" : "answer agreement with uncompressed (%)"
         func y(_ r: BenchSummaryRow) -> Double? { useAccuracy ? r.accuracy : r.answerAgreement }
         var order: [String] = []
         var byMethod: [String: [BenchSummaryRow]] = [:]
-        for r in rows where r.prefillMs.isFinite && y(r) != nil {
-            if r.method == BenchPlan.uncompressed { reference = (r.prefillMs, y(r)!); continue }
+        for r in rows where axis.value(r).isFinite && y(r) != nil {
+            if r.method == BenchPlan.uncompressed { reference = (axis.value(r), y(r)!); continue }
             if byMethod[r.method] == nil { order.append(r.method) }
             byMethod[r.method, default: []].append(r)
         }
         series = order.map { m in
-            Series(method: m, points: byMethod[m]!.sorted { $0.prefillMs < $1.prefillMs }.map { ($0.prefillMs, y($0)!, $0.budget) })
+            Series(method: m, points: byMethod[m]!.sorted { axis.value($0) < axis.value($1) }.map { (axis.value($0), y($0)!, $0.budget) })
         }
+    }
+
+    /// Tick labels with as many decimals as the range needs (TFLOPs are small numbers).
+    func tick(_ v: Double) -> String {
+        let (lo, hi) = xRange
+        let span = hi - lo
+        let digits = span >= 10 ? 1 : span >= 0.1 ? 2 : span >= 0.001 ? 4 : 6
+        return String(format: "%.\(digits)f", v)
     }
 
     static let palette: [(UInt8, UInt8, UInt8)] = [
@@ -37,7 +64,7 @@ public struct BenchPareto {
     var xRange: (Double, Double) {
         let xs = series.flatMap { $0.points.map(\.x) } + (reference.map { [$0.x] } ?? [])
         let lo = xs.min() ?? 0, hi = xs.max() ?? 1
-        let pad = max((hi - lo) * 0.05, 0.5)
+        let pad = max((hi - lo) * 0.05, axis == .prefillMs ? 0.5 : max(abs(hi) * 0.02, 1e-9))
         return (max(0, lo - pad), hi + pad)
     }
 
@@ -64,9 +91,9 @@ public struct BenchPareto {
         for i in 0...4 {
             let v = lo + (hi - lo) * Double(i) / 4
             let (x, _) = map(v, 0)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n", x, top + ph + 15, v)
+            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", x, top + ph + 15, tick(v))
         }
-        s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">prefill latency (ms)</text>\n", left + pw / 2, Double(height) - 12)
+        s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", left + pw / 2, Double(height) - 12, esc(axis.rawValue))
         s += String(format: "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">%@</text>\n", top + ph / 2, esc(yLabel))
         for (i, se) in series.enumerated() {
             let c = hex(Self.palette[i % Self.palette.count])
@@ -126,9 +153,9 @@ public struct BenchPareto {
         let (lo, hi) = xRange
         for i in 0...4 {
             let v = lo + (hi - lo) * Double(i) / 4
-            text(String(format: "%.1f", v), x: map(v, 0).0, baseline: top + ph + 15, anchor: 0.5)
+            text(tick(v), x: map(v, 0).0, baseline: top + ph + 15, anchor: 0.5)
         }
-        text("prefill latency (ms)", x: left + pw / 2, baseline: Double(height) - 12, anchor: 0.5)
+        text(axis.rawValue, x: left + pw / 2, baseline: Double(height) - 12, anchor: 0.5)
         BenchBitmapFont.draw(yLabel, x: 10, y: Int(top + ph / 2) + BenchBitmapFont.width(yLabel) / 2, vertical: true) { put($0, $1, black) }
         line((left, top), (left + pw, top), black); line((left, top + ph), (left + pw, top + ph), black)
         line((left, top), (left, top + ph), black); line((left + pw, top), (left + pw, top + ph), black)

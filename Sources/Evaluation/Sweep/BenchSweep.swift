@@ -41,6 +41,8 @@ public final class BenchSweep {
         var reference: VLMRunResult?
     }
     var prepared: [Int: Prepared] = [:]
+    /// Where keep maps of the first `BenchKeepMaps.sampleCount` samples go (nil: not drawn).
+    public var keepMapFolder: String?
 
     public init(runner: VLMRunner, samples: [BenchSample], settings: BenchSettings) throws {
         guard settings.repeats >= 1, settings.warmup >= 0, settings.maxNewTokens >= 1 else {
@@ -125,6 +127,11 @@ public final class BenchSweep {
             runs.append((r, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6))
         }
         let first = runs[0].0
+        if let folder = keepMapFolder, item.sampleIndex < BenchKeepMaps.sampleCount {
+            // What the report shows for the fixed samples: the image with the kept patches lit.
+            let map = try runner.keepMap(kept: first.keptIndices, image: p.image)
+            try BenchKeepMaps.write(map, folder: folder, sample: item.sampleIndex, method: item.method, budget: rec.budget)
+        }
         rec.prediction = first.text.trimmingCharacters(in: .whitespacesAndNewlines)
         rec.visualTokens = first.visualTokensTotal
         let requested = try item.budget?.budget.tokens(outOf: first.visualTokensTotal) ?? first.visualTokensTotal

@@ -76,6 +76,9 @@ public struct RGBImage: Sendable, Equatable {
         throw ImageError(path: path, "unknown image format (neither a PNG nor a JPEG signature)")
     }
 
+    /// The image as 8-bit RGB PNG bytes (e.g. to inline into an HTML report).
+    public func pngData() -> Data { PNGWriter.encode(self) }
+
     /// Writes the image as an 8-bit RGB PNG.
     public func writePNG(path: String) throws {
         let data = PNGWriter.encode(self)

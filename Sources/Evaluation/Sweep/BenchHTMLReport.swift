@@ -1,0 +1,227 @@
+import Foundation
+
+/// The page a person looks at after a sweep: one self-contained HTML file (inline CSS, inline SVG
+/// plots, keep maps as inline PNGs, a few lines of inline JavaScript to sort the table; nothing is
+/// fetched), readable offline and attachable to a review.
+///
+/// Sections: what ran (manifest), the seed-style table with every efficiency column (sortable,
+/// reductions against the uncompressed row, accuracy with its 95% Wilson interval and its change in
+/// points), accuracy per question type, Pareto plots (accuracy against prefill latency, TFLOPs and
+/// KV cache), the keep maps of the fixed samples side by side, and the notes (why a measured speedup
+/// trails the FLOPs prediction, no-op budgets, errors).
+public enum BenchHTMLReport {
+    public static func render(rows: [BenchSummaryRow], records: [BenchRecord], manifests: [BenchManifest],
+                              keepMaps: [BenchKeepMaps.Entry]) -> String {
+        var h = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>TokenCompression sweep report</title>
+        <style>\(css)</style>
+        </head><body>
+        <h1>TokenCompression sweep report</h1>
+
+        """
+        let failed = records.filter { $0.error != nil }.count
+        h += "<p class=\"summary\">\(records.count - failed) rows ran, \(failed) failed; \(rows.count) method × budget settings"
+        h += " over \(Set(records.map(\.sampleIndex)).count) samples.</p>\n"
+        h += manifestSection(manifests)
+        h += mainTable(rows)
+        h += typeTable(rows)
+        h += plots(rows)
+        h += keepMapSection(keepMaps, rows: rows, records: records)
+        h += notesSection(rows)
+        h += "<script>\(script)</script>\n</body></html>\n"
+        return h
+    }
+
+    // MARK: sections
+
+    static func manifestSection(_ manifests: [BenchManifest]) -> String {
+        guard !manifests.isEmpty else { return "<h2>What ran</h2><p>No manifest was found (rows of an older run).</p>\n" }
+        var s = "<h2>What ran</h2>\n<table class=\"manifest\"><thead><tr><th>model</th><th>weights (SHA-256)</th><th>task</th>"
+        s += "<th>samples</th><th>seed</th><th>max new tokens</th><th>repeats / warm-up</th><th>shard</th><th>machine</th>"
+        s += "<th>threads</th><th>version</th><th>date</th></tr></thead><tbody>\n"
+        for m in manifests {
+            let hashes = m.weightsSHA256.sorted { $0.key < $1.key }.map { "\(esc($0.key)): <code>\(esc(String($0.value.prefix(16))))…</code>" }
+            s += "<tr><td>\(esc(m.model))</td><td>\(hashes.joined(separator: "<br>"))</td><td>\(esc(m.task))</td><td>\(m.samples)</td>"
+            s += "<td>\(m.seed)</td><td>\(m.maxNewTokens)</td><td>\(m.repeats) / \(m.warmup)</td><td>\(esc(m.shard))</td>"
+            s += "<td>\(esc(m.machine)), \(m.cores) cores</td><td>\(m.threads)</td><td>\(esc(m.toolkitVersion))</td><td>\(esc(m.date))</td></tr>\n"
+        }
+        return s + "</tbody></table>\n"
+    }
+
+    /// 95% Wilson score interval of a rate given in percent over `n` samples.
+    static func wilson(_ percent: Double, n: Int) -> (Double, Double)? {
+        guard n > 0, percent.isFinite else { return nil }
+        let p = percent / 100, z = 1.959964, nn = Double(n)
+        let denominator = 1 + z * z / nn
+        let centre = (p + z * z / (2 * nn)) / denominator
+        let half = z * (p * (1 - p) / nn + z * z / (4 * nn * nn)).squareRoot() / denominator
+        return (max(0, centre - half) * 100, min(1, centre + half) * 100)
+    }
+
+    static func mainTable(_ rows: [BenchSummaryRow]) -> String {
+        let base = rows.first { $0.method == BenchPlan.uncompressed }
+        var s = "<h2>Efficiency and accuracy</h2>\n"
+        s += "<p class=\"hint\">Click a column to sort. Reductions (↓) and ratios (×) are against the uncompressed row; "
+        s += "accuracy has its 95% Wilson interval and its change in points.</p>\n"
+        s += "<table id=\"main\" class=\"sortable\"><thead><tr>"
+        let headers = ["Method", "Budget", "Tokens req / got", "TFLOPs", "Peak mem (MiB)", "KV cache (MiB)", "Prefill ms",
+                       "Decode ms/tok", "Throughput (/s)", "Scoring ms", "Speedup meas. / FLOPs", "Answer agree %",
+                       "Top-1 agree %", "KL", "Accuracy % [95% CI]", "Δ acc. (pts)", "Positions"]
+        s += headers.enumerated().map { "<th data-col=\"\($0.offset)\">\(esc($0.element))</th>" }.joined() + "</tr></thead><tbody>\n"
+        for r in rows {
+            var cells: [(String, Double?)] = []
+            cells.append((esc(r.method), nil))
+            cells.append((esc(r.budget), nil))
+            cells.append(("\(f(r.requestedTokens, 0)) / \(f(r.achievedTokens, 1))", r.achievedTokens))
+            cells.append(("\(f(r.tflops, 4)) \(delta(r.tflopsReduction))", r.tflops))
+            cells.append(("\(f(r.peakTensorBytes / 1_048_576, 2)) \(delta(r.peakMemoryReduction))", r.peakTensorBytes))
+            cells.append(("\(f(r.kvCacheBytes / 1_048_576, 2)) \(delta(r.kvReduction))", r.kvCacheBytes))
+            cells.append(("\(f(r.prefillMs, 1)) \(delta(r.prefillReduction))", r.prefillMs))
+            cells.append((f(r.decodeMsPerToken, 2), r.decodeMsPerToken))
+            cells.append(("\(f(r.throughput, 2)) (\(f(r.throughputGain, 2))×)", r.throughput))
+            cells.append((f(r.scoringMs, 2), r.scoringMs))
+            cells.append(("\(f(r.measuredSpeedup, 2))× / \(f(r.predictedSpeedup, 2))×", r.measuredSpeedup))
+            cells.append((opt(r.answerAgreement), r.answerAgreement))
+            cells.append((opt(r.top1Agreement), r.top1Agreement))
+            cells.append((r.meanKL.map { String(format: "%.4f", $0) } ?? "–", r.meanKL))
+            var acc = opt(r.accuracy)
+            if let a = r.accuracy, let (lo, hi) = wilson(a, n: r.samples) { acc += String(format: " <span class=\"ci\">[%.1f, %.1f]</span>", lo, hi) }
+            if r.errors > 0 { acc += " <span class=\"failed\">\(r.samples == 0 ? "FAILED" : "\(r.errors) failed") (\(r.errors) of \(r.samples + r.errors))</span>" }
+            cells.append((acc, r.accuracy))
+            let d = (r.accuracy != nil && base?.accuracy != nil) ? r.accuracy! - base!.accuracy! : nil
+            cells.append((d.map { String(format: "%+.1f", $0) } ?? "–", d))
+            cells.append((esc(r.positions), nil))
+            let cls = r.method == BenchPlan.uncompressed ? " class=\"base\"" : (r.errors > 0 ? " class=\"haserr\"" : "")
+            s += "<tr\(cls)>" + cells.map { text, value in
+                "<td" + (value.map { $0.isFinite ? " data-v=\"\($0)\"" : "" } ?? "") + ">\(text)</td>"
+            }.joined() + "</tr>\n"
+        }
+        return s + "</tbody></table>\n"
+    }
+
+    static func typeTable(_ rows: [BenchSummaryRow]) -> String {
+        let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
+        guard !types.isEmpty else { return "" }
+        var s = "<h2>Accuracy by question type (%)</h2>\n<table class=\"sortable\"><thead><tr><th>Method</th><th>Budget</th><th>Image-row positions</th>"
+        s += types.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
+        for r in rows {
+            s += "<tr><td>\(esc(r.method))</td><td>\(esc(r.budget))</td><td>\(esc(r.positions))</td>"
+            s += types.map { t in r.accuracyByType[t].map { "<td data-v=\"\($0)\">\(f($0, 1))</td>" } ?? "<td>–</td>" }.joined()
+            s += "</tr>\n"
+        }
+        return s + "</tbody></table>\n"
+    }
+
+    static func plots(_ rows: [BenchSummaryRow]) -> String {
+        var s = "<h2>Accuracy against cost</h2>\n<div class=\"plots\">\n"
+        for axis in BenchPareto.Axis.allCases {
+            let plot = BenchPareto(rows: rows, axis: axis)
+            guard !plot.series.isEmpty || plot.reference != nil else { continue }
+            s += "<figure>\(plot.svg())<figcaption>\(esc(plot.yLabel)) against \(esc(axis.rawValue))</figcaption></figure>\n"
+        }
+        return s + "</div>\n"
+    }
+
+    static func keepMapSection(_ maps: [BenchKeepMaps.Entry], rows: [BenchSummaryRow], records: [BenchRecord]) -> String {
+        guard !maps.isEmpty else { return "" }
+        var s = "<h2>Which tokens reached the LLM</h2>\n"
+        s += "<p class=\"hint\">The first samples of the task: lit patches reached the language model, dimmed ones were dropped "
+        s += "(a merged token lights every patch it holds). Under each map: the method's answer.</p>\n"
+        let methods = rows.map(\.method).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let budgets = rows.filter { $0.method != BenchPlan.uncompressed }.map(\.budget).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let bySample = Dictionary(grouping: maps, by: \.sample)
+        for sample in bySample.keys.sorted() {
+            let entries = bySample[sample]!
+            func map(_ m: String, _ b: String) -> BenchKeepMaps.Entry? { entries.first { $0.method == m && $0.budget == b } }
+            func answer(_ m: String, _ b: String) -> String {
+                guard let r = records.first(where: { $0.sampleIndex == sample && $0.method == m && $0.budget == b }) else { return "" }
+                if let e = r.error { return "<span class=\"failed\">error: \(esc(String(e.prefix(80))))</span>" }
+                let mark = r.correct.map { $0 ? "✓" : "✗" } ?? ""
+                return "\(esc(r.prediction)) \(mark)"
+            }
+            let info = records.first { $0.sampleIndex == sample }
+            s += "<h3>Sample \(esc(info?.sampleID ?? String(sample)))"
+            if let info { s += " <small>(\(esc(info.type))\(info.answer.map { ", answer: " + esc($0) } ?? ""))</small>" }
+            s += "</h3>\n<table class=\"keepmaps\"><thead><tr><th>Method</th>"
+            s += budgets.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
+            if let u = map(BenchPlan.uncompressed, "100%") {
+                s += "<tr><td>uncompressed</td><td colspan=\"\(max(budgets.count, 1))\">\(img(u)) <div class=\"ans\">\(answer(BenchPlan.uncompressed, "100%"))</div></td></tr>\n"
+            }
+            for m in methods where m != BenchPlan.uncompressed {
+                s += "<tr><td>\(esc(m))</td>"
+                for b in budgets {
+                    if let e = map(m, b) { s += "<td>\(img(e))<div class=\"ans\">\(answer(m, b))</div></td>" } else { s += "<td>–</td>" }
+                }
+                s += "</tr>\n"
+            }
+            s += "</tbody></table>\n"
+        }
+        return s
+    }
+
+    static func notesSection(_ rows: [BenchSummaryRow]) -> String {
+        let noted = rows.filter { !$0.notes.isEmpty }
+        guard !noted.isEmpty else { return "" }
+        var s = "<h2>Notes</h2>\n<p class=\"hint\">Why a measured speedup trails the FLOPs prediction, budgets a method could not use, errors.</p>\n<ul class=\"notes\">\n"
+        for r in noted { for n in r.notes { s += "<li><b>\(esc(r.method)) @ \(esc(r.budget))</b>: \(esc(n))</li>\n" } }
+        return s + "</ul>\n"
+    }
+
+    // MARK: pieces
+
+    static func img(_ e: BenchKeepMaps.Entry) -> String {
+        "<img alt=\"keep map: \(esc(e.method)) at \(esc(e.budget))\" src=\"data:image/png;base64,\(e.png.base64EncodedString())\">"
+    }
+
+    static func esc(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func f(_ v: Double, _ digits: Int) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "–" }
+    static func opt(_ v: Double?) -> String { v.map { f($0, 1) } ?? "–" }
+    /// A reduction against the uncompressed row as "↓20%" / "↑5%" (nothing when unknown or zero).
+    static func delta(_ v: Double) -> String {
+        guard v.isFinite else { return "" }
+        let r = v.rounded()
+        if r == 0 { return "" }
+        return "<span class=\"delta\">" + (r > 0 ? String(format: "↓%.0f%%", r) : String(format: "↑%.0f%%", -r)) + "</span>"
+    }
+
+    static let css = """
+    body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1500px}
+    h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}
+    table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
+    td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
+    tr.base td{background:#eef5ff;font-weight:600}tr.haserr td{background:#fff3f3}.delta{color:#555;font-size:11px}
+    .ci{color:#777;font-size:11px}.failed{color:#b00;font-weight:600}.hint{color:#666;font-size:12px}
+    .summary{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
+    table.keepmaps td{text-align:center}table.keepmaps img{width:160px;height:auto;image-rendering:pixelated;display:block;margin:auto}
+    .ans{font-size:11px;color:#333}table.manifest td{text-align:left;font-size:11px}code{font-size:11px}ul.notes{font-size:12px}
+    """
+
+    /// Sorts a table by the clicked column: numbers by their `data-v`, text alphabetically; a second click reverses.
+    static let script = """
+    document.querySelectorAll('table.sortable').forEach(function (table) {
+      table.querySelectorAll('th').forEach(function (th, col) {
+        th.addEventListener('click', function () {
+          var body = table.tBodies[0];
+          var rows = Array.prototype.slice.call(body.rows);
+          var asc = th.getAttribute('data-sorted') !== 'asc';
+          rows.sort(function (a, b) {
+            var x = a.cells[col], y = b.cells[col];
+            var xv = x.getAttribute('data-v'), yv = y.getAttribute('data-v');
+            var c = (xv !== null && yv !== null) ? parseFloat(xv) - parseFloat(yv) : x.textContent.localeCompare(y.textContent);
+            return asc ? c : -c;
+          });
+          rows.forEach(function (r) { body.appendChild(r); });
+          table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-sorted'); });
+          th.setAttribute('data-sorted', asc ? 'asc' : 'desc');
+        });
+      });
+    });
+    """
+}
