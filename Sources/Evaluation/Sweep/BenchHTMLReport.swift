@@ -198,7 +198,7 @@ public enum BenchHTMLReport {
     td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
     tr.base td{background:#eef5ff;font-weight:600}tr.haserr td{background:#fff3f3}.delta{color:#555;font-size:11px}
     .ci{color:#777;font-size:11px}.failed{color:#b00;font-weight:600}.hint{color:#666;font-size:12px}
-    .summary{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
+    .summary{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{width:440px;height:auto}figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
     table.keepmaps td{text-align:center}table.keepmaps img{width:160px;height:auto;image-rendering:pixelated;display:block;margin:auto}
     .ans{font-size:11px;color:#333}table.manifest td{text-align:left;font-size:11px}code{font-size:11px}ul.notes{font-size:12px}
     """
