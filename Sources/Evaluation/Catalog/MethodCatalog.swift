@@ -46,6 +46,8 @@ public enum MethodCatalog {
         MethodEntry(TGate.info, conformer: TGateConformer.self),
         MethodEntry(PAB.info, conformer: PABConformer.self),
         MethodEntry(TeaCache.info, conformer: TeaCacheConformer.self),
+        // diffusion merging
+        MethodEntry(ToMeSD.info, conformer: ToMeSDConformer.self),
     ]
 
     // MARK: views derived from the list
