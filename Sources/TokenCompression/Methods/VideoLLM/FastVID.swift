@@ -171,7 +171,7 @@ public struct FastVID {
         var density = Tensor(zeros: [F, m])
         for f in 0..<F {
             let rows = nonSalient[f].map { videoTokens.row(f * N + $0) }
-            let score = fastVIDDensityScore(rows, channels: C)
+            let score = fastVIDDensityScore(rows)
             for i in 0..<m { density[f, i] = Float(score[i]) }
         }
 
@@ -238,33 +238,13 @@ public struct FastVID {
     }
 }
 
-/// DPC-kNN score δ·ρ over `rows`: d = ‖x_i − x_j‖/√C; ρ = exp(−mean of the 4 smallest d², the token itself
-/// included); δ = distance to the nearest strictly denser token, or the largest distance in the frame for the
-/// densest. Computed in float64 with exact distances; the code's 1e-6 `torch.rand` tie-breaking noise is left out
-/// (the cases show it never changes the selection).
-private func fastVIDDensityScore(_ rows: [[Float]], channels: Int) -> [Double] {
-    let n = rows.count
-    let scale = Double(channels).squareRoot()
-    var d = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
-    var dMax = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<max(n, i + 1) {
-            var acc = 0.0
-            for c in 0..<channels { let x = Double(rows[i][c]) - Double(rows[j][c]); acc += x * x }
-            let v = acc.squareRoot() / scale
-            d[i][j] = v; d[j][i] = v
-            dMax = max(dMax, v)
-        }
-    }
-    let density = d.map { row -> Double in
-        let nearest = row.sorted().prefix(4)
-        return exp(-nearest.reduce(0) { $0 + $1 * $1 } / Double(nearest.count))
-    }
-    return (0..<n).map { i in
-        var delta = dMax
-        for j in 0..<n where density[j] > density[i] { delta = min(delta, d[i][j]) }
-        return delta * density[i]
-    }
+/// DPC-kNN score δ·ρ over `rows` (shared core: `DensityPeakClustering`): d = ‖x_i − x_j‖/√C; ρ = exp(−mean
+/// of the 4 smallest d², the token itself included); δ = distance to the nearest strictly denser token, or the
+/// largest distance in the frame for the densest. Computed in float64 with exact distances; the code's 1e-6
+/// `torch.rand` tie-breaking noise is left out (the cases show it never changes the selection). FastVID uses
+/// only the score: its anchors are picked per frame from it, not by the clustering's centre step.
+private func fastVIDDensityScore(_ rows: [[Float]]) -> [Double] {
+    DensityPeakClustering(rows: rows.map { $0.map(Double.init) }, neighbours: 4).score
 }
 
 /// For each pool token, the anchor with the highest cosine similarity (first on ties, like argmax).

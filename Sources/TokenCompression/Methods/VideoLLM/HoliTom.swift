@@ -334,42 +334,20 @@ private func holiTomUnit(_ v: [Double]) -> [Double] {
     return v.map { $0 / norm }
 }
 
-/// HoliTom's `cluster_dpc_knn` + `merge_tokens_by_clustering`: centres = top-`clusters` DPC scores (k nearest,
-/// self included) SORTED ascending by index; every other token joins its nearest centre (first on ties);
-/// a centre with members becomes β·centre + (1−β)·mean(members) (plain mean of centre and members when
-/// `plainMean`), a centre without members stays as it is. Exact float64 distances; the 1e-6 density noise is
+/// HoliTom's `cluster_dpc_knn` + `merge_tokens_by_clustering` (shared core: `DensityPeakClustering`, float64):
+/// centres = top-`clusters` DPC scores (k nearest, self included) SORTED ascending by index; every other token
+/// joins its nearest centre (first on ties); a centre with members becomes β·centre + (1−β)·mean(members)
+/// (plain mean of centre and members when `plainMean`), a centre without members stays as it is. Exact float64 distances; the 1e-6 density noise is
 /// left out (the cases show it does not change the result).
 private func holiTomClusterMerge(_ x: [[Double]], clusters: Int, k: Int, beta: Double, plainMean: Bool)
     -> [(centre: Int, members: [Int], row: [Double])] {
     let n = x.count, C = x[0].count
-    let scale = Double(C).squareRoot()
-    var d = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
-    var dMax = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<max(n, i + 1) {
-            var acc = 0.0
-            for c in 0..<C { let v = x[i][c] - x[j][c]; acc += v * v }
-            d[i][j] = acc.squareRoot() / scale; d[j][i] = d[i][j]
-            dMax = max(dMax, d[i][j])
-        }
-    }
-    let density = d.map { row -> Double in
-        let nearest = row.sorted().prefix(k)
-        return exp(-nearest.reduce(0) { $0 + $1 * $1 } / Double(nearest.count))
-    }
-    let score = (0..<n).map { i -> Double in
-        var delta = dMax
-        for j in 0..<n where density[j] > density[i] { delta = min(delta, d[i][j]) }
-        return delta * density[i]
-    }
-    let centres = Selection.topK(score, clusters).sorted()
+    let dpc = DensityPeakClustering(rows: x, neighbours: k)
+    let centres = dpc.centres(clusters, order: .index)
+    let labels = dpc.assign(to: centres)
     let centreSet = Set(centres)
     var members = [[Int]](repeating: [], count: centres.count)
-    for i in 0..<n where !centreSet.contains(i) {
-        var best = 0
-        for c in 1..<centres.count where d[i][centres[c]] < d[i][centres[best]] { best = c }
-        members[best].append(i)
-    }
+    for i in 0..<n where !centreSet.contains(i) { members[labels[i]].append(i) }
     return centres.enumerated().map { c, centre in
         let group = members[c]
         guard !group.isEmpty else { return (centre, [centre], x[centre]) }
