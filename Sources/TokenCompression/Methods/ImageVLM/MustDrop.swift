@@ -266,11 +266,7 @@ private func mustDropWindowSimilarities(_ crop: Tensor, windows: [[Int]]) -> [Fl
         windows.map { tokens in
             // Unit vectors as F.cosine_similarity (norms clamped at 1e-8).
             let units: [[Double]] = tokens.map { p in
-                let base = (1 + p) * c
-                var sq = 0.0
-                for k in 0..<c { let v = Double(x[base + k]); sq += v * v }
-                let norm = max(sq.squareRoot(), 1e-8)
-                return (0..<c).map { Double(x[base + $0]) / norm }
+                L2Norm.normalized((0..<c).map { Double(x[(1 + p) * c + $0]) }, eps: 1e-8)
             }
             var sum = 0.0
             for i in 0..<units.count {

@@ -138,11 +138,7 @@ public struct VisionZip {
 
         // metric / metric.norm(dim=-1) in float32, then dot products with the targets.
         let width = metric.columns
-        let normalized: [[Float]] = (0..<length).map { i in
-            let row = metric.row(i)
-            let norm = row.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-            return row.map { $0 / norm }
-        }
+        let normalized: [[Float]] = (0..<length).map { L2Norm.normalized(metric.row($0), eps: 0, accumulation: .float32) }
         var assign = [Int](repeating: -1, count: length)
         for (slot, t) in targets.enumerated() { assign[t] = slot }
         var members = [[Int]](repeating: [], count: targets.count)

@@ -112,12 +112,7 @@ public struct FastVID {
         // ---- DySeg: cosine of consecutive global features (normalised without eps, as the code).
         var similarity = [Float]()
         let g = (0..<F).map { globalFeatures.row($0).map(Double.init) }
-        let gNorm = g.map { v in v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-        for t in 0..<(F - 1) {
-            var dot = 0.0
-            for c in 0..<g[t].count { dot += g[t][c] * g[t + 1][c] }
-            similarity.append(Float(dot / (gNorm[t] * gNorm[t + 1])))
-        }
+        for t in 0..<(F - 1) { similarity.append(Float(L2Norm.cosine(g[t], g[t + 1], eps: 0))) }
         var cutSet = Set(Selection.topK(similarity, parameters.segmentCount - 1, largest: false))
         // Compared in float32 as torch does (`similarity_matrix < tau` with a Python float).
         for t in 0..<similarity.count where similarity[t] < Float(parameters.segmentThreshold) { cutSet.insert(t) }
@@ -250,10 +245,7 @@ private func fastVIDDensityScore(_ rows: [[Float]]) -> [Double] {
 /// For each pool token, the anchor with the highest cosine similarity (first on ties, like argmax).
 /// Vectors are divided by their norms without eps, as the code does.
 private func fastVIDAssign(pool: [[Float]], anchors: [[Float]]) -> [Int] {
-    func unit(_ v: [Float]) -> [Double] {
-        let norm = v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-        return v.map { Double($0) / norm }
-    }
+    func unit(_ v: [Float]) -> [Double] { L2Norm.normalized(v.map(Double.init), eps: 0) }
     let a = anchors.map(unit)
     return pool.map { row in
         let u = unit(row)

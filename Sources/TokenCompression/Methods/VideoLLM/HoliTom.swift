@@ -152,10 +152,8 @@ public struct HoliTom {
         var isStatic = [[Bool]](repeating: [Bool](repeating: false, count: N), count: max(T - 1, 0))
         for t in 0..<max(T - 1, 0) {
             for n in 0..<N {
-                let a = holiTomUnit(x[t * N + n]), b = holiTomUnit(x[(t + 1) * N + n])
-                let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
-                let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                let s = Float(dot / (max(na, 1e-8) * max(nb, 1e-8)))
+                let a = L2Norm.normalized(x[t * N + n], eps: 1e-12), b = L2Norm.normalized(x[(t + 1) * N + n], eps: 1e-12)
+                let s = Float(L2Norm.cosine(a, b, eps: 1e-8))
                 similarity[t, n] = s
                 isStatic[t][n] = s > Float(parameters.staticThreshold)  // float32 comparison, strict
             }
@@ -297,13 +295,13 @@ public struct HoliTom {
         let top = Selection.topK(importance, keep).map { $0 + start }
         let topSet = Set(top)
         let sources = (start..<(start + V)).filter { !topSet.contains($0) }
-        func norm(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        // Plain cosine (no eps): norms in float64, the targets' computed once.
         let targetRows = top.map { hiddenStates.row($0) }
-        let targetNorms = targetRows.map(norm)
+        let targetNorms = targetRows.map { L2Norm.norm($0) }
         // Similarities are computed once, before any folding.
         let targets = sources.map { s -> Int in
             let row = hiddenStates.row(s)
-            let n = norm(row)
+            let n = L2Norm.norm(row)
             var best = 0, bestValue = -Double.infinity
             for (k, t) in targetRows.enumerated() {
                 var dot = 0.0
@@ -327,11 +325,6 @@ public struct HoliTom {
         let compression = CompressionResult(kept: kept, requestedCount: keep, achievedCount: keep, positionPolicy: .keepOriginal, merged: merged)
         return InnerResult(compression: compression, hiddenStates: out, positionIds: kept, mergedSources: sources, mergeTarget: targets)
     }
-}
-
-private func holiTomUnit(_ v: [Double]) -> [Double] {
-    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-    return v.map { $0 / norm }
 }
 
 /// HoliTom's `cluster_dpc_knn` + `merge_tokens_by_clustering` (shared core: `DensityPeakClustering`, float64):

@@ -132,7 +132,7 @@ public struct PruneVid {
         var start = 0
         for W in windows {
             // (3) Static positions: (Σ_w Σ_t cos − W) / (W(W−1)); a 1-frame window gives 0/0 = NaN, never static.
-            let unit = (start..<(start + W)).map { t in (0..<L).map { l in pruneVidNormalize(x[t * L + l]) } }
+            let unit = (start..<(start + W)).map { t in (0..<L).map { l in L2Norm.normalized(x[t * L + l], eps: 1e-12) } }  // F.normalize
             var isStatic = [Bool](repeating: false, count: L)
             for l in 0..<L {
                 var total = 0.0
@@ -266,11 +266,6 @@ public struct PruneVid {
         }
         return kept.sorted()
     }
-}
-
-private func pruneVidNormalize(_ v: [Double]) -> [Double] {
-    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)  // F.normalize eps
-    return v.map { $0 / norm }
 }
 
 /// `cluster_dpc_knn` (shared core: `DensityPeakClustering`, float64, no density noise): each point's
