@@ -75,15 +75,9 @@ public struct FasterVLM {
     ///
     /// - Parameter clsAttention: `[heads, 1+N]`, the [CLS] row of the attention probabilities;
     ///   column 0 ([CLS]→[CLS]) is ignored as in `feature_select` (`attentions[..., 0, 1:]`).
+    ///   float32 sum over heads, then divide: `tensor.mean(dim=1)` in the reference.
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("FasterVLM clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        // float32 sum over heads, then divide: `tensor.mean(dim=1)` in the reference.
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out.map { $0 / Float(heads) }
+        try ClsAttention.patchScores(clsAttention, heads: .mean, method: "FasterVLM")
     }
 
     /// Prunes one image (LLaVA-1.5 path).

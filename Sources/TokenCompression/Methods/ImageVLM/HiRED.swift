@@ -79,13 +79,7 @@ public struct HiRED {
     ///
     /// - Parameter clsAttention: `[heads, 1+N]`; column 0 ([CLS]→[CLS]) is ignored.
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("HiRED clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out
+        try ClsAttention.patchScores(clsAttention, heads: .sum, method: "HiRED")
     }
 
     /// LLaVA-1.5 (one image): keep `min(N, int(N·rate))` tokens by late-layer [CLS] attention.

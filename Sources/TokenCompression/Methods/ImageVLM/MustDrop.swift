@@ -162,13 +162,8 @@ public struct MustDrop {
         guard clsAttention.rank == 2, clsAttention.columns >= 2 else {
             throw CompressionError.shapeMismatch("[CLS] attention must be [heads, N ≥ 2], got \(clsAttention.shape)")
         }
-        let heads = clsAttention.rows, n = clsAttention.columns
-        var mean = [Float](repeating: 0, count: n - 1)
-        for j in 1..<n {
-            var s: Float = 0
-            for h in 0..<heads { s += clsAttention[h, j] }
-            mean[j - 1] = s / Float(heads)
-        }
+        let n = clsAttention.columns
+        let mean = ClsAttention.reduceHeads(clsAttention, .mean)
         let count = Int((parameters.keySetRate * Double(n - 1)).rounded(.up))
         return Selection.topK(mean, count)
     }

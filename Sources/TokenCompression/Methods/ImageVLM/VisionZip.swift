@@ -89,13 +89,7 @@ public struct VisionZip {
 
     /// Head sum of the [CLS] row over the patch columns (`attn[:, 0, 1:].sum(heads)`).
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("VisionZip clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out
+        try ClsAttention.patchScores(clsAttention, heads: .sum, method: "VisionZip")
     }
 
     /// VisionZip on one image (the LLaVA-1.5 path; also each image of an AnyRes set).
