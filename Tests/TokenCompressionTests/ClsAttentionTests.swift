@@ -1,6 +1,7 @@
 import Testing
 import Tensors
 @testable import TokenCompression
+import TestSupport
 
 @Suite struct ClsAttentionTests {
     /// Two heads over [CLS] + 3 patches: column 0 is dropped, the rest summed (or averaged) per column.

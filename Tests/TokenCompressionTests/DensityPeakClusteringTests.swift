@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
+import TestSupport
 
 /// The DPC-kNN core as the methods computed it before it was shared: the float64 version HoliTom,
 /// PruneVid and FastVID each had, and SparseVLM's float32 one. Kept here as references.
@@ -101,7 +102,7 @@ private enum FormerDPC {
 
 /// Rows with some exact duplicates, so that tied densities and distances occur.
 private func dpcRows(_ g: inout TestRandom, n: Int, c: Int) -> [[Float]] {
-    var rows = (0..<n).map { _ in (0..<c).map { _ in g.float() } }
+    var rows = (0..<n).map { _ in (0..<c).map { _ in g.signed() } }
     for i in stride(from: 3, to: n, by: 5) { rows[i] = rows[i - 3] }
     return rows
 }
@@ -182,7 +183,7 @@ private func dpcRows(_ g: inout TestRandom, n: Int, c: Int) -> [[Float]] {
         var g = TestRandom(12)
         for (n, c, clusters) in [(10, 5, 2), (23, 6, 3), (31, 8, 4), (7, 3, 7)] {
             let x = try Tensor(rows: dpcRows(&g, n: n, c: c))
-            for noise in [nil, (0..<n).map { _ in (g.float() + 1) / 2 }] {
+            for noise in [nil, (0..<n).map { _ in (g.signed() + 1) / 2 }] {
                 let dpc = DensityPeakClustering(features: x, neighbours: clusters, densityOffset: noise.map { $0.map { $0 * Float(1e-6) } })
                 let centres = dpc.centres(clusters, order: .score)
                 let former = FormerDPC.cluster32(x, clusterCount: clusters, noise: noise)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
+import TestSupport
 
 /// The per-method helpers `L2Norm` replaced, as they were written (references for bit-for-bit agreement).
 private enum FormerHelpers {
@@ -93,7 +94,7 @@ private enum FormerHelpers {
 
     @Test func bufferVariantsMatchTheArrayOnes() {
         var g = TestRandom(31)
-        let x = (0..<19).map { _ in g.float() }, y = (0..<19).map { _ in g.float() }
+        let x = (0..<19).map { _ in g.signed() }, y = (0..<19).map { _ in g.signed() }
         for accumulation in [L2Norm.Accumulation.float32, .float64] {
             var out = [Float](repeating: 0, count: 19)
             x.withUnsafeBufferPointer { src in
@@ -110,7 +111,7 @@ private enum FormerHelpers {
     @Test func agreesWithTheFormerPerMethodHelpers() {
         var g = TestRandom(32)
         for width in [1, 2, 7, 64, 333] {
-            let x = (0..<width).map { _ in g.float() * 3 }, y = (0..<width).map { _ in g.float() }
+            let x = (0..<width).map { _ in g.signed() * 3 }, y = (0..<width).map { _ in g.signed() }
             let xd = x.map(Double.init), yd = y.map(Double.init)
             #expect(L2Norm.normalized(x, eps: 1e-12, accumulation: .float64) == FormerHelpers.ficocoV(x))
             #expect(L2Norm.normalized(x, eps: 1e-12, accumulation: .float32) == FormerHelpers.toCa(x))
