@@ -40,14 +40,7 @@ public struct FasterVLM {
     }
 
     /// The LLaVA-NeXT crop grid of one AnyRes image (crops only; the base image comes first).
-    public struct CropGrid: Sendable, Equatable {
-        /// Crops across (`num_patch_width`, the first value of `get_anyres_image_grid_shape`).
-        public var columns: Int
-        /// Crops down (`num_patch_height`).
-        public var rows: Int
-        public init(columns: Int, rows: Int) { self.columns = columns; self.rows = rows }
-        public var cropCount: Int { columns * rows }
-    }
+    public typealias CropGrid = AnyResCropGrid
 
     /// Outcome for one image (or one AnyRes partition).
     public struct ImageResult: Sendable {
@@ -123,9 +116,7 @@ public struct FasterVLM {
     public static func pruneAnyRes(clsAttention: [Tensor], features: [Tensor], grid: CropGrid,
                                    parameters: Parameters = .init()) throws -> AnyResResult {
         try parameters.validate()
-        guard grid.columns >= 1, grid.rows >= 1 else {
-            throw CompressionError.invalidParameter("FasterVLM crop grid \(grid.columns)x\(grid.rows) must have at least one crop")
-        }
+        try grid.validate(method: "FasterVLM")
         let p = 1 + grid.cropCount
         guard clsAttention.count == p, features.count == p else {
             throw CompressionError.shapeMismatch("FasterVLM AnyRes needs \(p) partitions (base + \(grid.cropCount) crops), got \(clsAttention.count) attention rows and \(features.count) feature tensors")

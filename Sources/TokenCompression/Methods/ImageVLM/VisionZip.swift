@@ -49,14 +49,7 @@ public struct VisionZip {
     }
 
     /// The LLaVA-NeXT crop grid (crops only; the base image comes first).
-    public struct CropGrid: Sendable, Equatable {
-        /// Crops across (`num_patch_width`).
-        public var columns: Int
-        /// Crops down (`num_patch_height`).
-        public var rows: Int
-        public init(columns: Int, rows: Int) { self.columns = columns; self.rows = rows }
-        public var cropCount: Int { columns * rows }
-    }
+    public typealias CropGrid = AnyResCropGrid
 
     /// Outcome for one image of 1+N tokens ([CLS] first).
     public struct ImageResult: Sendable {
@@ -181,9 +174,7 @@ public struct VisionZip {
     public static func compressAnyRes(clsAttention: [Tensor], hidden: [Tensor], metric: [Tensor], grid: CropGrid,
                                       parameters: Parameters = .init()) throws -> AnyResResult {
         try parameters.validate()
-        guard grid.columns >= 1, grid.rows >= 1 else {
-            throw CompressionError.invalidParameter("VisionZip crop grid \(grid.columns)x\(grid.rows) must have at least one crop")
-        }
+        try grid.validate(method: "VisionZip")
         let p = 1 + grid.cropCount
         guard clsAttention.count == p, hidden.count == p, metric.count == p else {
             throw CompressionError.shapeMismatch("VisionZip AnyRes needs \(p) images (base + \(grid.cropCount) crops), got \(clsAttention.count), \(hidden.count), \(metric.count)")
