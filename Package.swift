@@ -50,9 +50,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        // Seeded test inputs shared by the test targets (no product: tests only).
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensors"]),
-        .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors"]),
+        .testTarget(name: "TokenCompressionTests", dependencies: ["TokenCompression", "Tensors", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors", "Evaluation"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),

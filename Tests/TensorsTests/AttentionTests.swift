@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Tensors
+import TestSupport
 
 /// Reference attention computed the obvious way: full score matrix per head.
 private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, headDim: Int,
@@ -39,7 +40,7 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
 @Suite struct AttentionTests {
     @Test(arguments: [(false, 4, 4), (true, 4, 4), (true, 4, 2), (false, 6, 1)])
     func fusedMatchesReference(causal: Bool, heads: Int, kvHeads: Int) throws {
-        var r = TensorsTestRandom(7)
+        var r = TestRandom(7)
         let n = 70, headDim = 8
         let q = r.tensor([n, heads * headDim]), k = r.tensor([n, kvHeads * headDim]), v = r.tensor([n, kvHeads * headDim])
         var attention = try Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal)
@@ -51,7 +52,7 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
     }
 
     @Test func probabilityRowsMatchReferenceAndOutputIsUnchanged() throws {
-        var r = TensorsTestRandom(8)
+        var r = TestRandom(8)
         let n = 90, heads = 2, headDim = 4
         let q = r.tensor([n, 8]), k = r.tensor([n, 8]), v = r.tensor([n, 8])
         let attention = try Attention(heads: heads, headDim: headDim, causal: true)
@@ -79,7 +80,7 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
     }
 
     @Test func decodingWithCacheOffset() throws {
-        var r = TensorsTestRandom(9)
+        var r = TestRandom(9)
         let q = r.tensor([1, 8]), k = r.tensor([10, 8]), v = r.tensor([10, 8])
         let attention = try Attention(heads: 2, headDim: 4, causal: true)
         let (out, _) = try attention(q: q, k: k, v: v)  // offset defaults to m − n = 9: sees every key

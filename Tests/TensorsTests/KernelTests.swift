@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import Tensors
+import TestSupport
 
 @Suite struct KernelTests {
     @Test func matmulMatchesNaiveProduct() throws {
-        var r = TensorsTestRandom(1)
+        var r = TestRandom(1)
         let a = r.tensor([7, 5]), b = r.tensor([5, 3])
         let c = try a.matmul(b)
         #expect(c.shape == [7, 3])
@@ -13,7 +14,7 @@ import Testing
     }
 
     @Test func linearUsesOutInWeightsAndBias() throws {
-        var r = TensorsTestRandom(2)
+        var r = TestRandom(2)
         let x = r.tensor([4, 6]), w = r.tensor([3, 6]), bias = r.tensor([3])
         let y = try x.linear(weight: w, bias: bias)
         let reference = try x.matmul(w.transposed()).addingRowVector(bias)
@@ -22,7 +23,7 @@ import Testing
     }
 
     @Test func batchedMatmulMatchesPerBatchProducts() throws {
-        var r = TensorsTestRandom(3)
+        var r = TestRandom(3)
         let a = r.tensor([3, 4, 5]), b = r.tensor([3, 5, 2])
         let c = try a.batchedMatmul(b)
         let bt = r.tensor([3, 2, 5])
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test func ropeRotatesByPositionAndAllowsGaps() throws {
-        var r = TensorsTestRandom(4)
+        var r = TestRandom(4)
         let rope = try RotaryEmbedding(headDim: 8, theta: 10000)
         let x = r.tensor([3, 16])  // 2 heads
         let atZero = try rope.apply(x, positions: [0, 0, 0])

@@ -1,6 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
+import TestSupport
 
 @Suite struct AttentionScorePruningTests {
     static let layout = try! TokenLayout(imageStart: 2, imageCount: 30, totalCount: 40)

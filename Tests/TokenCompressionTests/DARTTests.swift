@@ -1,6 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
+import TestSupport
 
 @Suite struct DARTTests {
     static let layout = try! TokenLayout(imageStart: 5, imageCount: 60, totalCount: 75)

@@ -1,6 +1,7 @@
 import Testing
 import Tensors
 @testable import TokenCompression
+import TestSupport
 
 @Suite struct DuCaTests {
     static let settings: [DuCa.Parameters] = [
@@ -41,7 +42,7 @@ import Tensors
         var cache = TokenFeatureCache()
         let p = DuCa.Parameters(numLayers: 4)
         #expect(throws: CompressionError.self) { _ = try DuCa.aggressiveStep(parameters: p, cache: &cache) }
-        var rng = ToCaRandom(seed: 3)
+        var rng = TestRandom(3)
         let out = [rng.tensor([16, 8])]
         try DuCa.storeLastBlockOutput(out, parameters: p, cache: &cache)
         #expect(try DuCa.aggressiveStep(parameters: p, cache: &cache)[0].values == out[0].values)
@@ -57,7 +58,7 @@ import Tensors
 
     @Test func kvNormCutFreshIsDeterministicAndValid() throws {
         func once() throws -> ToCa.FreshSelection {
-            var rng = ToCaRandom(seed: 21)
+            var rng = TestRandom(21)
             var cache = TokenFeatureCache()
             try cache.store([rng.tensor([4, 64, 8]), rng.tensor([4, 64, 8])].map { try DuCa.valueNorms(values: $0) },
                             at: .init(layer: 2, module: DuCa.valueNormModule))

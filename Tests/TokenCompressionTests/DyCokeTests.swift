@@ -2,29 +2,11 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Seeded inputs for DyCoke's property tests (64-bit LCG).
-struct DyCokeRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func uniform() -> Float {
-        state = state &* 6364136223846793005 &+ 1
-        return Float(state >> 40) / Float(1 << 24)
-    }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in uniform() * 2 - 1 })
-    }
-    /// A softmax row of length `n`.
-    mutating func attention(_ n: Int) -> [Float] {
-        let e = (0..<n).map { _ in exp(4 * uniform()) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-}
+import TestSupport
 
 @Suite struct DyCokeTests {
     @Test func ttmFrameLayoutForEightAndNineFrames() throws {
-        var rng = DyCokeRandom(seed: 1)
+        var rng = TestRandom(1)
         let n = 20
         let p = DyCoke.Parameters(tokensPerFrame: n, mergingRatio: 0.7)
         let m = p.keptPerPrunedFrame
@@ -39,7 +21,7 @@ struct DyCokeRandom {
     }
 
     @Test func prunedFramesKeepTheLeastSimilarPositionsInAscendingOrder() throws {
-        var rng = DyCokeRandom(seed: 2)
+        var rng = TestRandom(2)
         let n = 12
         let p = DyCoke.Parameters(tokensPerFrame: n, mergingRatio: 0.5)
         let r = try DyCoke.temporalMerge(tokens: rng.tensor(6 * n, 4), parameters: p)
@@ -59,7 +41,7 @@ struct DyCokeRandom {
     }
 
     @Test func ttmRefusesFourFramesOrFewer() throws {
-        var rng = DyCokeRandom(seed: 3)
+        var rng = TestRandom(3)
         #expect(throws: CompressionError.unsupportedSetting("DyCoke TTM needs more than 4 frames (got 4); the reference code crashes (torch.stack of an empty list) for F ≤ 4")) {
             try DyCoke.temporalMerge(tokens: rng.tensor(4 * 10, 3), parameters: .init(tokensPerFrame: 10))
         }
@@ -68,10 +50,10 @@ struct DyCokeRandom {
     }
 
     @Test func stableAttentionRunsWithTheFullCache() throws {
-        var rng = DyCokeRandom(seed: 4)
+        var rng = TestRandom(4)
         let start = 3, length = 20, prompt = 30
         var pruner = try DyCoke.KVPruner(imageStart: start, imageLength: length, parameters: .init(pruneLayer: 2, pruneRatio: 0.7))
-        let a0 = rng.attention(prompt + 1)
+        let a0 = rng.softmaxRows(1, prompt + 1, logitScale: 4).values
         let s0 = try pruner.step(attention: a0, cacheLength: prompt + 1)
         #expect(s0.reselected && s0.similarity == 0)
         let image = s0.attendedPositions(layer: 2).filter { $0 >= start && $0 < start + length }
@@ -86,7 +68,7 @@ struct DyCokeRandom {
         #expect(!s1.reselected && s1.selectedPositions == nil)
         #expect(s1.attendedCount == prompt + 2)
         // A different image pattern triggers a new selection.
-        let s2 = try pruner.step(attention: rng.attention(prompt + 3), cacheLength: prompt + 3)
+        let s2 = try pruner.step(attention: rng.softmaxRows(1, prompt + 3, logitScale: 4).values, cacheLength: prompt + 3)
         #expect(s2.similarity < 0.9 && s2.reselected)
         pruner.reset()
         #expect(pruner.previousImageAttention == nil)

@@ -2,35 +2,13 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Seeded inputs for EViT's property tests (LCG, no shared helpers).
-struct EViTRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
-    mutating func uniform() -> Float {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(state >> 40) / Float(1 << 24)
-    }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in uniform() * 2 - 1 })
-    }
-    /// Per-head softmax rows `[heads, n]`.
-    mutating func attention(heads: Int, n: Int) -> Tensor {
-        var values: [Float] = []
-        for _ in 0..<heads {
-            let e = (0..<n).map { _ in exp(uniform() * 4) }
-            let s = e.reduce(0, +)
-            values += e.map { $0 / s }
-        }
-        return try! Tensor(shape: [heads, n], values: values)
-    }
-}
+import TestSupport
 
 @Suite struct EViTTests {
     @Test func keepsTopAttendedTokensAndFusesTheRest() throws {
-        var rng = EViTRandom(seed: 1)
+        var rng = TestRandom(1)
         let n = 30
-        let x = rng.tensor(n, 4), attn = rng.attention(heads: 3, n: n)
+        let x = rng.tensor(n, 4), attn = rng.softmaxRows(3, n, logitScale: 4)
         let r = try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 0.5))
         let left = Int((0.5 * Double(n - 1)).rounded(.up))
         #expect(r.keptOrder.count == left)
@@ -56,8 +34,8 @@ struct EViTRandom {
     }
 
     @Test func keepRateOneIsAnExplicitNoOpUnlessTokensGiven() throws {
-        var rng = EViTRandom(seed: 2)
-        let x = rng.tensor(12, 3), attn = rng.attention(heads: 2, n: 12)
+        var rng = TestRandom(2)
+        let x = rng.tensor(12, 3), attn = rng.softmaxRows(2, 12, logitScale: 4)
         let r = try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 1))
         #expect(r.result.noOpReason != nil)
         #expect(r.x.values == x.values)
@@ -67,8 +45,8 @@ struct EViTRandom {
     }
 
     @Test func badParametersThrow() throws {
-        var rng = EViTRandom(seed: 3)
-        let x = rng.tensor(8, 3), attn = rng.attention(heads: 2, n: 8)
+        var rng = TestRandom(3)
+        let x = rng.tensor(8, 3), attn = rng.softmaxRows(2, 8, logitScale: 4)
         #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 0)) }
         #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(keepRate: 1.5)) }
         #expect(throws: CompressionError.self) { try EViT.reorganize(x: x, clsAttentionHeads: attn, parameters: .init(tokens: 20)) }

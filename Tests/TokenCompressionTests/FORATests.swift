@@ -1,10 +1,11 @@
 import Testing
 import Tensors
 @testable import TokenCompression
+import TestSupport
 
 /// Runs a tiny FORA sampling loop whose modules are deterministic functions of (call, layer, input).
 func foraRun(_ p: FORA.Parameters, tokens: Int = 3, width: Int = 4, seed: UInt64 = 1) throws -> (outputs: [Tensor], computed: [Bool]) {
-    var rng = ToCaRandom(seed: seed)
+    var rng = TestRandom(seed)
     var cache = TokenFeatureCache()
     var outputs: [Tensor] = [], computed: [Bool] = []
     for (k, i) in FORA.stepIndices(p).enumerated() {

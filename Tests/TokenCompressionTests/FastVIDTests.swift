@@ -1,26 +1,10 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded SplitMix64 for FastVID's property tests.
-struct FastVIDRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(z >> 40) / Float(1 << 24) * 2 - 1
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in next() })
-    }
-}
+import TestSupport
 
 private func fastVIDInputs(seed: UInt64, frames: Int = 6, tokens: Int = 25, width: Int = 8) -> (Tensor, Tensor, Tensor) {
-    var g = FastVIDRandom(seed: seed)
+    var g = TestRandom(seed)
     return (g.tensor([frames * tokens, width]), g.tensor([frames, tokens]), g.tensor([frames, 5]))
 }
 

@@ -1,19 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded generator for the FastV tests (SplitMix64).
-struct FastVRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    /// `[heads, n]` rows of softmax probabilities.
-    mutating func attentionRows(heads: Int, n: Int) -> Tensor {
-        let logits = try! Tensor(shape: [heads, n], values: (0..<(heads * n)).map { _ in float() * 6 })
-        return logits.softmaxRows()
-    }
-}
+import TestSupport
 
 @Suite struct FastVTests {
     static let layout = try! TokenLayout(imageStart: 4, imageCount: 40, totalCount: 52)
@@ -28,8 +16,8 @@ struct FastVRandom {
     @Test func keepsTopScoresAndAllPromptTokens() throws {
         let fastv = try FastV(.init(keep: .count(10)))
         for seed in 1...5 as ClosedRange<UInt64> {
-            var g = FastVRandom(seed)
-            let a = g.attentionRows(heads: 3, n: 52)
+            var g = TestRandom(seed)
+            let a = g.softmaxRows(3, 52, logitScale: 6)
             let r = try fastv.select(lastRowAttention: a, layout: Self.layout)
             let kept = r.compression.kept
             #expect(kept == Array(Set(kept)).sorted())
@@ -48,8 +36,8 @@ struct FastVRandom {
     }
 
     @Test func budgetCoveringImageIsExplicitNoOp() throws {
-        var g = FastVRandom(3)
-        let a = g.attentionRows(heads: 2, n: 52)
+        var g = TestRandom(3)
+        let a = g.softmaxRows(2, 52, logitScale: 6)
         for rule in [FastV.KeepRule.count(40), .count(100), .reductionRatio(0)] {
             let r = try FastV(.init(keep: rule)).select(lastRowAttention: a, layout: Self.layout)
             #expect(r.compression.noOpReason != nil)
@@ -61,9 +49,9 @@ struct FastVRandom {
         #expect(throws: CompressionError.self) { try FastV(.init(layer: 0)) }
         #expect(throws: CompressionError.self) { try FastV(.init(keep: .count(-1))) }
         #expect(throws: CompressionError.self) { try FastV(.init(keep: .reductionRatio(1.2))) }
-        var g = FastVRandom(4)
+        var g = TestRandom(4)
         #expect(throws: CompressionError.self) {
-            try FastV().select(lastRowAttention: g.attentionRows(heads: 2, n: 50), layout: Self.layout)
+            try FastV().select(lastRowAttention: g.softmaxRows(2, 50, logitScale: 6), layout: Self.layout)
         }
     }
 }

@@ -1,22 +1,12 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// SplitMix64: a tiny seeded generator so every test input is reproducible.
-struct FasterVLMRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in float() })
-    }
-}
+import TestSupport
 
 @Suite struct FasterVLMTests {
     @Test func keepsExactlyTAscendingTopScores() throws {
-        var rng = FasterVLMRandom(seed: 1)
-        let attention = rng.tensor([4, 1 + 49]), features = rng.tensor([49, 8])
+        var rng = TestRandom(1)
+        let attention = rng.tensor([4, 1 + 49], .unit), features = rng.tensor([49, 8], .unit)
         let r = try FasterVLM.prune(clsAttention: attention, features: features, parameters: .init(visualTokenNum: 10))
         let kept = r.compression.kept
         #expect(kept.count == 10 && r.compression.achievedCount == 10 && r.compression.noOpReason == nil)
@@ -33,33 +23,33 @@ struct FasterVLMRandom {
     }
 
     @Test func budgetCoveringAllTokensIsExplicitNoOp() throws {
-        var rng = FasterVLMRandom(seed: 2)
-        let r = try FasterVLM.prune(clsAttention: rng.tensor([2, 17]), features: rng.tensor([16, 4]),
+        var rng = TestRandom(2)
+        let r = try FasterVLM.prune(clsAttention: rng.tensor([2, 17], .unit), features: rng.tensor([16, 4], .unit),
                                     parameters: .init(visualTokenNum: 16))
         #expect(r.compression.noOpReason != nil)
         #expect(r.compression.kept == Array(0..<16))
     }
 
     @Test func badInputsThrow() throws {
-        var rng = FasterVLMRandom(seed: 3)
-        let attention = rng.tensor([2, 17])
+        var rng = TestRandom(3)
+        let attention = rng.tensor([2, 17], .unit)
         #expect(throws: CompressionError.self) {
-            try FasterVLM.prune(clsAttention: attention, features: rng.tensor([16, 4]), parameters: .init(visualTokenNum: 0))
+            try FasterVLM.prune(clsAttention: attention, features: rng.tensor([16, 4], .unit), parameters: .init(visualTokenNum: 0))
         }
         #expect(throws: CompressionError.self) {
-            try FasterVLM.prune(clsAttention: attention, features: rng.tensor([15, 4]), parameters: .init(visualTokenNum: 3))
+            try FasterVLM.prune(clsAttention: attention, features: rng.tensor([15, 4], .unit), parameters: .init(visualTokenNum: 3))
         }
         #expect(throws: CompressionError.self) {
-            try FasterVLM.pruneAnyRes(clsAttention: [attention], features: [rng.tensor([16, 4])],
+            try FasterVLM.pruneAnyRes(clsAttention: [attention], features: [rng.tensor([16, 4], .unit)],
                                       grid: .init(columns: 2, rows: 1), parameters: .init(visualTokenNum: 3))
         }
     }
 
     @Test func anyResKeepsTPerPartitionInStitchedRasterOrder() throws {
-        var rng = FasterVLMRandom(seed: 4)
+        var rng = TestRandom(4)
         let grid = FasterVLM.CropGrid(columns: 3, rows: 2), n = 16, side = 4, p = 7
-        let attention = (0..<p).map { _ in rng.tensor([3, 1 + n]) }
-        let features = (0..<p).map { _ in rng.tensor([n, 5]) }
+        let attention = (0..<p).map { _ in rng.tensor([3, 1 + n], .unit) }
+        let features = (0..<p).map { _ in rng.tensor([n, 5], .unit) }
         let r = try FasterVLM.pruneAnyRes(clsAttention: attention, features: features, grid: grid,
                                           parameters: .init(visualTokenNum: 6))
         #expect(r.order.count == 6 * p && r.compression.kept == r.order.sorted())
@@ -74,9 +64,9 @@ struct FasterVLMRandom {
     }
 
     @Test func deterministicForAFixedSeed() throws {
-        var a = FasterVLMRandom(seed: 5), b = FasterVLMRandom(seed: 5)
-        let x = try FasterVLM.prune(clsAttention: a.tensor([4, 37]), features: a.tensor([36, 3]), parameters: .init(visualTokenNum: 7))
-        let y = try FasterVLM.prune(clsAttention: b.tensor([4, 37]), features: b.tensor([36, 3]), parameters: .init(visualTokenNum: 7))
+        var a = TestRandom(5), b = TestRandom(5)
+        let x = try FasterVLM.prune(clsAttention: a.tensor([4, 37], .unit), features: a.tensor([36, 3], .unit), parameters: .init(visualTokenNum: 7))
+        let y = try FasterVLM.prune(clsAttention: b.tensor([4, 37], .unit), features: b.tensor([36, 3], .unit), parameters: .init(visualTokenNum: 7))
         #expect(x.compression.kept == y.compression.kept)
     }
 }

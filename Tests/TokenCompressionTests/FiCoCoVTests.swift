@@ -2,19 +2,7 @@ import Testing
 @testable import TokenCompression
 import Tensors
 import Foundation
-
-/// Seeded LCG for FiCoCo-V inputs.
-struct FiCoCoVRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func uniform() -> Float {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(state >> 40) / Float(1 << 24)
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in uniform() * 2 - 1 })
-    }
-}
+import TestSupport
 
 /// A 4×4 buffer grid (16 slots, 4 windows) with T = 17 tokens keeps the tests tiny.
 func ficocoVSmall(r: Int = 3) throws -> FiCoCoV {
@@ -22,7 +10,7 @@ func ficocoVSmall(r: Int = 3) throws -> FiCoCoV {
 }
 
 func ficocoVInputs(t: Int, c: Int, seed: UInt64) throws -> (hidden: Tensor, logits: Tensor) {
-    var rng = FiCoCoVRandom(seed: seed)
+    var rng = TestRandom(seed)
     let q = rng.tensor([2, t, 4]), k = rng.tensor([2, t, 4])
     return (rng.tensor([t, c]), try FiCoCoV.headMeanLogits(queries: q, keys: k))
 }

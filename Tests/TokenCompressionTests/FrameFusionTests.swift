@@ -1,28 +1,16 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded generator for FrameFusion's property tests (LCG, top bits).
-struct FrameFusionRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> Float {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        return Float(state >> 40) / Float(1 << 24) * 2 - 1
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in next() })
-    }
-}
+import TestSupport
 
 /// 2 text tokens, `frames` frames of `slots` tokens (each frame = base + small noise), 3 text tokens.
 private func frameFusionVideo(seed: UInt64, frames: Int = 6, slots: Int = 10, width: Int = 8, noise: Float = 0.2) -> (Tensor, [Int]) {
-    var g = FrameFusionRandom(seed: seed)
+    var g = TestRandom(seed)
     let base = g.tensor([slots, width])
     var rows = [[Float]]()
-    for _ in 0..<2 { rows.append((0..<width).map { _ in g.next() }) }
-    for _ in 0..<frames { for s in 0..<slots { rows.append(base.row(s).map { $0 + noise * g.next() }) } }
-    for _ in 0..<3 { rows.append((0..<width).map { _ in g.next() }) }
+    for _ in 0..<2 { rows.append((0..<width).map { _ in g.signed() }) }
+    for _ in 0..<frames { for s in 0..<slots { rows.append(base.row(s).map { $0 + noise * g.signed() }) } }
+    for _ in 0..<3 { rows.append((0..<width).map { _ in g.signed() }) }
     let types = [-1, -1] + (0..<frames).flatMap { _ in Array(0..<slots) } + [-1, -1, -1]
     return (try! Tensor(rows: rows), types)
 }
@@ -66,7 +54,7 @@ private func frameFusionVideo(seed: UInt64, frames: Int = 6, slots: Int = 10, wi
         var state = try FrameFusion.State(patchType: types, patchCount: 10)
         state.finishMerging = true
         #expect(throws: CompressionError.self) { _ = try FrameFusion.call(hiddenStates: x, state: &state) }
-        var g = FrameFusionRandom(seed: 4)
+        var g = TestRandom(4)
         let attention = g.tensor([2, x.rows]).map { abs($0) }
         let r = try FrameFusion.call(hiddenStates: x, attentionLastRow: attention, state: &state)
         // 60 video tokens · (1 − 0.7) = 18 kept, plus 5 text tokens.

@@ -2,22 +2,10 @@ import Testing
 @testable import TokenCompression
 import Tensors
 import Foundation
-
-/// Seeded xorshift generator for GlobalCom² inputs.
-struct GlobalCom2Random {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D | 1 }
-    mutating func uniform() -> Float {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return Float(state >> 40) / Float(1 << 24)
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in uniform() * 2 - 1 })
-    }
-}
+import TestSupport
 
 func globalCom2Inputs(parts: Int, s: Int, c: Int, seed: UInt64) -> (logits: Tensor, features: Tensor, newline: [Float]) {
-    var rng = GlobalCom2Random(seed: seed)
+    var rng = TestRandom(seed)
     return (rng.tensor([parts, s * s]), rng.tensor([parts, s * s, c]), (0..<c).map { _ in rng.uniform() })
 }
 

@@ -1,17 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// SplitMix64: a tiny seeded generator so every test input is reproducible.
-struct HiREDRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in float() })
-    }
-}
+import TestSupport
 
 /// A one-head [CLS] row `[1, 1+N]` whose patch scores rank `high` first (in that order).
 func hiredRow(n: Int, high: [Int]) -> Tensor {
@@ -23,8 +13,8 @@ func hiredRow(n: Int, high: [Int]) -> Tensor {
 
 @Suite struct HiREDTests {
     @Test func singleImageKeepsTruncatedRateOfTopTokens() throws {
-        var rng = HiREDRandom(seed: 1)
-        let bottom = rng.tensor([4, 65])
+        var rng = TestRandom(1)
+        let bottom = rng.tensor([4, 65], .unit)
         let r = try HiRED.select(bottomAttention: bottom, parameters: .init(tokenBudgetRate: 0.3))
         let s = try HiRED.scores(clsAttention: bottom)
         #expect(r.budgets.perPartition == [19])  // int(64 * 0.3) = int(19.2)
@@ -59,10 +49,10 @@ func hiredRow(n: Int, high: [Int]) -> Tensor {
     }
 
     @Test func anyResSelectionRespectsBudgets() throws {
-        var rng = HiREDRandom(seed: 2)
+        var rng = TestRandom(2)
         let grid = HiRED.CropGrid(columns: 2, rows: 2), n = 64
-        let bottom = (0..<5).map { _ in rng.tensor([4, 1 + n]) }
-        let r = try HiRED.select(topAttention: rng.tensor([4, 1 + n]), bottomAttention: bottom, grid: grid)
+        let bottom = (0..<5).map { _ in rng.tensor([4, 1 + n], .unit) }
+        let r = try HiRED.select(topAttention: rng.tensor([4, 1 + n], .unit), bottomAttention: bottom, grid: grid)
         #expect(r.budgets.partitionMarks.reduce(0, +) == 32)
         #expect(r.budgets.perPartition.dropFirst().reduce(0, +) <= r.budgets.sub)
         for (p, kept) in r.keptPerPartition.enumerated() { #expect(kept.count == r.budgets.perPartition[p]) }
@@ -71,17 +61,17 @@ func hiredRow(n: Int, high: [Int]) -> Tensor {
     }
 
     @Test func fullBudgetIsExplicitNoOp() throws {
-        var rng = HiREDRandom(seed: 3)
-        let single = try HiRED.select(bottomAttention: rng.tensor([2, 17]), parameters: .init(tokenBudgetRate: 1))
+        var rng = TestRandom(3)
+        let single = try HiRED.select(bottomAttention: rng.tensor([2, 17], .unit), parameters: .init(tokenBudgetRate: 1))
         #expect(single.compression.noOpReason != nil && single.compression.kept == Array(0..<16))
-        let next = try HiRED.select(topAttention: rng.tensor([2, 17]), bottomAttention: (0..<3).map { _ in rng.tensor([2, 17]) },
+        let next = try HiRED.select(topAttention: rng.tensor([2, 17], .unit), bottomAttention: (0..<3).map { _ in rng.tensor([2, 17], .unit) },
                                     grid: .init(columns: 2, rows: 1), parameters: .init(tokenBudgetRate: 1))
         #expect(next.compression.noOpReason != nil && next.compression.kept.count == 48)
     }
 
     @Test func badSettingsThrow() throws {
-        var rng = HiREDRandom(seed: 4)
-        let row = rng.tensor([2, 17])
+        var rng = TestRandom(4)
+        let row = rng.tensor([2, 17], .unit)
         #expect(throws: CompressionError.self) { try HiRED.select(bottomAttention: row, parameters: .init(tokenBudgetRate: 0)) }
         #expect(throws: CompressionError.self) { try HiRED.select(bottomAttention: row, parameters: .init(tokenBudgetRate: 1.5)) }
         #expect(throws: CompressionError.self) { try HiRED.budgets(topAttention: row, grid: .init(columns: 1, rows: 1), parameters: .init(alpha: -0.1)) }
@@ -95,9 +85,9 @@ func hiredRow(n: Int, high: [Int]) -> Tensor {
     }
 
     @Test func deterministicForAFixedSeed() throws {
-        var a = HiREDRandom(seed: 5), b = HiREDRandom(seed: 5)
-        let x = try HiRED.select(topAttention: a.tensor([2, 37]), bottomAttention: (0..<3).map { _ in a.tensor([2, 37]) }, grid: .init(columns: 1, rows: 2))
-        let y = try HiRED.select(topAttention: b.tensor([2, 37]), bottomAttention: (0..<3).map { _ in b.tensor([2, 37]) }, grid: .init(columns: 1, rows: 2))
+        var a = TestRandom(5), b = TestRandom(5)
+        let x = try HiRED.select(topAttention: a.tensor([2, 37], .unit), bottomAttention: (0..<3).map { _ in a.tensor([2, 37], .unit) }, grid: .init(columns: 1, rows: 2))
+        let y = try HiRED.select(topAttention: b.tensor([2, 37], .unit), bottomAttention: (0..<3).map { _ in b.tensor([2, 37], .unit) }, grid: .init(columns: 1, rows: 2))
         #expect(x.compression.kept == y.compression.kept && x.budgets == y.budgets)
     }
 }

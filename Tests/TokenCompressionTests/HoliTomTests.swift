@@ -1,25 +1,11 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded generator for HoliTom's property tests (SplitMix64 variant).
-struct HoliTomRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D }
-    mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = (state ^ (state >> 31)) &* 0xD6E8_FEB8_6659_FD93
-        z ^= z >> 32
-        return Float(z >> 40) / Float(1 << 24) * 2 - 1
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in next() })
-    }
-}
+import TestSupport
 
 @Suite struct HoliTomTests {
     @Test func identicalFramesFormOneStaticWindow() throws {
-        var g = HoliTomRandom(seed: 1)
+        var g = TestRandom(1)
         let frame = g.tensor([16, 8])
         let features = try Tensor.concatenateRows(Array(repeating: frame, count: 5))
         let r = try HoliTom.outer(features: features, frames: 5, attention: g.tensor([5, 16]),
@@ -33,7 +19,7 @@ struct HoliTomRandom {
 
     @Test func windowsTileTheFramesAndCountsAddUp() throws {
         for seed in UInt64(2)...5 {
-            var g = HoliTomRandom(seed: seed)
+            var g = TestRandom(seed)
             let r = try HoliTom.outer(features: g.tensor([6 * 16, 8]), frames: 6, attention: g.tensor([6, 16]),
                                       layout: .grid(newline: [Float](repeating: 9, count: 8)),
                                       parameters: HoliTom.Parameters(retainRatio: 0.3, staticThreshold: 0.0))
@@ -48,7 +34,7 @@ struct HoliTomRandom {
     }
 
     @Test func innerFoldsEveryDroppedVideoTokenAndKeepsText() throws {
-        var g = HoliTomRandom(seed: 7)
+        var g = TestRandom(7)
         let layout = try TokenLayout(imageStart: 2, imageCount: 15, totalCount: 20)
         let hidden = g.tensor([20, 8])
         let attention = g.tensor([3, 20]).map { abs($0) }
@@ -63,7 +49,7 @@ struct HoliTomRandom {
     }
 
     @Test func unsupportedAndInvalidSettingsThrow() throws {
-        var g = HoliTomRandom(seed: 3)
+        var g = TestRandom(3)
         let x = g.tensor([4 * 12, 8]), a = g.tensor([4, 12])
         #expect(throws: CompressionError.self) { try HoliTom.outer(features: x, frames: 4, attention: a, parameters: HoliTom.Parameters(contextShare: 0.1)) }
         #expect(throws: CompressionError.self) { try HoliTom.outer(features: x, frames: 4, attention: a, parameters: HoliTom.Parameters(retainRatio: 0)) }

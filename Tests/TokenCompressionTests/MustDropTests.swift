@@ -2,26 +2,18 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Seeded SplitMix64 for MustDrop's property tests.
-struct MustDropRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-}
+import TestSupport
 
 /// A `[1 + side², width]` crop whose windows listed in `similar` hold near-identical tokens.
 func mustDropCrop(side: Int, width: Int, similar: Set<Int>, seed: UInt64) throws -> Tensor {
-    var rng = MustDropRandom(seed: seed)
+    var rng = TestRandom(seed)
     let perRow = side / 3
-    let bases = (0..<(perRow * perRow)).map { _ in (0..<width).map { _ in rng.float() } }
-    var values: [Float] = (0..<width).map { _ in rng.float() }
+    let bases = (0..<(perRow * perRow)).map { _ in (0..<width).map { _ in rng.signed() } }
+    var values: [Float] = (0..<width).map { _ in rng.signed() }
     for p in 0..<(side * side) {
         let w = (p / side / 3) * perRow + (p % side) / 3
         for k in 0..<width {
-            values.append(similar.contains(w) ? bases[w][k] + 0.01 * rng.float() : rng.float())
+            values.append(similar.contains(w) ? bases[w][k] + 0.01 * rng.signed() : rng.signed())
         }
     }
     return try Tensor(shape: [1 + side * side, width], values: values)
@@ -73,9 +65,9 @@ func mustDropCrop(side: Int, width: Int, similar: Set<Int>, seed: UInt64) throws
     }
 
     @Test func badGridsAndParametersThrow() throws {
-        let notSquare = try Tensor(shape: [1 + 30, 4], repeating: 1)
+        let notSquare = Tensor(shape: [1 + 30, 4], repeating: 1)
         #expect(throws: CompressionError.self) { try MustDrop.windowMerge(notSquare) }
-        let notDivisible = try Tensor(shape: [1 + 16, 4], repeating: 1)
+        let notDivisible = Tensor(shape: [1 + 16, 4], repeating: 1)
         #expect(throws: CompressionError.self) { try MustDrop.windowMerge(notDivisible) }
         let crop = try mustDropCrop(side: 6, width: 4, similar: [], seed: 6)
         #expect(throws: CompressionError.self) {
@@ -88,11 +80,11 @@ func mustDropCrop(side: Int, width: Int, similar: Set<Int>, seed: UInt64) throws
 
     /// Random causal-ish attention `[heads, S, S]` with rows summing to 1.
     func attention(heads: Int, total: Int, seed: UInt64) throws -> Tensor {
-        var rng = MustDropRandom(seed: seed)
+        var rng = TestRandom(seed)
         var values: [Float] = []
         for _ in 0..<heads {
             for q in 0..<total {
-                var row = (0..<total).map { $0 <= q ? exp(3 * rng.float()) : 0 }
+                var row = (0..<total).map { $0 <= q ? exp(3 * rng.signed()) : 0 }
                 let s = row.reduce(0, +)
                 row = row.map { $0 / s }
                 values += row
@@ -150,9 +142,9 @@ func mustDropCrop(side: Int, width: Int, similar: Set<Int>, seed: UInt64) throws
     }
 
     @Test func keySetTakesTheCeilOfEightPercent() throws {
-        var rng = MustDropRandom(seed: 10)
+        var rng = TestRandom(10)
         let n = 1 + 100
-        let cls = try Tensor(shape: [2, n], values: (0..<(2 * n)).map { _ in rng.float() })
+        let cls = try Tensor(shape: [2, n], values: (0..<(2 * n)).map { _ in rng.signed() })
         let keys = try MustDrop.keySet(clsAttention: cls)
         #expect(keys.count == 8)  // ceil(0.08 · 100) = 8
         #expect(Set(keys).count == keys.count && keys.allSatisfy { (0..<100).contains($0) })

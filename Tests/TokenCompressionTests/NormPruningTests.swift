@@ -1,6 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
+import TestSupport
 
 @Suite struct NormPruningTests {
     static let layout = try! TokenLayout(imageStart: 3, imageCount: 25, totalCount: 33)

@@ -1,20 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded xorshift generator for PAB tests.
-struct PABRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return state
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in Float(next() % 1000) / 500 - 1 })
-    }
-}
+import TestSupport
 
 @Suite struct PABTests {
     static let ddim50 = Array(stride(from: 980, through: 0, by: -20))
@@ -59,7 +46,7 @@ struct PABRandom {
     }
 
     @Test func reuseReturnsTheOldGatedOutput() throws {
-        var rng = PABRandom(seed: 9)
+        var rng = TestRandom(9)
         let p = try PAB.Parameters.latte()
         var block = try PAB.BlockCache(block: 0, temporal: false, steps: 50)
         var firstTerm: Tensor?

@@ -1,16 +1,10 @@
 import Testing
 @testable import TokenCompression
 import Tensors
+import TestSupport
 
-/// Seeded generator for the PDrop tests (SplitMix64).
-struct PDropRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in float() })
-    }
+private extension TestRandom {
+    /// Random query/key projections of one layer (unit RMSNorm weight).
     mutating func weights(width: Int = 16, heads: Int = 2) -> PDrop.LayerWeights {
         PDrop.LayerWeights(inputNormWeight: Tensor(shape: [width], repeating: 1), rmsNormEps: 1e-5,
                            qProj: tensor([width, width]), kProj: tensor([width, width]), heads: heads,
@@ -31,7 +25,7 @@ struct PDropRandom {
     }
 
     @Test func scoresAreProbabilitiesOverAllKeys() throws {
-        var g = PDropRandom(1)
+        var g = TestRandom(1)
         let q = g.tensor([2, 8]), k = g.tensor([2, 20, 8])
         let all = try PDrop.lastQueryScores(query: q, keys: k, imageRange: 0..<20)
         #expect(abs(all.reduce(0, +) - 1) < 1e-5)
@@ -44,7 +38,7 @@ struct PDropRandom {
     @Test func stageKeepsTopScoresAndRenumbers() throws {
         let pdrop = try PDrop()
         for seed in 1...4 as ClosedRange<UInt64> {
-            var g = PDropRandom(seed)
+            var g = TestRandom(seed)
             let hidden = g.tensor([74, 16])
             let r = try pdrop.stage(0, hidden: hidden, positionIds: Array(0..<74), layout: Self.layout, weights: g.weights())
             let kept = r.compression.kept
@@ -60,7 +54,7 @@ struct PDropRandom {
 
     @Test func chainShrinksByOriginalShares() throws {
         let pdrop = try PDrop()
-        var g = PDropRandom(7)
+        var g = TestRandom(7)
         var hidden = g.tensor([74, 16]), positions = Array(0..<74)
         var counts: [Int] = []
         for b in 0..<3 {
@@ -77,7 +71,7 @@ struct PDropRandom {
     }
 
     @Test func fullRatioIsExplicitNoOp() throws {
-        var g = PDropRandom(2)
+        var g = TestRandom(2)
         let r = try PDrop(.init(layerList: [2], ratios: [1.0]))
             .stage(0, hidden: g.tensor([74, 16]), positionIds: Array(0..<74), layout: Self.layout, weights: g.weights())
         #expect(r.compression.noOpReason != nil && r.compression.kept == Array(0..<74))

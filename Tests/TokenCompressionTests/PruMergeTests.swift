@@ -2,29 +2,15 @@ import Testing
 @testable import TokenCompression
 import Tensors
 import Foundation
-
-/// SplitMix64, seeded, for reproducible small inputs.
-struct PruMergeRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func normal() -> Float {
-        let u = max(uniform(), 1e-7), v = uniform()
-        return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Float.pi * v)
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in normal() })
-    }
-}
+import TestSupport
 
 /// Inputs with a few strongly attended tokens so that IQR outliers exist.
 func pruMergeInputs(n: Int, c: Int, seed: UInt64, spikes: [Int] = [3, 17, 40]) -> (q: [Float], k: Tensor, f: Tensor) {
-    var rng = PruMergeRandom(seed: seed)
+    var rng = TestRandom(seed)
     let q = (0..<c).map { _ in rng.normal() }
-    var k = rng.tensor([n + 1, c])
+    var k = rng.tensor([n + 1, c], .normal)
     for s in spikes where s < n { for d in 0..<c { k[s + 1, d] = q[d] * 2 } }
-    return (q, k, rng.tensor([n, c]))
+    return (q, k, rng.tensor([n, c], .normal))
 }
 
 @Suite struct PruMergeTests {
@@ -77,9 +63,9 @@ func pruMergeInputs(n: Int, c: Int, seed: UInt64, spikes: [Int] = [3, 17, 40]) -
     }
 
     @Test func plusWithoutOutliersRefuses() throws {
-        var rng = PruMergeRandom(seed: 6)
+        var rng = TestRandom(6)
         let q = [Float](repeating: 0, count: 8)   // uniform attention: no outlier
-        let k = rng.tensor([41, 8]), f = rng.tensor([40, 8])
+        let k = rng.tensor([41, 8], .normal), f = rng.tensor([40, 8], .normal)
         let plain = try PruMerge().compress(clsQuery: q, keys: k, features: f)
         #expect(plain.kept.isEmpty && plain.count == 1)
         #expect(throws: CompressionError.self) { try PruMergePlus().compress(clsQuery: q, keys: k, features: f) }

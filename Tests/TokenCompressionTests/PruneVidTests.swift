@@ -1,24 +1,12 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded generator for PruneVid's property tests (xorshift64*).
-struct PruneVidRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> Float {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
-        return Float((state &* 2_685_821_657_736_338_717) >> 40) / Float(1 << 24) * 2 - 1
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in next() })
-    }
-}
+import TestSupport
 
 @Suite struct PruneVidTests {
     @Test func mergeSizesAddUpAndTheStaticMaskIsPerSegment() throws {
         for seed in UInt64(1)...3 {
-            var g = PruneVidRandom(seed: seed)
+            var g = TestRandom(seed)
             let frames = g.tensor([8 * 36, 16])
             let r = try PruneVid.merge(frames: frames, frameCount: 8)
             #expect(r.windowSizes.reduce(0, +) == 8)
@@ -34,7 +22,7 @@ struct PruneVidRandom {
     }
 
     @Test func identicalFramesAreAllStaticAndAveraged() throws {
-        var g = PruneVidRandom(seed: 11)
+        var g = TestRandom(11)
         let frame = g.tensor([9, 8])
         let frames = try Tensor.concatenateRows(Array(repeating: frame, count: 8))
         let r = try PruneVid.merge(frames: frames, frameCount: 8)
@@ -47,7 +35,7 @@ struct PruneVidRandom {
     }
 
     @Test func selectionKeepsTextAndTheRequestedCounts() throws {
-        var g = PruneVidRandom(seed: 5)
+        var g = TestRandom(5)
         let layout = try TokenLayout(imageStart: 3, imageCount: 30, totalCount: 38)
         let q = g.tensor([2, 38, 8]), k = g.tensor([2, 38, 8])
         let r = try PruneVid.select(queries: q, keys: k, layout: layout, staticSizes: [10], dynamicSizes: [20], windowSizes: [2],
@@ -61,7 +49,7 @@ struct PruneVidRandom {
     }
 
     @Test func badInputsThrow() throws {
-        var g = PruneVidRandom(seed: 2)
+        var g = TestRandom(2)
         #expect(throws: CompressionError.self) { try PruneVid.merge(frames: g.tensor([4 * 9, 4]), frameCount: 4) }  // T < k
         #expect(throws: CompressionError.self) { try PruneVid.merge(frames: g.tensor([8 * 9, 4]), frameCount: 8, parameters: PruneVid.Parameters(clusterRatio: 0)) }
         let layout = try TokenLayout(imageStart: 0, imageCount: 10, totalCount: 10)  // no text after the video

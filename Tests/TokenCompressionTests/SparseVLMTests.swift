@@ -2,29 +2,18 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Seeded SplitMix64 for SparseVLM's property tests.
-struct SparseVLMRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    /// Uniform in [0, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func tensor(_ shape: [Int]) throws -> Tensor {
-        try Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in float() * 2 - 1 })
-    }
-}
+import TestSupport
 
 /// Random hidden states and text-row attention (rows sum to 1) for a sequence `layout`.
 func sparseVLMInputs(_ layout: TokenLayout, heads: Int = 2, width: Int = 8, seed: UInt64) throws -> (hidden: Tensor, attention: Tensor) {
-    var rng = SparseVLMRandom(seed: seed)
-    let hidden = try rng.tensor([layout.totalCount, width])
+    var rng = TestRandom(seed)
+    let hidden = rng.tensor([layout.totalCount, width])
     let text = layout.textRange.count, s = layout.totalCount
     var values: [Float] = []
     for _ in 0..<heads {
         for t in 0..<text {
             let query = layout.textRange.lowerBound + t
-            var row = (0..<s).map { $0 <= query ? rng.float() + 0.01 : 0 }
+            var row = (0..<s).map { $0 <= query ? rng.uniform() + 0.01 : 0 }
             let sum = row.reduce(0, +)
             row = row.map { $0 / sum }
             values += row
@@ -81,9 +70,9 @@ func sparseVLMInputs(_ layout: TokenLayout, heads: Int = 2, width: Int = 8, seed
     }
 
     @Test func clusteringAssignsCentresToThemselvesAndAveragesMembers() throws {
-        var rng = SparseVLMRandom(seed: 3)
-        let features = try rng.tensor([23, 6])
-        let noise = (0..<23).map { _ in rng.float() }
+        var rng = TestRandom(3)
+        let features = rng.tensor([23, 6])
+        let noise = (0..<23).map { _ in rng.uniform() }
         let c = try SparseVLM.clusterAndMerge(features, clusterCount: 3, noise: noise)
         #expect(Set(c.centers).count == 3)
         for (k, centre) in c.centers.enumerated() { #expect(c.assignment[centre] == k) }
@@ -102,9 +91,9 @@ func sparseVLMInputs(_ layout: TokenLayout, heads: Int = 2, width: Int = 8, seed
     }
 
     @Test func ratersAreStrictlyAboveTheMeanAndRelative() throws {
-        var rng = SparseVLMRandom(seed: 4)
+        var rng = TestRandom(4)
         let layout = try TokenLayout(imageStart: 4, imageCount: 20, totalCount: 34)
-        let raters = try SparseVLM.selectRaters(embeddings: try rng.tensor([34, 8]), layout: layout)
+        let raters = try SparseVLM.selectRaters(embeddings: rng.tensor([34, 8]), layout: layout)
         #expect(!raters.isEmpty && raters.count < 10)
         #expect(raters == raters.sorted() && raters.allSatisfy { (0..<10).contains($0) })
     }
@@ -113,7 +102,7 @@ func sparseVLMInputs(_ layout: TokenLayout, heads: Int = 2, width: Int = 8, seed
         #expect(throws: CompressionError.self) { try SparseVLM.Parameters(retainedTokens: 100).validate() }
         #expect(throws: CompressionError.self) { try SparseVLM.Parameters().target(layer: 3) }
         #expect(throws: CompressionError.self) { try SparseVLM.Parameters(recycleRatio: 2).validate() }
-        let features = try Tensor(shape: [4, 2], repeating: 1)
+        let features = Tensor(shape: [4, 2], repeating: 1)
         #expect(throws: CompressionError.self) { try SparseVLM.clusterAndMerge(features, clusterCount: 5) }
         #expect(throws: CompressionError.self) { try SparseVLM.clusterAndMerge(features, clusterCount: 2, noise: [0]) }
         let layout = try TokenLayout(imageStart: 2, imageCount: 10, totalCount: 16)

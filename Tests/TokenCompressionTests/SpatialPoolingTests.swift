@@ -1,6 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
+import TestSupport
 
 @Suite struct SpatialPoolingTests {
     @Test func averageTwoByTwo() throws {

@@ -1,25 +1,11 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded linear congruential generator for T-GATE tests.
-struct TGateRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 1 }
-    mutating func next() -> UInt64 {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return state >> 33
-    }
-    mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in Float(next() % 2001) / 1000 - 1 })
-    }
-}
+import TestSupport
 
 @Suite struct TGateTests {
     @Test func firstStepComputesEverything() throws {
-        var rng = TGateRandom(seed: 1)
+        var rng = TestRandom(1)
         for _ in 0..<50 {
             let p = try TGate.Parameters(gateStep: rng.int(1...20), semanticsInterval: rng.int(1...6),
                                          fidelityInterval: rng.int(1...4), warmUp: rng.int(0...4))
@@ -37,7 +23,7 @@ struct TGateRandom {
     }
 
     @Test func crossAttentionAfterGateIsTheCFGMean() throws {
-        var rng = TGateRandom(seed: 5)
+        var rng = TestRandom(5)
         let p = try TGate.Parameters(gateStep: 4, semanticsInterval: 2, fidelityInterval: 1, warmUp: 1)
         var cache = TGate.AttentionCache()
         var gateOutput: Tensor?

@@ -1,18 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// SplitMix64, seeded, for small random test tensors.
-struct TaylorSeerRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in float() })
-    }
-}
+import TestSupport
 
 @Suite struct TaylorSeerTests {
     @Test func firstCallIsAlwaysComputed() throws {
@@ -53,7 +42,7 @@ struct TaylorSeerRandom {
     }
 
     @Test func linearTrajectoryIsForecastExactly() throws {
-        var rng = TaylorSeerRandom(seed: 7)
+        var rng = TestRandom(7)
         let a = rng.tensor([4, 3]), b = rng.tensor([4, 3])
         for convention in [TaylorSeer.StepConvention.dit, .flux] {
             let p = try TaylorSeer.Parameters(interval: 3, maxOrder: 2, convention: convention)
@@ -74,7 +63,7 @@ struct TaylorSeerRandom {
     }
 
     @Test func factorCountNeverExceedsMaxOrderPlusOne() throws {
-        var rng = TaylorSeerRandom(seed: 3)
+        var rng = TestRandom(3)
         for order in 0...3 {
             let run = try TaylorSeer.runModule(steps: 30, parameters: try .dit(interval: 2, maxOrder: order)) { _ in rng.tensor([2, 2]) }
             #expect(run.factorCounts.allSatisfy { $0 >= 1 && $0 <= order + 1 })
@@ -84,7 +73,7 @@ struct TaylorSeerRandom {
 
     @Test func deterministicForFixedSeed() throws {
         func once() throws -> [Float] {
-            var rng = TaylorSeerRandom(seed: 11)
+            var rng = TestRandom(11)
             let features = (0..<20).map { _ in rng.tensor([3, 4]) }
             return try TaylorSeer.runModule(steps: 20, parameters: try .dit(interval: 3, maxOrder: 3)) { features[$0] }
                 .outputs.flatMap(\.values)

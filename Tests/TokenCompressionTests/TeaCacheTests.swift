@@ -1,22 +1,7 @@
 import Testing
 @testable import TokenCompression
 import Tensors
-
-/// Seeded generator (SplitMix64 variant) for TeaCache tests.
-struct TeaCacheRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = (state ^ (state >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in Float(next() >> 40) / Float(1 << 24) * 2 - 1 })
-    }
-}
+import TestSupport
 
 @Suite struct TeaCacheTests {
     @Test func firstCallIsComputedAndMustBeForced() throws {
@@ -45,7 +30,7 @@ struct TeaCacheRandom {
     }
 
     @Test func skipReusesTheLastResidual() throws {
-        var rng = TeaCacheRandom(seed: 4)
+        var rng = TestRandom(4)
         var state = try TeaCache.State(parameters: try TeaCache.Parameters(relL1Threshold: 10, coefficients: [1, 0]))
         let m0 = rng.tensor([3, 4]), x0 = rng.tensor([3, 4]), y0 = rng.tensor([3, 4])
         let first = try state.step(indicator: m0, input: x0, forced: true) { _ in y0 }
@@ -79,7 +64,7 @@ struct TeaCacheRandom {
 
     @Test func deterministicForFixedSeed() throws {
         func once() throws -> [Float] {
-            var rng = TeaCacheRandom(seed: 21)
+            var rng = TestRandom(21)
             var state = try TeaCache.State(parameters: try .openSora(threshold: 0.2))
             var out: [Float] = []
             let forced = try TeaCache.Forcing.counter(calls: 12, steps: 12)

@@ -1,20 +1,7 @@
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Seeded SplitMix64 generator for ToCa/DuCa/FORA property tests.
-struct ToCaRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in float() * 2 - 1 })
-    }
-    /// A row-stochastic `[n, n]` map (softmax of random logits).
-    mutating func attentionMap(_ n: Int) -> Tensor { tensor([n, n]).scaled(by: 3).softmaxRows() }
-}
+import TestSupport
 
 /// True when, per layer, no partial/aggressive step comes before that layer's first full step.
 func tocaNeverReusesEmpty(_ kinds: [[TokenCacheStepKind]]) -> Bool {
@@ -29,11 +16,11 @@ func tocaNeverReusesEmpty(_ kinds: [[TokenCacheStepKind]]) -> Bool {
 }
 
 /// A cache after a DiT full step of `layer`: random attention maps, MLP outputs, ages 0.
-func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: Int, layer: Int) throws -> TokenFeatureCache {
+func tocaFilledCache(_ rng: inout TestRandom, batch: Int, tokens n: Int, width: Int, layer: Int) throws -> TokenFeatureCache {
     var cache = TokenFeatureCache()
     try ToCa.storeFullStep(layer: layer, moduleOutputs: ["attn": (0..<batch).map { _ in rng.tensor([n, width]) },
                                                         "mlp": (0..<batch).map { _ in rng.tensor([n, width]) }],
-                           attentionMap: (0..<batch).map { _ in rng.attentionMap(n) }, cache: &cache)
+                           attentionMap: (0..<batch).map { _ in rng.softmaxRows(n, n, logitScale: 3, logits: .signed) }, cache: &cache)
     return cache
 }
 
@@ -78,7 +65,7 @@ func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: 
         let slot = TokenFeatureCache.Slot(layer: 0, module: "mlp")
         #expect(throws: CompressionError.self) { _ = try cache.read(slot) }
         #expect(throws: CompressionError.self) { try cache.scatter([Tensor(zeros: [0, 4])], at: [[]], into: slot) }
-        var rng = ToCaRandom(seed: 1)
+        var rng = TestRandom(1)
         // Partial step without any full step: no attention map, no ages.
         #expect(throws: CompressionError.self) {
             _ = try ToCa.cutFresh(tokens: [rng.tensor([16, 4])], cache: &cache, step: 10, layer: 0, module: "mlp",
@@ -87,7 +74,7 @@ func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: 
     }
 
     @Test func freshSelectionIsUniqueCountedAndAgesTheRest() throws {
-        var rng = ToCaRandom(seed: 7)
+        var rng = TestRandom(7)
         let n = 64, layer = 2
         var cache = try tocaFilledCache(&rng, batch: 2, tokens: n, width: 8, layer: layer)
         let tokens = [rng.tensor([n, 8]), rng.tensor([n, 8])]
@@ -108,7 +95,7 @@ func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: 
     }
 
     @Test func partialStepRefreshesOnlyFreshRows() throws {
-        var rng = ToCaRandom(seed: 11)
+        var rng = TestRandom(11)
         let n = 16
         var cache = try tocaFilledCache(&rng, batch: 1, tokens: n, width: 4, layer: 0)
         let before = try cache.peek(.init(layer: 0, module: "mlp"))[0]
@@ -125,7 +112,7 @@ func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: 
 
     @Test func deterministic() throws {
         func once() throws -> ToCa.FreshSelection {
-            var rng = ToCaRandom(seed: 99)
+            var rng = TestRandom(99)
             var cache = try tocaFilledCache(&rng, batch: 2, tokens: 36, width: 4, layer: 1)
             return try ToCa.cutFresh(tokens: [rng.tensor([36, 4]), rng.tensor([36, 4])], cache: &cache, step: 20,
                                      layer: 1, module: "mlp", parameters: .ditDDIM50)
@@ -136,8 +123,8 @@ func tocaFilledCache(_ rng: inout ToCaRandom, batch: Int, tokens n: Int, width: 
     }
 
     @Test func spatialBonusBoostsOneTokenPerBlock() throws {
-        var rng = ToCaRandom(seed: 5)
-        let score = (0..<64).map { _ in rng.float() }
+        var rng = TestRandom(5)
+        let score = (0..<64).map { _ in rng.uniform() }
         let out = try ToCa.spatialBonus(score, ratio: 0.6, gridSize: 2)
         let boosted = (0..<64).filter { out[$0] != score[$0] }
         #expect(boosted.count == 16)

@@ -2,34 +2,20 @@ import Foundation
 import Testing
 import Tensors
 @testable import TokenCompression
-
-/// Small deterministic generator (SplitMix64) for ToMe's property tests.
-struct ToMeRandom {
-    var source: SplitMix64
-    init(seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func normal() -> Float {
-        let u = max(uniform(), 1e-7), v = uniform()
-        return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * .pi * v)
-    }
-    mutating func tensor(_ rows: Int, _ cols: Int) -> Tensor {
-        try! Tensor(shape: [rows, cols], values: (0..<(rows * cols)).map { _ in normal() })
-    }
-}
+import TestSupport
 
 @Suite struct ToMeTests {
     @Test func sizesSumToInputCountAndSourcesPartitionThePatches() throws {
-        var rng = ToMeRandom(seed: 7)
+        var rng = TestRandom(7)
         for (t, r, cls, dist) in [(17, 5, true, false), (24, 8, false, false), (31, 40, true, true), (9, 3, true, false)] {
-            let x = rng.tensor(t, 6), metric = rng.tensor(t, 4)
+            let x = rng.tensor(t, 6, .normal), metric = rng.tensor(t, 4, .normal)
             var sizes: [Float]? = nil
             var sources: [[Int]]? = nil
             var current = x
             var n = t
             // Two chained blocks: sizes and sources are carried.
             for _ in 0..<2 {
-                let step = try ToMe.step(x: current, metric: n == t ? metric : rng.tensor(n, 4), sizes: sizes, sources: sources,
+                let step = try ToMe.step(x: current, metric: n == t ? metric : rng.tensor(n, 4, .normal), sizes: sizes, sources: sources,
                                          parameters: .init(r: r, classToken: cls, distillToken: dist))
                 #expect(step.sizes.reduce(0, +) == Float(t))
                 let flat = step.sources.flatMap { $0 }
@@ -43,9 +29,9 @@ struct ToMeRandom {
 
     /// r = 0, or an r that clamps to 0, is the code's do-nothing merge: identity over all T tokens.
     @Test func zeroEffectiveRIsTheIdentityOverAllTokens() throws {
-        var rng = ToMeRandom(seed: 5)
+        var rng = TestRandom(5)
         for (t, r, cls) in [(9, 0, true), (10, 0, false), (2, 4, true), (1, 3, false)] {
-            let x = rng.tensor(t, 3), metric = rng.tensor(t, 4)
+            let x = rng.tensor(t, 3, .normal), metric = rng.tensor(t, 4, .normal)
             let sizes = (0..<t).map { Float($0 + 1) }
             let sources = (0..<t).map { [$0] }
             let step = try ToMe.step(x: x, metric: metric, sizes: sizes, sources: sources, parameters: .init(r: r, classToken: cls))
@@ -58,9 +44,9 @@ struct ToMeRandom {
     }
 
     @Test func effectiveRIsClampedAndClassAndDistillTokensStayFirst() throws {
-        var rng = ToMeRandom(seed: 11)
+        var rng = TestRandom(11)
         let t = 21
-        let step = try ToMe.step(x: rng.tensor(t, 5), metric: rng.tensor(t, 4), parameters: .init(r: 100, classToken: true, distillToken: true))
+        let step = try ToMe.step(x: rng.tensor(t, 5, .normal), metric: rng.tensor(t, 4, .normal), parameters: .init(r: 100, classToken: true, distillToken: true))
         #expect(step.matching.effectiveR == (t - 2) / 2)
         #expect(step.x.rows == t - (t - 2) / 2)
         #expect(Array(step.matching.order.prefix(2)) == [0, 1])
@@ -71,9 +57,9 @@ struct ToMeRandom {
     }
 
     @Test func mergedRowIsTheSizeWeightedMean() throws {
-        var rng = ToMeRandom(seed: 3)
+        var rng = TestRandom(3)
         let t = 10
-        let x = rng.tensor(t, 3), metric = rng.tensor(t, 4)
+        let x = rng.tensor(t, 3, .normal), metric = rng.tensor(t, 4, .normal)
         let sizes: [Float] = (0..<t).map { Float($0 % 3 + 1) }
         let step = try ToMe.step(x: x, metric: metric, sizes: sizes, parameters: .init(r: 2, classToken: false))
         for token in step.result.merged {
@@ -88,21 +74,21 @@ struct ToMeRandom {
     }
 
     @Test func noOpIsExplicit() throws {
-        var rng = ToMeRandom(seed: 5)
-        let x = rng.tensor(3, 2)
-        let step = try ToMe.step(x: x, metric: rng.tensor(3, 2), parameters: .init(r: 4, classToken: true, distillToken: true))
+        var rng = TestRandom(5)
+        let x = rng.tensor(3, 2, .normal)
+        let step = try ToMe.step(x: x, metric: rng.tensor(3, 2, .normal), parameters: .init(r: 4, classToken: true, distillToken: true))
         #expect(step.result.noOpReason != nil)
         #expect(step.x.values == x.values)
-        let zero = try ToMe.step(x: x, metric: rng.tensor(3, 2), parameters: .init(r: 0))
+        let zero = try ToMe.step(x: x, metric: rng.tensor(3, 2, .normal), parameters: .init(r: 0))
         #expect(zero.result.noOpReason != nil)
     }
 
     @Test func badInputsThrow() throws {
-        var rng = ToMeRandom(seed: 9)
-        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2), metric: rng.tensor(5, 2)) }
-        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2), metric: rng.tensor(6, 2), parameters: .init(r: -1)) }
-        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2), metric: Tensor(zeros: [6, 2]), parameters: .init(r: 2)) }
-        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2), metric: rng.tensor(6, 2), sizes: [1, 1, 0, 1, 1, 1]) }
+        var rng = TestRandom(9)
+        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2, .normal), metric: rng.tensor(5, 2, .normal)) }
+        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2, .normal), metric: rng.tensor(6, 2, .normal), parameters: .init(r: -1)) }
+        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2, .normal), metric: Tensor(zeros: [6, 2]), parameters: .init(r: 2)) }
+        #expect(throws: CompressionError.self) { try ToMe.step(x: rng.tensor(6, 2, .normal), metric: rng.tensor(6, 2, .normal), sizes: [1, 1, 0, 1, 1, 1]) }
     }
 
     @Test func proportionalAttentionBiasActsLikeDuplicatedKeys() throws {
@@ -125,9 +111,9 @@ struct ToMeRandom {
     }
 
     @Test func deterministicForAFixedSeed() throws {
-        var a = ToMeRandom(seed: 42), b = ToMeRandom(seed: 42)
-        let s1 = try ToMe.step(x: a.tensor(15, 3), metric: a.tensor(15, 4), parameters: .init(r: 4))
-        let s2 = try ToMe.step(x: b.tensor(15, 3), metric: b.tensor(15, 4), parameters: .init(r: 4))
+        var a = TestRandom(42), b = TestRandom(42)
+        let s1 = try ToMe.step(x: a.tensor(15, 3, .normal), metric: a.tensor(15, 4, .normal), parameters: .init(r: 4))
+        let s2 = try ToMe.step(x: b.tensor(15, 3, .normal), metric: b.tensor(15, 4, .normal), parameters: .init(r: 4))
         #expect(s1.matching == s2.matching)
         #expect(s1.x.values == s2.x.values)
     }

@@ -23,13 +23,6 @@ public enum Selection {
         }
     }
 
-    /// Cosine similarity as `torch.nn.functional.cosine_similarity` (each norm clamped at `eps`).
-    public static func cosine(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, eps: Float = 1e-8) -> Float {
-        var dot: Float = 0, na: Float = 0, nb: Float = 0
-        for i in 0..<a.count { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i] }
-        return dot / (max(na.squareRoot(), eps) * max(nb.squareRoot(), eps))
-    }
-
     /// Python's `round` for doubles: half to even.
     public static func roundHalfEven(_ x: Double) -> Int { Int(x.rounded(.toNearestOrEven)) }
 }

@@ -218,7 +218,7 @@ public struct DuCa {
         let h = v.shape[0], n = v.shape[1]
         var out = Tensor(zeros: [h, n])
         out.withUnsafeMutableBufferPointer { o in
-            for r in 0..<(h * n) { o[r] = v.row(r).reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() }
+            for r in 0..<(h * n) { o[r] = L2Norm.float32Norm(v.row(r)) }
         }
         return out
     }

@@ -300,13 +300,8 @@ public struct ToCa {
     public static let attentionMapModule = "attn_map"
     public static let crossAttentionMapModule = "cross_attn_map"
 
-    /// `x / max(‖x‖₂, 1e-12)` in float32 (`F.normalize`).
-    public static func l2Normalized(_ x: [Float]) -> [Float] {
-        var sum: Float = 0
-        for v in x { sum += v * v }
-        let norm = max(sum.squareRoot(), 1e-12)
-        return x.map { $0 / norm }
-    }
+    /// `x / max(‖x‖₂, 1e-12)` in float32 (`F.normalize`), the normalisation of every score.
+    static func l2Normalized(_ x: [Float]) -> [Float] { L2Norm.normalized(x, eps: 1e-12, accumulation: .float32) }
 
     /// s1: attention each token receives (column sums of the head-mean map `[query, key]` stored
     /// at the last full step), L2-normalised over tokens. The map is stale on partial steps (F4).
@@ -363,7 +358,7 @@ public struct ToCa {
                 for i in 0..<tokens.rows {
                     let a = UnsafeBufferPointer(rebasing: t[(i * c)..<((i + 1) * c)])
                     let b = UnsafeBufferPointer(rebasing: m[(i * c)..<((i + 1) * c)])
-                    out[i] = 1 - Selection.cosine(a, b)
+                    out[i] = 1 - L2Norm.cosine(a, b, eps: 1e-8)
                 }
             }
         }
@@ -372,7 +367,7 @@ public struct ToCa {
 
     /// Ablation score: L2-normalised token L2 norms.
     public static func normScore(tokens: Tensor) -> [Float] {
-        l2Normalized((0..<tokens.rows).map { i in tokens.row(i).reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() })
+        l2Normalized((0..<tokens.rows).map { L2Norm.float32Norm(tokens.row($0)) })
     }
 
     /// s3 added: `score + λ3 · (age / N0)` in float32. N0 is the BASE interval, not the current N_t.

@@ -162,7 +162,7 @@ public struct DART: Sendable {
                 guard pool.count >= topK else {
                     throw CompressionError.unsupportedSetting("DART pool exhausted: \(pool.count) tokens left for TOKEN_TOPK \(topK)")
                 }
-                let similarity = pool.map { Selection.cosine(rowPointer(pivot), rowPointer($0)) }
+                let similarity = pool.map { L2Norm.cosine(rowPointer(pivot), rowPointer($0), eps: 1e-8) }
                 let picks = Selection.topK(similarity, topK, largest: false).map { pool[$0] }
                 chosen.formUnion(picks)
                 let pickSet = Set(picks)

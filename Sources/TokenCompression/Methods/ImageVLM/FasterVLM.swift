@@ -40,14 +40,7 @@ public struct FasterVLM {
     }
 
     /// The LLaVA-NeXT crop grid of one AnyRes image (crops only; the base image comes first).
-    public struct CropGrid: Sendable, Equatable {
-        /// Crops across (`num_patch_width`, the first value of `get_anyres_image_grid_shape`).
-        public var columns: Int
-        /// Crops down (`num_patch_height`).
-        public var rows: Int
-        public init(columns: Int, rows: Int) { self.columns = columns; self.rows = rows }
-        public var cropCount: Int { columns * rows }
-    }
+    public typealias CropGrid = AnyResCropGrid
 
     /// Outcome for one image (or one AnyRes partition).
     public struct ImageResult: Sendable {
@@ -75,15 +68,9 @@ public struct FasterVLM {
     ///
     /// - Parameter clsAttention: `[heads, 1+N]`, the [CLS] row of the attention probabilities;
     ///   column 0 ([CLS]→[CLS]) is ignored as in `feature_select` (`attentions[..., 0, 1:]`).
+    ///   float32 sum over heads, then divide: `tensor.mean(dim=1)` in the reference.
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("FasterVLM clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        // float32 sum over heads, then divide: `tensor.mean(dim=1)` in the reference.
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out.map { $0 / Float(heads) }
+        try ClsAttention.patchScores(clsAttention, heads: .mean, method: "FasterVLM")
     }
 
     /// Prunes one image (LLaVA-1.5 path).
@@ -129,9 +116,7 @@ public struct FasterVLM {
     public static func pruneAnyRes(clsAttention: [Tensor], features: [Tensor], grid: CropGrid,
                                    parameters: Parameters = .init()) throws -> AnyResResult {
         try parameters.validate()
-        guard grid.columns >= 1, grid.rows >= 1 else {
-            throw CompressionError.invalidParameter("FasterVLM crop grid \(grid.columns)x\(grid.rows) must have at least one crop")
-        }
+        try grid.validate(method: "FasterVLM")
         let p = 1 + grid.cropCount
         guard clsAttention.count == p, features.count == p else {
             throw CompressionError.shapeMismatch("FasterVLM AnyRes needs \(p) partitions (base + \(grid.cropCount) crops), got \(clsAttention.count) attention rows and \(features.count) feature tensors")

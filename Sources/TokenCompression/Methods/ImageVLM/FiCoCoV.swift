@@ -137,8 +137,9 @@ public struct FiCoCoV {
                 p2p[i - 1] = Float(s / Double(n))
             }
         }
-        cls = FiCoCoV.l2Normalized(cls)
-        p2p = FiCoCoV.l2Normalized(p2p)
+        // F.normalize: x / max(‖x‖, 1e-12), float32 values.
+        cls = L2Norm.normalized(cls, eps: 1e-12, accumulation: .float64)
+        p2p = L2Norm.normalized(p2p, eps: 1e-12, accumulation: .float64)
         // Python floats β and 1 − β meet float32 tensors: each is rounded to float32 first.
         let beta = Float(p.beta), oneMinusBeta = Float(1 - p.beta)
         var score = (0..<n).map { beta * cls[$0] - oneMinusBeta * p2p[$0] }
@@ -236,12 +237,6 @@ public struct FiCoCoV {
         let e = x.map { Foundation.exp($0 - m) }
         let z = e.reduce(Float(0), +)
         return e.map { $0 / z }
-    }
-
-    /// `F.normalize(p=2)`: x / max(‖x‖, 1e-12).
-    static func l2Normalized(_ x: [Float]) -> [Float] {
-        let norm = max(Float(x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()), 1e-12)
-        return x.map { $0 / norm }
     }
 }
 

@@ -115,7 +115,9 @@ public struct GlobalCom2 {
                 guard slice.count == local.count else {
                     throw CompressionError.shapeMismatch("crop \(crop): \(local.count) valid tokens but a \(w)×\(h) global slice")
                 }
-                let a = GlobalCom2.l2Normalized(local), b = GlobalCom2.l2Normalized(slice)
+                // F.normalize: x / max(‖x‖, 1e-12), float32 values.
+                let a = L2Norm.normalized(local, eps: 1e-12, accumulation: .float64)
+                let b = L2Norm.normalized(slice, eps: 1e-12, accumulation: .float64)
                 let combined = zip(a, b).map { $0 + $1 }
                 // float64 product, truncated (Python int()).
                 let budget = Int(Double(valid.count) * scales[crop])
@@ -182,12 +184,6 @@ public struct GlobalCom2 {
         if total == 0 { return [Double](repeating: parameters.retentionRatio, count: grid.crops) }
         let mean = total / Double(p.count)
         return p.map { min(parameters.retentionRatio * (1 + $0 - mean), 1.0) }
-    }
-
-    /// `F.normalize(p=2)`: x / max(‖x‖, 1e-12), float32.
-    static func l2Normalized(_ x: [Float]) -> [Float] {
-        let norm = max(Float(x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()), 1e-12)
-        return x.map { $0 / norm }
     }
 
     /// `F.interpolate(mode: bilinear, align_corners: false)` of a side×side map to height×width, as

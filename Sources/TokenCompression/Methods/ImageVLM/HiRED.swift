@@ -46,12 +46,7 @@ public struct HiRED {
     }
 
     /// The LLaVA-NeXT crop grid (crops only; the base image is partition 0).
-    public struct CropGrid: Sendable, Equatable {
-        public var columns: Int
-        public var rows: Int
-        public init(columns: Int, rows: Int) { self.columns = columns; self.rows = rows }
-        public var cropCount: Int { columns * rows }
-    }
+    public typealias CropGrid = AnyResCropGrid
 
     /// How the budget was split.
     public struct Budgets: Sendable, Equatable {
@@ -79,13 +74,7 @@ public struct HiRED {
     ///
     /// - Parameter clsAttention: `[heads, 1+N]`; column 0 ([CLS]→[CLS]) is ignored.
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("HiRED clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out
+        try ClsAttention.patchScores(clsAttention, heads: .sum, method: "HiRED")
     }
 
     /// LLaVA-1.5 (one image): keep `min(N, int(N·rate))` tokens by late-layer [CLS] attention.
@@ -122,9 +111,7 @@ public struct HiRED {
     ///   `int(B_total·alpha)`, `int(N·(1−alpha))`.
     public static func budgets(topAttention: Tensor, grid: CropGrid, parameters: Parameters = .init()) throws -> Budgets {
         try parameters.validate()
-        guard grid.columns >= 1, grid.rows >= 1 else {
-            throw CompressionError.invalidParameter("HiRED crop grid \(grid.columns)x\(grid.rows) must have at least one crop")
-        }
+        try grid.validate(method: "HiRED")
         let thumbnail = try scores(clsAttention: topAttention)
         let n = thumbnail.count, crops = grid.cropCount, p = 1 + crops
         let total = Int(Double(p * n) * parameters.tokenBudgetRate)

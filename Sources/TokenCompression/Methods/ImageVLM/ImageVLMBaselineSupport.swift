@@ -40,7 +40,7 @@ enum ImageVLMBaseline {
         return layout.imageRange.map { i in
             let row = x.row(i)
             if l1 { return row.reduce(0.0) { $0 + Double(abs($1)) } }
-            return row.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            return L2Norm.norm(row)
         }
     }
 }

@@ -162,13 +162,8 @@ public struct MustDrop {
         guard clsAttention.rank == 2, clsAttention.columns >= 2 else {
             throw CompressionError.shapeMismatch("[CLS] attention must be [heads, N ≥ 2], got \(clsAttention.shape)")
         }
-        let heads = clsAttention.rows, n = clsAttention.columns
-        var mean = [Float](repeating: 0, count: n - 1)
-        for j in 1..<n {
-            var s: Float = 0
-            for h in 0..<heads { s += clsAttention[h, j] }
-            mean[j - 1] = s / Float(heads)
-        }
+        let n = clsAttention.columns
+        let mean = ClsAttention.reduceHeads(clsAttention, .mean)
         let count = Int((parameters.keySetRate * Double(n - 1)).rounded(.up))
         return Selection.topK(mean, count)
     }
@@ -266,11 +261,7 @@ private func mustDropWindowSimilarities(_ crop: Tensor, windows: [[Int]]) -> [Fl
         windows.map { tokens in
             // Unit vectors as F.cosine_similarity (norms clamped at 1e-8).
             let units: [[Double]] = tokens.map { p in
-                let base = (1 + p) * c
-                var sq = 0.0
-                for k in 0..<c { let v = Double(x[base + k]); sq += v * v }
-                let norm = max(sq.squareRoot(), 1e-8)
-                return (0..<c).map { Double(x[base + $0]) / norm }
+                L2Norm.normalized((0..<c).map { Double(x[(1 + p) * c + $0]) }, eps: 1e-8)
             }
             var sum = 0.0
             for i in 0..<units.count {

@@ -230,12 +230,12 @@ struct PruMergeCore {
         // L2-normalised patch keys (F.normalize, eps 1e-12), float32 like the code.
         var unit = [Float](repeating: 0, count: n * kc)
         keys.withUnsafeBufferPointer { kb in
-            for j in 0..<n {
-                let row = kb.baseAddress! + (j + 1) * kc
-                var s: Double = 0
-                for d in 0..<kc { s += Double(row[d]) * Double(row[d]) }
-                let norm = max(Float(s.squareRoot()), 1e-12)
-                for d in 0..<kc { unit[j * kc + d] = row[d] / norm }
+            unit.withUnsafeMutableBufferPointer { u in
+                for j in 0..<n {
+                    L2Norm.normalize(UnsafeBufferPointer(rebasing: kb[((j + 1) * kc)..<((j + 2) * kc)]),
+                                     into: UnsafeMutableBufferPointer(rebasing: u[(j * kc)..<((j + 1) * kc)]),
+                                     eps: 1e-12, accumulation: .float64)
+                }
             }
         }
         // Cosine similarities of every kept token to every token: one float32 product, as the

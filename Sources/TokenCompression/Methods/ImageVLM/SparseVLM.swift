@@ -200,42 +200,12 @@ public struct SparseVLM {
         if let noise, noise.count != n {
             throw CompressionError.shapeMismatch("noise has \(noise.count) values for \(n) tokens")
         }
-        // D_ij = ||x_i − x_j||₂ / √C in float32; symmetric by construction, so exact ties stay exact.
-        let scale = Float(Double(c).squareRoot())
-        var distance = [Float](repeating: 0, count: n * n)
-        features.withUnsafeBufferPointer { x in
-            for i in 0..<n {
-                for j in (i + 1)..<n {
-                    var sq: Double = 0
-                    for k in 0..<c { let d = Double(x[i * c + k] - x[j * c + k]); sq += d * d }
-                    let value = Float(sq.squareRoot()) / scale
-                    distance[i * n + j] = value
-                    distance[j * n + i] = value
-                }
-            }
-        }
-        let distanceMax = distance.max() ?? 0
-        // Density: exp(−mean of the clusterCount smallest squared distances, self included).
-        var density = (0..<n).map { i -> Float in
-            let nearest = distance[(i * n)..<((i + 1) * n)].sorted().prefix(clusterCount)
-            var sum: Float = 0
-            for d in nearest { sum += d * d }
-            return expf(-(sum / Float(clusterCount)))
-        }
-        if let noise { density = zip(density, noise).map { $0 + $1 * Float(1e-6) } }
-        // delta_i: distance to the nearest strictly denser token (max distance if none).
-        let score = (0..<n).map { i -> Float in
-            var delta = distanceMax
-            for j in 0..<n where density[j] > density[i] { delta = min(delta, distance[i * n + j]) }
-            return delta * density[i]
-        }
-        let centers = Selection.topK(score, clusterCount)
-        var assignment = (0..<n).map { i -> Int in
-            var best = 0
-            for (k, centre) in centers.enumerated() where distance[centre * n + i] < distance[centers[best] * n + i] { best = k }
-            return best
-        }
-        for (k, centre) in centers.enumerated() { assignment[centre] = k }
+        // Shared DPC-kNN core in float32 (D_ij = ||x_i − x_j||₂ / √C, symmetric by construction, so exact
+        // ties stay exact); k = clusterCount neighbours, self included; centres in topk (score) order.
+        let dpc = DensityPeakClustering(features: features, neighbours: clusterCount,
+                                        densityOffset: noise.map { $0.map { $0 * Float(1e-6) } })
+        let centers = dpc.centres(clusterCount, order: .score)
+        let assignment = dpc.assign(to: centers)
         // index_add of x · 1/(count + 1e-6), in row order, as the code does.
         var counts = [Float](repeating: 0, count: clusterCount)
         for a in assignment { counts[a] += 1 }

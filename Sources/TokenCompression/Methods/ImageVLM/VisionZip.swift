@@ -49,14 +49,7 @@ public struct VisionZip {
     }
 
     /// The LLaVA-NeXT crop grid (crops only; the base image comes first).
-    public struct CropGrid: Sendable, Equatable {
-        /// Crops across (`num_patch_width`).
-        public var columns: Int
-        /// Crops down (`num_patch_height`).
-        public var rows: Int
-        public init(columns: Int, rows: Int) { self.columns = columns; self.rows = rows }
-        public var cropCount: Int { columns * rows }
-    }
+    public typealias CropGrid = AnyResCropGrid
 
     /// Outcome for one image of 1+N tokens ([CLS] first).
     public struct ImageResult: Sendable {
@@ -89,13 +82,7 @@ public struct VisionZip {
 
     /// Head sum of the [CLS] row over the patch columns (`attn[:, 0, 1:].sum(heads)`).
     public static func scores(clsAttention: Tensor) throws -> [Float] {
-        guard clsAttention.rank == 2, clsAttention.shape[0] >= 1, clsAttention.shape[1] >= 2 else {
-            throw CompressionError.shapeMismatch("VisionZip clsAttention must be [heads, 1+N] with N >= 1, got \(clsAttention.shape)")
-        }
-        let heads = clsAttention.shape[0], n = clsAttention.shape[1] - 1
-        var out = [Float](repeating: 0, count: n)
-        for h in 0..<heads { for j in 0..<n { out[j] += clsAttention[h, 1 + j] } }
-        return out
+        try ClsAttention.patchScores(clsAttention, heads: .sum, method: "VisionZip")
     }
 
     /// VisionZip on one image (the LLaVA-1.5 path; also each image of an AnyRes set).
@@ -138,11 +125,7 @@ public struct VisionZip {
 
         // metric / metric.norm(dim=-1) in float32, then dot products with the targets.
         let width = metric.columns
-        let normalized: [[Float]] = (0..<length).map { i in
-            let row = metric.row(i)
-            let norm = row.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-            return row.map { $0 / norm }
-        }
+        let normalized: [[Float]] = (0..<length).map { L2Norm.normalized(metric.row($0), eps: 0, accumulation: .float32) }
         var assign = [Int](repeating: -1, count: length)
         for (slot, t) in targets.enumerated() { assign[t] = slot }
         var members = [[Int]](repeating: [], count: targets.count)
@@ -191,9 +174,7 @@ public struct VisionZip {
     public static func compressAnyRes(clsAttention: [Tensor], hidden: [Tensor], metric: [Tensor], grid: CropGrid,
                                       parameters: Parameters = .init()) throws -> AnyResResult {
         try parameters.validate()
-        guard grid.columns >= 1, grid.rows >= 1 else {
-            throw CompressionError.invalidParameter("VisionZip crop grid \(grid.columns)x\(grid.rows) must have at least one crop")
-        }
+        try grid.validate(method: "VisionZip")
         let p = 1 + grid.cropCount
         guard clsAttention.count == p, hidden.count == p, metric.count == p else {
             throw CompressionError.shapeMismatch("VisionZip AnyRes needs \(p) images (base + \(grid.cropCount) crops), got \(clsAttention.count), \(hidden.count), \(metric.count)")

@@ -84,10 +84,7 @@ public struct EViT {
         guard clsAttentionHeads.rank == 2, clsAttentionHeads.rows >= 1, clsAttentionHeads.columns >= 2 else {
             throw CompressionError.shapeMismatch("EViT [CLS] attention must be [heads, N ≥ 2], got \(clsAttentionHeads.shape)")
         }
-        let h = clsAttentionHeads.rows, n = clsAttentionHeads.columns
-        var mean = [Float](repeating: 0, count: n - 1)
-        for head in 0..<h { for j in 1..<n { mean[j - 1] += clsAttentionHeads[head, j] } }
-        return mean.map { $0 / Float(h) }
+        return ClsAttention.reduceHeads(clsAttentionHeads, .mean)
     }
 
     /// One EViT reorganisation from per-head [CLS] attention rows `[H, N]` and tokens `x` `[N, C]`.

@@ -128,7 +128,7 @@ public struct ToMe {
         var unit = [[Double]](repeating: [], count: t)
         for i in 0..<t {
             let row = metric.row(i).map(Double.init)
-            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let norm = L2Norm.norm(row)
             guard norm > 0, norm.isFinite else {
                 throw CompressionError.invalidParameter("ToMe metric row \(i) has norm \(norm); cosine similarity is undefined")
             }

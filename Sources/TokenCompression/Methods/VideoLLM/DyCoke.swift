@@ -99,19 +99,12 @@ public struct DyCoke {
             throw CompressionError.unsupportedSetting("DyCoke TTM needs more than 4 frames (got \(frames)); the reference code crashes (torch.stack of an empty list) for F ≤ 4")
         }
         let m = parameters.keptPerPrunedFrame
-        let c = tokens.columns
         let rows = (0..<tokens.rows).map { tokens.row($0).map(Double.init) }
 
-        func cosine(_ a: [Double], _ b: [Double]) -> Double {
-            // F.cosine_similarity: dot / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)).
-            var dot = 0.0, na = 0.0, nb = 0.0
-            for k in 0..<c { dot += a[k] * b[k]; na += a[k] * a[k]; nb += b[k] * b[k] }
-            return dot / (max(na.squareRoot(), 1e-8) * max(nb.squareRoot(), 1e-8))
-        }
-        func normalized(_ a: [Double]) -> [Double] {
-            let norm = max(a.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            return a.map { $0 / norm }
-        }
+        // F.cosine_similarity: dot / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)).
+        func cosine(_ a: [Double], _ b: [Double]) -> Double { L2Norm.cosine(a, b, eps: 1e-8) }
+        // F.normalize: x / max(‖x‖, 1e-12).
+        func normalized(_ a: [Double]) -> [Double] { L2Norm.normalized(a, eps: 1e-12) }
         // topk(largest=False, sorted=True): the m least similar positions, ascending similarity.
         func leastSimilar(_ s: [Double]) -> [Int] { Selection.topK(s, m, largest: false) }
 
@@ -232,12 +225,8 @@ public struct DyCoke {
                 guard previous.count == image.count else {
                     throw CompressionError.shapeMismatch("DyCoke previous image attention has \(previous.count) entries, now \(image.count)")
                 }
-                var dot = 0.0, na = 0.0, nb = 0.0
-                for i in 0..<image.count {
-                    dot += Double(image[i]) * Double(previous[i])
-                    na += Double(image[i]) * Double(image[i]); nb += Double(previous[i]) * Double(previous[i])
-                }
-                similarity = Float(dot / (max(na.squareRoot(), 1e-8) * max(nb.squareRoot(), 1e-8)))
+                // F.cosine_similarity in float64.
+                similarity = Float(L2Norm.cosine(image.map(Double.init), previous.map(Double.init), eps: 1e-8))
             }
             previousImageAttention = image
             guard Double(similarity) < parameters.similarityThreshold else {

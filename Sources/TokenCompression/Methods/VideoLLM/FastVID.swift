@@ -112,12 +112,7 @@ public struct FastVID {
         // ---- DySeg: cosine of consecutive global features (normalised without eps, as the code).
         var similarity = [Float]()
         let g = (0..<F).map { globalFeatures.row($0).map(Double.init) }
-        let gNorm = g.map { v in v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-        for t in 0..<(F - 1) {
-            var dot = 0.0
-            for c in 0..<g[t].count { dot += g[t][c] * g[t + 1][c] }
-            similarity.append(Float(dot / (gNorm[t] * gNorm[t + 1])))
-        }
+        for t in 0..<(F - 1) { similarity.append(Float(L2Norm.cosine(g[t], g[t + 1], eps: 0))) }
         var cutSet = Set(Selection.topK(similarity, parameters.segmentCount - 1, largest: false))
         // Compared in float32 as torch does (`similarity_matrix < tau` with a Python float).
         for t in 0..<similarity.count where similarity[t] < Float(parameters.segmentThreshold) { cutSet.insert(t) }
@@ -171,7 +166,7 @@ public struct FastVID {
         var density = Tensor(zeros: [F, m])
         for f in 0..<F {
             let rows = nonSalient[f].map { videoTokens.row(f * N + $0) }
-            let score = fastVIDDensityScore(rows, channels: C)
+            let score = fastVIDDensityScore(rows)
             for i in 0..<m { density[f, i] = Float(score[i]) }
         }
 
@@ -238,42 +233,19 @@ public struct FastVID {
     }
 }
 
-/// DPC-kNN score δ·ρ over `rows`: d = ‖x_i − x_j‖/√C; ρ = exp(−mean of the 4 smallest d², the token itself
-/// included); δ = distance to the nearest strictly denser token, or the largest distance in the frame for the
-/// densest. Computed in float64 with exact distances; the code's 1e-6 `torch.rand` tie-breaking noise is left out
-/// (the cases show it never changes the selection).
-private func fastVIDDensityScore(_ rows: [[Float]], channels: Int) -> [Double] {
-    let n = rows.count
-    let scale = Double(channels).squareRoot()
-    var d = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
-    var dMax = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<max(n, i + 1) {
-            var acc = 0.0
-            for c in 0..<channels { let x = Double(rows[i][c]) - Double(rows[j][c]); acc += x * x }
-            let v = acc.squareRoot() / scale
-            d[i][j] = v; d[j][i] = v
-            dMax = max(dMax, v)
-        }
-    }
-    let density = d.map { row -> Double in
-        let nearest = row.sorted().prefix(4)
-        return exp(-nearest.reduce(0) { $0 + $1 * $1 } / Double(nearest.count))
-    }
-    return (0..<n).map { i in
-        var delta = dMax
-        for j in 0..<n where density[j] > density[i] { delta = min(delta, d[i][j]) }
-        return delta * density[i]
-    }
+/// DPC-kNN score δ·ρ over `rows` (shared core: `DensityPeakClustering`): d = ‖x_i − x_j‖/√C; ρ = exp(−mean
+/// of the 4 smallest d², the token itself included); δ = distance to the nearest strictly denser token, or the
+/// largest distance in the frame for the densest. Computed in float64 with exact distances; the code's 1e-6
+/// `torch.rand` tie-breaking noise is left out (the cases show it never changes the selection). FastVID uses
+/// only the score: its anchors are picked per frame from it, not by the clustering's centre step.
+private func fastVIDDensityScore(_ rows: [[Float]]) -> [Double] {
+    DensityPeakClustering(rows: rows.map { $0.map(Double.init) }, neighbours: 4).score
 }
 
 /// For each pool token, the anchor with the highest cosine similarity (first on ties, like argmax).
 /// Vectors are divided by their norms without eps, as the code does.
 private func fastVIDAssign(pool: [[Float]], anchors: [[Float]]) -> [Int] {
-    func unit(_ v: [Float]) -> [Double] {
-        let norm = v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-        return v.map { Double($0) / norm }
-    }
+    func unit(_ v: [Float]) -> [Double] { L2Norm.normalized(v.map(Double.init), eps: 0) }
     let a = anchors.map(unit)
     return pool.map { row in
         let u = unit(row)

@@ -201,10 +201,8 @@ public struct FrameFusion {
         var similarity = [Float](repeating: -2, count: order.count)
         for e in order.indices.dropFirst() where typeOfEntry[e] == typeOfEntry[e - 1] {
             // cosine_similarity of the code: dot / (‖a‖·‖b‖), no eps.
-            let a = hidden.row(order[e - 1]), b = hidden.row(order[e])
-            var dot = 0.0, na = 0.0, nb = 0.0
-            for c in 0..<Cw { dot += Double(a[c]) * Double(b[c]); na += Double(a[c]) * Double(a[c]); nb += Double(b[c]) * Double(b[c]) }
-            similarity[e] = Float(dot / (na.squareRoot() * nb.squareRoot()))
+            let a = hidden.row(order[e - 1]).map(Double.init), b = hidden.row(order[e]).map(Double.init)
+            similarity[e] = Float(L2Norm.cosine(a, b, eps: 0))
         }
         let videoCount = state.patchType.filter { $0 != -1 }.count
         guard videoCount > 0 else { throw CompressionError.missingSignal("FrameFusion: no video tokens left to merge") }

@@ -152,10 +152,8 @@ public struct HoliTom {
         var isStatic = [[Bool]](repeating: [Bool](repeating: false, count: N), count: max(T - 1, 0))
         for t in 0..<max(T - 1, 0) {
             for n in 0..<N {
-                let a = holiTomUnit(x[t * N + n]), b = holiTomUnit(x[(t + 1) * N + n])
-                let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
-                let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                let s = Float(dot / (max(na, 1e-8) * max(nb, 1e-8)))
+                let a = L2Norm.normalized(x[t * N + n], eps: 1e-12), b = L2Norm.normalized(x[(t + 1) * N + n], eps: 1e-12)
+                let s = Float(L2Norm.cosine(a, b, eps: 1e-8))
                 similarity[t, n] = s
                 isStatic[t][n] = s > Float(parameters.staticThreshold)  // float32 comparison, strict
             }
@@ -297,13 +295,13 @@ public struct HoliTom {
         let top = Selection.topK(importance, keep).map { $0 + start }
         let topSet = Set(top)
         let sources = (start..<(start + V)).filter { !topSet.contains($0) }
-        func norm(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        // Plain cosine (no eps): norms in float64, the targets' computed once.
         let targetRows = top.map { hiddenStates.row($0) }
-        let targetNorms = targetRows.map(norm)
+        let targetNorms = targetRows.map { L2Norm.norm($0) }
         // Similarities are computed once, before any folding.
         let targets = sources.map { s -> Int in
             let row = hiddenStates.row(s)
-            let n = norm(row)
+            let n = L2Norm.norm(row)
             var best = 0, bestValue = -Double.infinity
             for (k, t) in targetRows.enumerated() {
                 var dot = 0.0
@@ -329,47 +327,20 @@ public struct HoliTom {
     }
 }
 
-private func holiTomUnit(_ v: [Double]) -> [Double] {
-    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-    return v.map { $0 / norm }
-}
-
-/// HoliTom's `cluster_dpc_knn` + `merge_tokens_by_clustering`: centres = top-`clusters` DPC scores (k nearest,
-/// self included) SORTED ascending by index; every other token joins its nearest centre (first on ties);
-/// a centre with members becomes β·centre + (1−β)·mean(members) (plain mean of centre and members when
-/// `plainMean`), a centre without members stays as it is. Exact float64 distances; the 1e-6 density noise is
+/// HoliTom's `cluster_dpc_knn` + `merge_tokens_by_clustering` (shared core: `DensityPeakClustering`, float64):
+/// centres = top-`clusters` DPC scores (k nearest, self included) SORTED ascending by index; every other token
+/// joins its nearest centre (first on ties); a centre with members becomes β·centre + (1−β)·mean(members)
+/// (plain mean of centre and members when `plainMean`), a centre without members stays as it is. Exact float64 distances; the 1e-6 density noise is
 /// left out (the cases show it does not change the result).
 private func holiTomClusterMerge(_ x: [[Double]], clusters: Int, k: Int, beta: Double, plainMean: Bool)
     -> [(centre: Int, members: [Int], row: [Double])] {
     let n = x.count, C = x[0].count
-    let scale = Double(C).squareRoot()
-    var d = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
-    var dMax = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<max(n, i + 1) {
-            var acc = 0.0
-            for c in 0..<C { let v = x[i][c] - x[j][c]; acc += v * v }
-            d[i][j] = acc.squareRoot() / scale; d[j][i] = d[i][j]
-            dMax = max(dMax, d[i][j])
-        }
-    }
-    let density = d.map { row -> Double in
-        let nearest = row.sorted().prefix(k)
-        return exp(-nearest.reduce(0) { $0 + $1 * $1 } / Double(nearest.count))
-    }
-    let score = (0..<n).map { i -> Double in
-        var delta = dMax
-        for j in 0..<n where density[j] > density[i] { delta = min(delta, d[i][j]) }
-        return delta * density[i]
-    }
-    let centres = Selection.topK(score, clusters).sorted()
+    let dpc = DensityPeakClustering(rows: x, neighbours: k)
+    let centres = dpc.centres(clusters, order: .index)
+    let labels = dpc.assign(to: centres)
     let centreSet = Set(centres)
     var members = [[Int]](repeating: [], count: centres.count)
-    for i in 0..<n where !centreSet.contains(i) {
-        var best = 0
-        for c in 1..<centres.count where d[i][centres[c]] < d[i][centres[best]] { best = c }
-        members[best].append(i)
-    }
+    for i in 0..<n where !centreSet.contains(i) { members[labels[i]].append(i) }
     return centres.enumerated().map { c, centre in
         let group = members[c]
         guard !group.isEmpty else { return (centre, [centre], x[centre]) }

@@ -132,7 +132,7 @@ public struct PruneVid {
         var start = 0
         for W in windows {
             // (3) Static positions: (Σ_w Σ_t cos − W) / (W(W−1)); a 1-frame window gives 0/0 = NaN, never static.
-            let unit = (start..<(start + W)).map { t in (0..<L).map { l in pruneVidNormalize(x[t * L + l]) } }
+            let unit = (start..<(start + W)).map { t in (0..<L).map { l in L2Norm.normalized(x[t * L + l], eps: 1e-12) } }  // F.normalize
             var isStatic = [Bool](repeating: false, count: L)
             for l in 0..<L {
                 var total = 0.0
@@ -268,45 +268,12 @@ public struct PruneVid {
     }
 }
 
-private func pruneVidNormalize(_ v: [Double]) -> [Double] {
-    let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)  // F.normalize eps
-    return v.map { $0 / norm }
-}
-
-/// `cluster_dpc_knn`: returns each point's cluster label, labels numbered in centre order (descending DPC
-/// score). d = ‖x_i − x_j‖/√C; ρ = exp(−mean of the k smallest d², self included); δ = distance to the nearest
-/// denser point (the largest distance for the densest); centres = top-`clusters` of δ·ρ; every point joins the
-/// nearest centre (first on ties), centres themselves. Exact float64 distances; the 1e-6 noise is left out.
+/// `cluster_dpc_knn` (shared core: `DensityPeakClustering`, float64, no density noise): each point's
+/// cluster label, labels numbered in centre order = descending DPC score (`torch.topk` order); the k nearest
+/// include the point itself.
 private func pruneVidDPCLabels(_ x: [[Double]], clusters: Int, k: Int) -> [Int] {
-    let n = x.count, C = x.first?.count ?? 0
-    let scale = Double(C).squareRoot()
-    var d = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
-    var dMax = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<max(n, i + 1) {
-            var acc = 0.0
-            for c in 0..<C { let v = x[i][c] - x[j][c]; acc += v * v }
-            d[i][j] = acc.squareRoot() / scale; d[j][i] = d[i][j]
-            dMax = max(dMax, d[i][j])
-        }
-    }
-    let density = d.map { row -> Double in
-        let nearest = row.sorted().prefix(k)
-        return exp(-nearest.reduce(0) { $0 + $1 * $1 } / Double(nearest.count))
-    }
-    let score = (0..<n).map { i -> Double in
-        var delta = dMax
-        for j in 0..<n where density[j] > density[i] { delta = min(delta, d[i][j]) }
-        return delta * density[i]
-    }
-    let centres = Selection.topK(score, clusters)
-    var labels = (0..<n).map { i -> Int in
-        var best = 0
-        for c in 1..<max(centres.count, 1) where d[centres[c]][i] < d[centres[best]][i] { best = c }
-        return best
-    }
-    for (c, centre) in centres.enumerated() { labels[centre] = c }
-    return labels
+    let dpc = DensityPeakClustering(rows: x, neighbours: k)
+    return dpc.assign(to: dpc.centres(clusters, order: .score))
 }
 
 /// `refine_clusters`: per label keep its longest run(s) of consecutive frames (a label whose longest run has

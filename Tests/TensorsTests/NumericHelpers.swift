@@ -1,16 +1,5 @@
+// Reference arithmetic the kernel tests compare against.
 @testable import Tensors
-
-/// Seeded generator for test inputs (SplitMix64).
-struct TensorsTestRandom {
-    var source: SplitMix64
-    init(_ seed: UInt64) { source = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { source.next() }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        return try! Tensor(shape: shape, values: (0..<n).map { _ in float() })
-    }
-}
 
 func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count)
