@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import TokenCompression
 import Tensors
 
@@ -14,7 +15,7 @@ private func randomAttention(heads: Int, n: Int, seed: UInt64) -> Tensor {
     var values: [Float] = []
     for _ in 0..<heads {
         for i in 0..<n {
-            let logits = (0..<n).map { j in j <= i ? 3 * g.float() : -Float.infinity }
+            let logits = (0..<n).map { j in j <= i ? 3 * g.signed() : -Float.infinity }
             let top = logits.max()!
             let e = logits.map { $0 == -.infinity ? 0 : Float(exp(Double($0 - top))) }
             let total = e.reduce(0, +)
