@@ -35,6 +35,7 @@ struct MethodsCommand: ParsableCommand {
                     print("      \(m.summary)")
                     if let names = MethodCatalog.entry(named: m.name)?.adapter?.parameters {
                         print("      in-model parameters (--param): \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+                        if let needs = MethodCatalog.entry(named: m.name)?.adapter?.requires { print("      requires \(needs)") }
                     }
                 }
             }

@@ -26,7 +26,8 @@ import TokenCompression
         let visual = baseline.visualTokensBefore[0]
         #expect(visual == 256)
         for method in MethodCatalog.inModelMethods {
-            let c = try MethodCatalog.compression(method: method, budget: .count(64))
+            let c = try MethodCatalog.compression(method: method, budget: .count(64),
+                                                  parameters: method == "fitprune" ? ["scheme": "0,96,64,32"] : [:])
             let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)
             let r = c.report()
             #expect(r.visualTokensBefore == visual, "\(method)")

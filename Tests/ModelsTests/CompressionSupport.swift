@@ -20,3 +20,7 @@ enum CompressionFixture {
         return (try file.integers("input_ids").map { Int($0) }, try file.tensor("pixel_values").reshaped([3, 56, 56]))
     }
 }
+
+/// Parameters a method cannot run without, for tests that run every in-model method (FitPrune: a
+/// delete scheme; on the 4-layer fixtures a short one).
+let requiredTestParameters: [String: [String: String]] = ["fitprune": ["scheme": "0,8,8"]]

@@ -126,10 +126,10 @@ final class CompressionRecordSpy: PrefillHook {
 
 extension CompressionTests {
     @Test func everyBuilderIsARegisteredMethod() throws {
-        #expect(MethodCatalog.inModelMethods.count == 17)
+        #expect(MethodCatalog.inModelMethods.count == 18)
         for name in MethodCatalog.inModelMethods {
             #expect(MethodCatalog.info(named: name) != nil, "\(name)")
-            let c = try MethodCatalog.compression(method: name.uppercased(), budget: .ratio(0.5))
+            let c = try MethodCatalog.compression(method: name.uppercased(), budget: .ratio(0.5), parameters: requiredTestParameters[name] ?? [:])
             #expect(c.info.name == name)
             let vision: Set = ["fastervlm", "hired", "visionzip", "prumerge", "prumerge_plus", "pooling", "globalcom2", "ficoco_v"]
             #expect((c.visionHook != nil) == (vision.contains(name) || name == "mustdrop"), "\(name)")

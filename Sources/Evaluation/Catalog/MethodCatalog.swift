@@ -14,7 +14,7 @@ public enum MethodCatalog {
         MethodEntry(PDrop.info, adapter: PDropCompression.adapter, flops: S.pdrop, scoring: B.one(B.pDrop), conformer: PDropConformer.self),
         MethodEntry(SparseVLM.info, adapter: SparseVLMCompression.adapter, flops: S.sparseVLM, scoring: B.one(B.sparseVLM), conformer: SparseVLMConformer.self),
         MethodEntry(MustDrop.info, adapter: MustDropCompression.adapter, scoring: B.one(B.mustDrop), conformer: MustDropConformer.self),
-        MethodEntry(FitPrune.info, conformer: FitPruneConformer.self),
+        MethodEntry(FitPrune.info, adapter: FitPruneCompression.adapter, conformer: FitPruneConformer.self),
         // image VLM baselines
         MethodEntry(RandomPruning.info, adapter: SignalNormCompression.randomAdapter, flops: S.llmLayer2Baseline("random"), scoring: B.one { try B.baseline($0, name: "random") }),
         MethodEntry(AttentionScorePruning.info, adapter: AttentionRowCompression.aScoreAdapter, flops: S.llmLayer2Baseline("a-score"), scoring: B.one { try B.baseline($0, name: "a-score") }),
@@ -63,6 +63,11 @@ public enum MethodCatalog {
 
     /// Methods that run inside a model (registry names, sorted).
     public static var inModelMethods: [String] { all.filter { $0.adapter != nil }.map { $0.name }.sorted() }
+
+    /// What `tokc bench` sweeps by default: the in-model methods that run on a budget alone.
+    public static var defaultSweepMethods: [String] {
+        all.filter { $0.adapter != nil && $0.adapter?.requires == nil }.map { $0.name }.sorted()
+    }
 
     /// Methods with conformance cases' runners, in list order.
     public static var conformers: [any MethodConformer.Type] { all.compactMap { $0.conformer } }

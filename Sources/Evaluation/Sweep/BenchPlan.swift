@@ -86,9 +86,9 @@ public struct BenchPlan: Sendable {
     public var budgets: [BenchBudget]
     public var sampleCount: Int
 
-    /// `requested` nil → every runnable method; the baselines are added when missing.
+    /// `requested` nil → every runnable method that needs no parameter; the baselines are added when missing.
     public init(methods requested: [String]?, budgets: [BenchBudget], sampleCount: Int) throws {
-        var m = requested ?? MethodCatalog.inModelMethods
+        var m = requested ?? MethodCatalog.defaultSweepMethods
         m = m.map { $0.lowercased() }.filter { $0 != Self.uncompressed && $0 != "none" }
         for b in Self.baselines where !m.contains(b) { m.append(b) }
         var seen = Set<String>()

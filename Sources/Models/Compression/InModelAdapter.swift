@@ -12,11 +12,16 @@ public struct InModelAdapter {
     public let method: String
     /// Accepted NAME=VALUE parameter names.
     public let parameters: [String]
+    /// What the method cannot run without (FitPrune: a fitted scheme), in words; nil when a budget
+    /// alone is enough. Such methods are left out of a sweep unless named (`tokc bench --methods`).
+    public let requires: String?
     let build: (Budget, MethodParameters) throws -> ModelCompression
 
-    init(method: String, parameters: [String], build: @escaping (Budget, MethodParameters) throws -> ModelCompression) {
+    init(method: String, parameters: [String], requires: String? = nil,
+         build: @escaping (Budget, MethodParameters) throws -> ModelCompression) {
         self.method = method
         self.parameters = parameters
+        self.requires = requires
         self.build = build
     }
 

@@ -115,6 +115,40 @@ public final class DecoderLM: @unchecked Sendable {
         return (q, k)
     }
 
+    /// The first half of layer `i` on `hidden` rows at `positions` (no cache): every row's causal
+    /// attention probabilities `[heads, rows, rows]` and the attention output `[rows, heads·headDim]`
+    /// before o_proj. With `finishLayer` this is the layer cut between its attention and the rest,
+    /// as a calibration pass that removes rows inside the layer needs (FitPrune's fit).
+    public func attentionHalf(layer i: Int, hidden: Tensor, positions: [Int]) throws -> (probabilities: Tensor, output: Tensor) {
+        guard i >= 0, i < layers.count else { throw ModelError("decoder: layer \(i) out of range 0..<\(layers.count)") }
+        guard positions.count == hidden.rows else { throw ModelError("decoder: \(hidden.rows) rows but \(positions.count) positions") }
+        let layer = layers[i]
+        let x = try rms(hidden, layer.inputNorm)
+        let table = rope.table(positions: positions)
+        let q = try rope.apply(try layer.q(x, store: store), table: table)
+        let k = try rope.apply(try layer.k(x, store: store), table: table)
+        let v = try layer.v(x, store: store)
+        let (a, recorded) = try attention(q: q, k: k, v: v, record: .probabilities(rows: nil))
+        guard let p = recorded?.values else { throw ModelError("decoder layer \(i): the attention recorded no probabilities") }
+        return (p, a)
+    }
+
+    /// The rest of layer `i` on the `kept` rows only: attention output and residual cut to them,
+    /// then o_proj, residual add and the MLP. Returns the layer's output rows `[kept, hidden]`.
+    public func finishLayer(_ i: Int, hidden: Tensor, attentionOutput: Tensor, keeping kept: [Int]) throws -> Tensor {
+        guard i >= 0, i < layers.count else { throw ModelError("decoder: layer \(i) out of range 0..<\(layers.count)") }
+        guard attentionOutput.rows == hidden.rows, kept.allSatisfy({ $0 >= 0 && $0 < hidden.rows }) else {
+            throw ModelError("decoder layer \(i): kept rows must lie within the \(hidden.rows) rows")
+        }
+        let layer = layers[i]
+        var h = try hidden.gatherRows(kept)
+        try h.addInPlace(try layer.o(try attentionOutput.gatherRows(kept), store: store))
+        let y = try rms(h, layer.postNorm)
+        let act = try Tensor.swiGLU(gate: try layer.gate(y, store: store), up: try layer.up(y, store: store))
+        try h.addInPlace(try layer.down(act, store: store))
+        return h
+    }
+
     /// One decoder block over `hidden` (the rows after the cached ones, updated in place; `rotary`
     /// holds their positions), appending to `cache`.
     func runLayer(_ i: Int, hidden: inout Tensor, rotary: RotaryTable, cache: KVCache,
