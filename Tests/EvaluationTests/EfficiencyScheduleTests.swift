@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenCompression
 @testable import Evaluation
 
 /// Per-method schedules against methods/lvlm.md §0.5 (LLaVA-1.5-7B, N = 576, 32 layers).
@@ -11,6 +12,17 @@ import Testing
     }
 
     static func runs(_ pairs: [(Int, Int)]) -> [Int] { pairs.flatMap { Array(repeating: $0.0, count: $0.1) } }
+
+    /// FitPrune's shipped tables: the 60 % one by default (576 → 127), the closest table for a keep.
+    @Test func fitPruneFollowsTheShippedTables() throws {
+        let s = try Self.efficiencyPlan("fitprune")
+        #expect(s.count == 32 && s.first == 576 && s[1] == 562 && s.last == 127)
+        #expect(abs(Double(s.reduce(0, +)) / 32 - 245.0) < 0.05)
+        #expect(try Self.efficiencyPlan("fitprune", 40).last == 576 - FitPrune.shippedSchemes[90]!.reduce(0, +))
+        #expect(throws: FlopsError.self) {
+            try MethodSchedules.plan(method: "fitprune", keep: nil, context: .init(visual: 256, llmLayers: 4))
+        }
+    }
 
     @Test func dartKeeps4Plus8FloorMOver8() throws {
         #expect(try Self.efficiencyPlan("dart", 192) == Self.runs([(576, 2), (196, 30)]))

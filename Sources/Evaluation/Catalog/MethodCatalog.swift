@@ -14,7 +14,7 @@ public enum MethodCatalog {
         MethodEntry(PDrop.info, adapter: PDropCompression.adapter, flops: S.pdrop, scoring: B.one(B.pDrop), conformer: PDropConformer.self),
         MethodEntry(SparseVLM.info, adapter: SparseVLMCompression.adapter, flops: S.sparseVLM, scoring: B.one(B.sparseVLM), conformer: SparseVLMConformer.self),
         MethodEntry(MustDrop.info, adapter: MustDropCompression.adapter, scoring: B.one(B.mustDrop), conformer: MustDropConformer.self),
-        MethodEntry(FitPrune.info, adapter: FitPruneCompression.adapter, conformer: FitPruneConformer.self),
+        MethodEntry(FitPrune.info, adapter: FitPruneCompression.adapter, flops: S.fitPrune, scoring: B.one(B.fitPrune), conformer: FitPruneConformer.self),
         // image VLM baselines
         MethodEntry(RandomPruning.info, adapter: SignalNormCompression.randomAdapter, flops: S.llmLayer2Baseline("random"), scoring: B.one { try B.baseline($0, name: "random") }),
         MethodEntry(AttentionScorePruning.info, adapter: AttentionRowCompression.aScoreAdapter, flops: S.llmLayer2Baseline("a-score"), scoring: B.one { try B.baseline($0, name: "a-score") }),

@@ -41,6 +41,30 @@ extension MethodSchedules {
                                llmVisual: s, projectorTokens: c.visual)
     }
 
+    /// FitPrune: the authors' shipped LLaVA-1.5-7B tables (32 layers, 576 tokens); `keep` picks the
+    /// table whose total removal leaves the closest count (default: the 60 % table). Rows leave after
+    /// layer l's attention; the plan charges layer l at its input count and layer l+1 on at the rest.
+    static func fitPrune(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
+        guard c.llmLayers == 32, c.visual == 576 else {
+            throw FlopsError.invalidRequest("fitprune's shipped schemes are fitted on LLaVA-1.5-7B (32 layers, 576 visual tokens); fit one for this model with tokc fitprune-fit and pass --schedule")
+        }
+        let percent: Int
+        if let keep {
+            percent = FitPrune.shippedSchemes.keys.min { a, b in
+                let ka = 576 - FitPrune.shippedSchemes[a]!.reduce(0, +), kb = 576 - FitPrune.shippedSchemes[b]!.reduce(0, +)
+                return (abs(ka - keep), a) < (abs(kb - keep), b)
+            }!
+        } else { percent = 60 }
+        let scheme = try FitPrune.shippedScheme(reductionPercent: percent)
+        var left = c.visual
+        let s = (0..<c.llmLayers).map { l -> Int in
+            defer { left = max(0, left - scheme[l]) }
+            return left
+        }
+        return VisualTokenPlan(method: "fitprune", settings: "shipped table for reduction_ratio \(percent): \(c.visual - scheme.reduce(0, +)) tokens after the last cut",
+                               llmVisual: s, projectorTokens: c.visual)
+    }
+
     // MARK: - Before the LLM
 
     /// A plan that keeps `kept` tokens from LLM layer 0 on (and through the projector).

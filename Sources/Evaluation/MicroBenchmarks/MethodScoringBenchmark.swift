@@ -407,6 +407,20 @@ public enum MethodScoringBenchmark {
         return [main, helper]
     }
 
+    /// FitPrune's rule at one layer: head-max cross·self scores over the full `[heads, n, n]`
+    /// attention and the sort (the shipped 60 % table's first positive count, 14). It runs at
+    /// every layer with a positive count; each call costs about this, scaled by (n/n₀)².
+    static func fitPrune(_ s: MethodBenchmarkShape) throws -> Built {
+        let count = try FitPrune.shippedScheme(reductionPercent: 60).first { $0 > 0 } ?? 1
+        let n = s.sequenceLength
+        return ("fitprune", joined("one layer's rule (delete \(count)), full \(s.heads)-head attention of \(n) rows", plainNote(s)), { x in
+            let attention = x.attention("full", heads: s.heads, queries: Array(0..<n), keys: n)
+            let r = try FitPrune.prune(attention: attention, positionIds: Array(0..<n), imageCount: s.visualTokens,
+                                       deleteCount: count, systemLength: s.systemTokens)
+            return MethodBenchmarkOutcome(r.compression)
+        })
+    }
+
     static func mustDrop(_ s: MethodBenchmarkShape) throws -> Built {
         let (p, _, side) = try s.vision()
         let parameters = MustDrop.Parameters()
