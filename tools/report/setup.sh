@@ -7,4 +7,4 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
-python3 -m pip install --quiet selenium
+python3 -m pip install --quiet --root-user-action=ignore selenium
