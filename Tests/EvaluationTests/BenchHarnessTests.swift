@@ -115,6 +115,9 @@ struct BenchMetricsTests {
         let projector = try prefill(Self.trace(projected: 31, visual: [31, 31, 20, 20]))
         let tower = try prefill(Self.trace(tower: [257, 32, 32, 32, 32, 32], projected: 31, visual: [31, 31, 20, 20]))
         #expect(tower < projector && projector < llm && llm < none)
+        // A method that ends with more rows than the image had (PruMerge+'s summary token on a tile it
+        // keeps whole) is costed at what it ran, not refused.
+        #expect(try prefill(Self.trace(projected: 257, visual: [257, 257, 257, 257])) > none)
         // A trace of another decoder depth is refused, not costed at a wrong schedule.
         #expect(throws: BenchError.self) { try prefill(Self.trace(visual: [256, 256])) }
         // The tower counts per pass only when a tile lost rows inside it.

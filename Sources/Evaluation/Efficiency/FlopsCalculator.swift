@@ -47,7 +47,7 @@ public struct FlopsRequest: Sendable {
         guard plan.llmVisual.count == shape.llm.layers else {
             throw FlopsError.invalidRequest("schedule has \(plan.llmVisual.count) layers; \(shape.name) has \(shape.llm.layers)")
         }
-        guard plan.llmVisual.allSatisfy({ $0 >= 0 && $0 <= visualTokens }) else {
+        guard plan.llmVisual.allSatisfy({ $0 >= 0 && (plan.measured || $0 <= visualTokens) }) else {
             throw FlopsError.invalidRequest("schedule \(plan.compactSchedule) leaves the range 0…\(visualTokens)")
         }
         try shape.llm.validate(shape.name)

@@ -16,6 +16,10 @@ public struct VisualTokenPlan: Sendable, Equatable {
     public var projectorTokens: Int
     /// Encoder tokens entering each vision layer, per pass (`nil`: unchanged, all patches).
     public var visionTokensPerLayer: [Int]?
+    /// The rows a run really computed (`PrefillTrace`), not a plan: a method may end with more rows
+    /// than the input had (PruMerge+ adds its summary token to a tile it keeps whole), and that is
+    /// what it cost.
+    public var measured = false
 
     public init(method: String, settings: String, llmVisual: [Int], projectorTokens: Int, visionTokensPerLayer: [Int]? = nil) {
         self.method = method

@@ -25,9 +25,10 @@ public struct BenchFlops: Sendable {
         guard trace.decoderVisualRowsPerLayer.count == layers else {
             throw BenchError("the run traced \(trace.decoderVisualRowsPerLayer.count) decoder layers; the config has \(layers)")
         }
-        let plan = VisualTokenPlan(method: method ?? "none", settings: "rows per layer as the run traced them",
-                                   llmVisual: trace.decoderVisualRowsPerLayer, projectorTokens: min(visual, trace.projectedRows),
+        var plan = VisualTokenPlan(method: method ?? "none", settings: "rows per layer as the run traced them",
+                                   llmVisual: trace.decoderVisualRowsPerLayer, projectorTokens: trace.projectedRows,
                                    visionTokensPerLayer: trace.towerRowsPerPass)
+        plan.measured = true
         let full = try FlopsCalculator.report(FlopsRequest(shape: shape, visualTokens: visual, systemTokens: before, textTokens: after,
                                                            decodeTokens: decodeTokens, plan: plan))
         let pre = try FlopsCalculator.report(FlopsRequest(shape: shape, visualTokens: visual, systemTokens: before, textTokens: after,
