@@ -128,38 +128,40 @@ public enum BenchHTMLReport {
     static func keepMapSection(_ maps: [BenchKeepMaps.Entry], rows: [BenchSummaryRow], records: [BenchRecord]) -> String {
         guard !maps.isEmpty else { return "" }
         var s = "<h2>Which tokens reached the LLM</h2>\n"
-        s += "<p class=\"hint\">The first samples of the task: lit patches reached the language model, dimmed ones were dropped "
-        s += "(a merged token lights every patch it holds). Under each map: the method's answer.</p>\n"
+        s += "<p class=\"hint\">The task's first samples side by side: lit patches reached the language model, dimmed ones were "
+        s += "dropped (a merged token lights every patch it holds). Under each map: the method's answer (✓/✗).</p>\n"
         let methods = rows.map(\.method).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let budgets = rows.filter { $0.method != BenchPlan.uncompressed }.map(\.budget).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        let bySample = Dictionary(grouping: maps, by: \.sample)
-        for sample in bySample.keys.sorted() {
-            let entries = bySample[sample]!
-            func map(_ m: String, _ b: String) -> BenchKeepMaps.Entry? { entries.first { $0.method == m && $0.budget == b } }
-            func answer(_ m: String, _ b: String) -> String {
-                guard let r = records.first(where: { $0.sampleIndex == sample && $0.method == m && $0.budget == b }) else { return "" }
-                if let e = r.error { return "<span class=\"failed\">error: \(esc(String(e.prefix(80))))</span>" }
-                let mark = r.correct.map { $0 ? "✓" : "✗" } ?? ""
-                return "\(esc(r.prediction)) \(mark)"
-            }
-            let info = records.first { $0.sampleIndex == sample }
-            s += "<h3>Sample \(esc(info?.sampleID ?? String(sample)))"
-            if let info { s += " <small>(\(esc(info.type))\(info.answer.map { ", answer: " + esc($0) } ?? ""))</small>" }
-            s += "</h3>\n<table class=\"keepmaps\"><thead><tr><th>Method</th>"
-            s += budgets.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
-            if let u = map(BenchPlan.uncompressed, "100%") {
-                s += "<tr><td>uncompressed</td><td colspan=\"\(max(budgets.count, 1))\">\(img(u)) <div class=\"ans\">\(answer(BenchPlan.uncompressed, "100%"))</div></td></tr>\n"
-            }
-            for m in methods where m != BenchPlan.uncompressed {
-                s += "<tr><td>\(esc(m))</td>"
-                for b in budgets {
-                    if let e = map(m, b) { s += "<td>\(img(e))<div class=\"ans\">\(answer(m, b))</div></td>" } else { s += "<td>–</td>" }
-                }
-                s += "</tr>\n"
-            }
-            s += "</tbody></table>\n"
+        let samples = Set(maps.map(\.sample)).sorted()
+        func map(_ sample: Int, _ m: String, _ b: String) -> BenchKeepMaps.Entry? {
+            maps.first { $0.sample == sample && $0.method == m && $0.budget == b }
         }
-        return s
+        func answer(_ sample: Int, _ m: String, _ b: String) -> String {
+            guard let r = records.first(where: { $0.sampleIndex == sample && $0.method == m && $0.budget == b }) else { return "" }
+            if let e = r.error { return "<span class=\"failed\">error: \(esc(String(e.prefix(60))))</span>" }
+            return "\(esc(r.prediction)) \(r.correct.map { $0 ? "✓" : "✗" } ?? "")"
+        }
+        func cell(_ sample: Int, _ m: String, _ b: String, span: Int = 1) -> String {
+            let open = span > 1 ? "<td colspan=\"\(span)\">" : "<td>"
+            guard let e = map(sample, m, b) else { return open + "–</td>" }
+            return open + img(e) + "<div class=\"ans\">\(answer(sample, m, b))</div></td>"
+        }
+        let columns = max(budgets.count, 1)
+        s += "<table class=\"keepmaps\"><thead><tr><th rowspan=\"2\">Method</th>"
+        for sample in samples {
+            let info = records.first { $0.sampleIndex == sample }
+            var title = esc(info?.sampleID ?? "sample \(sample)")
+            if let info { title += "<br><small>\(esc(info.type))\(info.answer.map { ", answer: " + esc($0) } ?? "")</small>" }
+            s += "<th colspan=\"\(columns)\" class=\"sample\">\(title)</th>"
+        }
+        s += "</tr><tr>" + samples.map { _ in budgets.map { "<th>\(esc($0))</th>" }.joined() }.joined() + "</tr></thead><tbody>\n"
+        if maps.contains(where: { $0.method == BenchPlan.uncompressed }) {
+            s += "<tr><td>uncompressed</td>" + samples.map { cell($0, BenchPlan.uncompressed, "100%", span: columns) }.joined() + "</tr>\n"
+        }
+        for m in methods where m != BenchPlan.uncompressed {
+            s += "<tr><td>\(esc(m))</td>" + samples.map { sample in budgets.map { cell(sample, m, $0) }.joined() }.joined() + "</tr>\n"
+        }
+        return s + "</tbody></table>\n"
     }
 
     static func notesSection(_ rows: [BenchSummaryRow]) -> String {
@@ -199,7 +201,8 @@ public enum BenchHTMLReport {
     tr.base td{background:#eef5ff;font-weight:600}tr.haserr td{background:#fff3f3}.delta{color:#555;font-size:11px}
     .ci{color:#777;font-size:11px}.failed{color:#b00;font-weight:600}.hint{color:#666;font-size:12px}
     .summary{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{width:440px;height:auto}figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
-    table.keepmaps td{text-align:center}table.keepmaps img{width:160px;height:auto;image-rendering:pixelated;display:block;margin:auto}
+    table.keepmaps td{text-align:center;padding:2px}table.keepmaps img{width:112px;height:auto;image-rendering:pixelated;display:block;margin:auto}
+    table.keepmaps th{text-align:center}table.keepmaps th.sample{border-left:3px solid #999}
     .ans{font-size:11px;color:#333}table.manifest td{text-align:left;font-size:11px}code{font-size:11px}ul.notes{font-size:12px}
     """
 
