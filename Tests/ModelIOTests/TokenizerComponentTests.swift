@@ -65,6 +65,9 @@ func tokenizerTinyJSON(model: String = #""type": "BPE", "vocab": {"a": 0, "b": 1
         #expect(throws: TokenizerError.self) {
             try Tokenizer(tokenizerJSON: tokenizerTinyJSON(extra: #""padding": {"strategy": {"Fixed": 8}}, "#))
         }
+        #expect(throws: TokenizerError.self) {
+            try Tokenizer(tokenizerJSON: tokenizerTinyJSON(extra: #""padding": {"strategy": "BatchLongest", "pad_to_multiple_of": 8}, "#))
+        }
     }
 
     @Test func unsupportedComponentsAreNamed() throws {

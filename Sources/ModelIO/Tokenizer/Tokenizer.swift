@@ -103,7 +103,8 @@ public struct Tokenizer: Sendable {
         if let t = json.tokPresent("truncation") { throw TokenizerError("tokenizer.json: truncation \(t) is not supported") }
         // Padding to the longest sequence of a batch leaves a single sequence as it is (files saved after a
         // batch call carry it, e.g. CLIP's); a fixed length would change the ids.
-        if let p = json.tokPresent("padding"), p["strategy"]?.stringValue != "BatchLongest" {
+        if let p = json.tokPresent("padding"),
+           p["strategy"]?.stringValue != "BatchLongest" || (p.tokPresent("pad_to_multiple_of")?.intValue ?? 1) > 1 {
             throw TokenizerError("tokenizer.json: padding \(p) is not supported (only BatchLongest, which leaves one sequence unchanged)")
         }
         let norm = normalizer
