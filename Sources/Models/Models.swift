@@ -4,12 +4,14 @@ import ModelIO
 /// Transformer models loaded from Hugging Face checkpoints (vision towers, decoder LMs, LLaVA
 /// assemblies) with hook points where token compressors plug in.
 ///
-/// Entry points: `VisionTower.load(folder:)`, `DecoderLM.load(folder:)`, `LlavaModel.load(folder:)`.
+/// Entry points: `VisionTower.load(folder:)`, `DecoderLM.load(folder:)`, `LlavaModel.load(folder:)`,
+/// `ViTClassifier.load(folder:)` (ViT, DeiT), `CLIPModel.load(folder:)`.
 public enum Models {
     /// Architectures (`config.json` `architectures[0]`) this module can run.
     public static var supportedArchitectures: [String] {
         ["CLIPVisionModel", "SiglipVisionModel", "LlamaForCausalLM", "Qwen2ForCausalLM",
-         "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"]
+         "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "ViTForImageClassification",
+         "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher", "CLIPModel"]
     }
 
     /// `architectures[0]` of a folder's config.json (or a name derived from `model_type`).
@@ -30,6 +32,8 @@ public enum LoadedModel: @unchecked Sendable {
     case vision(VisionTower)
     case decoder(DecoderLM)
     case llava(LlavaModel)
+    case imageClassifier(ViTClassifier)
+    case clip(CLIPModel)
 }
 
 extension Models {
@@ -40,6 +44,9 @@ extension Models {
         case "LlamaForCausalLM", "Qwen2ForCausalLM": return .decoder(try DecoderLM.load(folder: folder, keepConverted: keepConverted))
         case "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration":
             return .llava(try LlavaModel.load(folder: folder, keepConverted: keepConverted))
+        case "ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher":
+            return .imageClassifier(try ViTClassifier.load(folder: folder, keepConverted: keepConverted))
+        case "CLIPModel": return .clip(try CLIPModel.load(folder: folder, keepConverted: keepConverted))
         case let other:
             throw ModelError("\(folder): architecture '\(other)' is not supported (supported: \(supportedArchitectures.joined(separator: ", ")))")
         }

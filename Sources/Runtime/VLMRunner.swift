@@ -45,7 +45,7 @@ public final class VLMRunner: @unchecked Sendable {
         self.folder = folder
         switch try Models.load(folder: folder) {
         case .llava(let m): model = m
-        case .vision, .decoder:
+        case .vision, .decoder, .imageClassifier, .clip:
             throw VLMRunError("\(folder): architecture '\(try Models.architecture(ofFolder: folder))' is not a vision-language model (tokc run needs LlavaForConditionalGeneration or LlavaNextForConditionalGeneration)")
         }
         var notes: [String] = []

@@ -55,8 +55,13 @@ public struct Attention: Sendable {
     ///     (`queryOffset` = number of cached keys before the first query, `m − n` by default).
     ///   - keyCount: use only the first `keyCount` rows of `k` and `v` (a KV cache with spare room);
     ///     `nil` = all rows, which must then be as many in `k` as in `v`.
+    ///   - keyBias: an additive bias per key (one value per key row used), added to the scaled logit
+    ///     of that key for every query and head before the softmax. ToMe's proportional attention
+    ///     passes `log(size_j)`, so that a token standing for `s` merged patches is attended as if its
+    ///     `s` copies were still there. Recorded logits include it. `nil`: no bias.
     /// - Returns: `[n, heads·headDim]` and the recorded rows when asked.
     public func callAsFunction(q: Tensor, k: Tensor, v: Tensor, queryOffset: Int? = nil, keyCount: Int? = nil,
+                               keyBias: [Float]? = nil,
                                record: AttentionRecord = .none) throws -> (output: Tensor, recorded: RecordedAttention?) {
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
         let m = keyCount ?? k.rows
@@ -68,6 +73,15 @@ public struct Attention: Sendable {
         let offset = queryOffset ?? (m - n)
         guard !causal || (offset >= 0 && offset + n <= m) else {
             throw TensorError("attention: causal query offset \(offset) with \(n) queries needs at most \(m) keys")
+        }
+        if let keyBias {
+            guard keyBias.count == m else {
+                throw TensorError.shape("attention", "key bias of \(keyBias.count) values for \(m) keys")
+            }
+            // -inf masks a key (a size of 0); +inf or NaN would make every row NaN.
+            guard keyBias.allSatisfy({ !$0.isNaN && $0 != .infinity }) else {
+                throw TensorError("attention: key bias must be finite or -inf")
+            }
         }
 
         var recordRows: [Int] = []
@@ -96,6 +110,7 @@ public struct Attention: Sendable {
         let group = heads / kvHeads
         let recordedRowCount = recordRows.count
         let (heads, headDim, scale, causal) = (self.heads, self.headDim, self.scale, self.causal)
+        let bias = keyBias ?? []
 
         // Threads over (head, block) pairs; BLAS single-threaded inside to avoid oversubscription.
         if Parallel.threadCount > 1 && heads * blocksPerHead > 1 { BLAS.useSingleThreadedKernels() }
@@ -117,6 +132,7 @@ public struct Attention: Sendable {
                            c: scores, ldc: visible)
                 for i in 0..<rowsHere {
                     let row = scores + i * visible
+                    if !bias.isEmpty { bias.withUnsafeBufferPointer { b in for j in 0..<visible { row[j] += b[j] } } }
                     if causal {
                         let last = offset + r0 + i
                         if last + 1 < visible { for j in (last + 1)..<visible { row[j] = -.infinity } }

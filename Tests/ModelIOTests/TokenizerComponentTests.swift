@@ -49,6 +49,27 @@ func tokenizerTinyJSON(model: String = #""type": "BPE", "vocab": {"a": 0, "b": 1
         #expect(try Tokenizer(tokenizerJSON: tokenizerTinyJSON(model: json + "false")).encode("abc") == [0, 3])
     }
 
+    /// CLIP's `</w>` suffix on the last character of a word; a WordPiece-style continuing prefix on the
+    /// others, dropped from the right part when merging; BPEDecoder turns the suffix into spaces.
+    @Test func wordSuffixAndSubwordPrefix() throws {
+        let clip = #""type": "BPE", "vocab": {"a": 0, "b": 1, "a</w>": 2, "b</w>": 3, "ab</w>": 4, "<unk>": 5}, "merges": ["a b</w>"], "unk_token": "<unk>", "continuing_subword_prefix": "", "end_of_word_suffix": "</w>""#
+        let tok = try Tokenizer(tokenizerJSON: tokenizerTinyJSON(model: clip, extra: #""decoder": {"type": "BPEDecoder", "suffix": "</w>"}, "padding": {"strategy": "BatchLongest", "pad_id": 5}, "#))
+        #expect(try tok.encode("ab") == [4])
+        #expect(try tok.encode("aab") == [0, 4])
+        #expect(try tok.encode("ba") == [1, 2])
+        #expect(try tok.encode("bz") == [1, 5])  // "z</w>" is not in the vocabulary
+        #expect(tok.decode([0, 4, 2]) == "aab a")
+        let piece = ###""type": "BPE", "vocab": {"a": 0, "##b": 1, "ab": 2, "##a": 3}, "merges": ["a ##b"], "continuing_subword_prefix": "##""###
+        let wp = try Tokenizer(tokenizerJSON: tokenizerTinyJSON(model: piece))
+        #expect(try wp.encode("aba") == [2, 3])
+        #expect(throws: TokenizerError.self) {
+            try Tokenizer(tokenizerJSON: tokenizerTinyJSON(extra: #""padding": {"strategy": {"Fixed": 8}}, "#))
+        }
+        #expect(throws: TokenizerError.self) {
+            try Tokenizer(tokenizerJSON: tokenizerTinyJSON(extra: #""padding": {"strategy": "BatchLongest", "pad_to_multiple_of": 8}, "#))
+        }
+    }
+
     @Test func unsupportedComponentsAreNamed() throws {
         func message(_ data: Data) -> String {
             do { _ = try Tokenizer(tokenizerJSON: data); return "" } catch { return "\(error)" }

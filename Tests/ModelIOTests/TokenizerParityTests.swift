@@ -14,7 +14,9 @@ func tokenizerFixture(_ name: String) throws -> (Tokenizer, [JSONValue]) {
 }
 
 @Suite struct TokenizerParityTests {
-    static let names = ["llama_legacy", "llama_metaspace", "qwen2", "qwen2_ignore", "builtin"]
+    /// `clip` (CLIP's pipeline: lowercase, its split regex, `</w>` word suffix) comes from
+    /// tools/fixtures/make_vit_fixtures.py.
+    static let names = ["llama_legacy", "llama_metaspace", "qwen2", "qwen2_ignore", "builtin", "clip"]
 
     @Test(arguments: names) func idsMatchReference(name: String) throws {
         let (tok, cases) = try tokenizerFixture(name)

@@ -97,3 +97,59 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
         #expect(throws: TensorError.self) { try Attention(heads: 3, kvHeads: 2, headDim: 4, causal: false) }
     }
 }
+
+extension AttentionTests {
+    /// The additive key bias against the obvious computation (bias added to the scaled logits), with a
+    /// causal mask and recorded logits; then ToMe's reason for it: a key/value row with bias log(s)
+    /// gives the same output as that row repeated s times.
+    @Test func keyBiasIsAddedToEveryLogitOfItsKey() throws {
+        var r = TestRandom(11)
+        let n = 40, heads = 3, headDim = 4
+        let q = r.tensor([n, 12]), k = r.tensor([n, 12]), v = r.tensor([n, 12])
+        let bias: [Float] = (0..<n).map { (j: Int) -> Float in
+            if j % 5 == 3 { return -Float.infinity }
+            return Float(log(Double(1 + j % 3)))
+        }
+        for causal in [false, true] {
+            var attention = try Attention(heads: heads, headDim: headDim, causal: causal)
+            attention.blockRows = 16
+            let (out, recorded) = try attention(q: q, k: k, v: v, keyBias: bias, record: .logits(rows: [7]))
+            var want = [Float](repeating: 0, count: n * 12)
+            for h in 0..<heads {
+                for i in 0..<n {
+                    var s = [Double](repeating: -.infinity, count: n)
+                    for j in 0..<n where !causal || j <= i {
+                        var d = 0.0
+                        for c in 0..<headDim { d += Double(q[i, h * headDim + c]) * Double(k[j, h * headDim + c]) }
+                        s[j] = d / Double(headDim).squareRoot() + Double(bias[j])
+                    }
+                    if i == 7 {
+                        let got = Array(recorded!.values.values[(h * n)..<(h * n + n)])
+                        for j in 0..<n {
+                            if s[j] == -.infinity { #expect(got[j] == -.infinity) } else { #expect(abs(Double(got[j]) - s[j]) < 1e-5) }
+                        }
+                    }
+                    let mx = s.max()!
+                    let e = s.map { $0 == -.infinity ? 0 : exp($0 - mx) }
+                    let z = e.reduce(0, +)
+                    for c in 0..<headDim {
+                        var acc = 0.0
+                        for j in 0..<n { acc += e[j] / z * Double(v[j, h * headDim + c]) }
+                        want[i * 12 + h * headDim + c] = Float(acc)
+                    }
+                }
+            }
+            #expect(maxAbsDifference(out.values, want) < 1e-5, "causal \(causal)")
+        }
+
+        // Proportional attention: key 2 with size 3 equals keys [0, 1, 2, 2, 2, 3] without bias.
+        let q2 = r.tensor([5, 8]), k2 = r.tensor([4, 8]), v2 = r.tensor([4, 8])
+        let attention = try Attention(heads: 2, headDim: 4, causal: false)
+        let merged = try attention(q: q2, k: k2, v: v2, keyBias: [0, 0, log(3), 0]).output
+        let copies = [0, 1, 2, 2, 2, 3]
+        let repeated = try attention(q: q2, k: try k2.gatherRows(copies), v: try v2.gatherRows(copies)).output
+        #expect(maxAbsDifference(merged.values, repeated.values) < 1e-5)
+        #expect(throws: TensorError.self) { try attention(q: q2, k: k2, v: v2, keyBias: [0, 0, 0]) }
+        #expect(throws: TensorError.self) { try attention(q: q2, k: k2, v: v2, keyBias: [0, .nan, 0, 0]) }
+    }
+}

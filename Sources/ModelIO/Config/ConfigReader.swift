@@ -77,7 +77,7 @@ public struct ConfigReader {
     }
 
     public func bool(_ key: String, default value: Bool) throws -> Bool {
-        guard let v = json[key], !v.isNull else { return value }
+        guard let v = lookup(key) else { return value }
         guard let b = v.boolValue else { throw makeError("\(context): field '\(key)' must be true or false, found \(v)") }
         return b
     }

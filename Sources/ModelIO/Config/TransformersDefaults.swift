@@ -24,7 +24,22 @@ public enum TransformersDefaults {
         "siglip_vision_model": ["hidden_size": .number(768), "intermediate_size": .number(3072), "num_hidden_layers": .number(12),
                                 "num_attention_heads": .number(12), "image_size": .number(224), "patch_size": .number(16),
                                 "num_channels": .number(3), "hidden_act": .string("gelu_pytorch_tanh"), "layer_norm_eps": .number(1e-6)],
+        // ViTConfig / DeiTConfig (google/vit-base-patch16-224, facebook/deit-base-distilled-patch16-224 layouts).
+        "vit": vitDefaults,
+        "deit": vitDefaults,
+        // CLIPConfig (top level) and CLIPTextConfig; the vision side is clip_vision_model.
+        "clip": ["projection_dim": .number(512), "logit_scale_init_value": .number(2.6592)],
+        "clip_text_model": ["vocab_size": .number(49408), "hidden_size": .number(512), "intermediate_size": .number(2048),
+                            "num_hidden_layers": .number(12), "num_attention_heads": .number(8),
+                            "max_position_embeddings": .number(77), "hidden_act": .string("quick_gelu"),
+                            "layer_norm_eps": .number(1e-5), "bos_token_id": .number(49406), "eos_token_id": .number(49407),
+                            "pad_token_id": .number(1), "projection_dim": .number(512)],
     ]
+
+    private static let vitDefaults: [String: JSONValue] = [
+        "hidden_size": .number(768), "intermediate_size": .number(3072), "num_hidden_layers": .number(12),
+        "num_attention_heads": .number(12), "image_size": .number(224), "patch_size": .number(16), "num_channels": .number(3),
+        "hidden_act": .string("gelu"), "layer_norm_eps": .number(1e-12), "qkv_bias": .bool(true)]
 
     public static func value(_ key: String, modelType: String) -> JSONValue? { byModelType[modelType]?[key] }
 }

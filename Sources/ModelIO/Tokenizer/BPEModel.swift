@@ -3,6 +3,10 @@ import Foundation
 /// The BPE model of `tokenizer.json`: a vocabulary, ranked merges, and what to do with characters
 /// the vocabulary lacks (byte fallback to `<0xNN>` tokens, or the unknown token).
 ///
+/// Word-piece markers as the reference library applies them: `end_of_word_suffix` (CLIP's `</w>`) is
+/// appended to the last character of each word before lookup, `continuing_subword_prefix` prepended
+/// to every other character but the first; a merge of `a` and `prefix + b` yields `a + b`.
+///
 /// Merging follows the reference library exactly: the adjacent pair with the lowest merge rank is
 /// merged first, leftmost first among equal ranks, until no ranked pair is left.
 struct BPEModel: Sendable {
@@ -14,6 +18,9 @@ struct BPEModel: Sendable {
     let fuseUnk: Bool
     let byteFallback: Bool
     let ignoreMerges: Bool
+    /// `continuing_subword_prefix` / `end_of_word_suffix` (empty: none).
+    let subwordPrefix: String
+    let wordSuffix: String
     /// `<0xNN>` ids, looked up once, for byte fallback.
     let byteIDs: [Int?]
 
@@ -38,11 +45,12 @@ struct BPEModel: Sendable {
         if let dropout = json.tokPresent("dropout"), (dropout.doubleValue ?? 0) != 0 {
             throw TokenizerError("model: BPE dropout \(dropout) is not supported (encoding would be random)")
         }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let v = json.tokPresent(key)?.stringValue, !v.isEmpty {
-                throw TokenizerError("model: BPE '\(key)' = '\(v)' is not supported")
-            }
+        func marker(_ key: String) throws -> String {
+            guard let v = json.tokPresent(key) else { return "" }
+            guard let s = v.stringValue else { throw TokenizerError("model: BPE '\(key)' must be a string, found \(v)") }
+            return s
         }
+        let prefix = try marker("continuing_subword_prefix"), suffix = try marker("end_of_word_suffix")
         var merges: [BPEPair: BPEMerge] = [:]
         let list = json["merges"]?.arrayValue ?? []
         merges.reserveCapacity(list.count)
@@ -63,8 +71,10 @@ struct BPEModel: Sendable {
             guard let l = vocab[parts[0]], let r = vocab[parts[1]] else {
                 throw TokenizerError("model.merges[\(rank)]: '\(parts[0])' or '\(parts[1])' is not in the vocabulary")
             }
-            guard let m = vocab[parts[0] + parts[1]] else {
-                throw TokenizerError("model.merges[\(rank)]: merged token '\(parts[0] + parts[1])' is not in the vocabulary")
+            // The right part loses its continuing-subword prefix in the merged token.
+            let right = !prefix.isEmpty && parts[1].hasPrefix(prefix) ? String(parts[1].dropFirst(prefix.count)) : parts[1]
+            guard let m = vocab[parts[0] + right] else {
+                throw TokenizerError("model.merges[\(rank)]: merged token '\(parts[0] + right)' is not in the vocabulary")
             }
             let key = BPEPair(left: l, right: r)
             if merges[key] == nil { merges[key] = BPEMerge(rank: rank, id: m) }
@@ -72,6 +82,8 @@ struct BPEModel: Sendable {
         self.vocab = vocab
         self.idToToken = idToToken
         self.merges = merges
+        subwordPrefix = prefix
+        wordSuffix = suffix
         if let unk = json.tokPresent("unk_token")?.stringValue {
             guard let id = vocab[unk] else {
                 throw TokenizerError("model: unk_token '\(unk)' is not in the vocabulary")
@@ -95,8 +107,12 @@ struct BPEModel: Sendable {
         }
         var symbols: [Int] = []
         var lastWasUnk = false
-        for scalar in word.unicodeScalars {
-            if let id = vocab[String(scalar)] {
+        let scalars = Array(word.unicodeScalars)
+        for (i, scalar) in scalars.enumerated() {
+            var piece = String(scalar)
+            if i > 0 && !subwordPrefix.isEmpty { piece = subwordPrefix + piece }
+            if i == scalars.count - 1 && !wordSuffix.isEmpty { piece += wordSuffix }
+            if let id = vocab[piece] {
                 symbols.append(id)
                 lastWasUnk = false
                 continue

@@ -10,6 +10,8 @@ indirect enum TokenDecoder: Sendable {
     case fuse
     case strip(content: Unicode.Scalar, start: Int, stop: Int)
     case metaspace(replacement: Unicode.Scalar, prepend: MetaspacePrepend)
+    /// `BPEDecoder`: the word suffix (`</w>`) becomes a space, except on the last token where it goes.
+    case bpeSuffix(String)
 
     init(json: JSONValue) throws {
         let type = try json.tokString("type", in: "decoder")
@@ -37,8 +39,10 @@ indirect enum TokenDecoder: Sendable {
                 throw TokenizerError("decoder Metaspace: replacement must be one character, got '\(r)'")
             }
             self = .metaspace(replacement: c, prepend: try MetaspacePrepend(json: json, context: "decoder Metaspace"))
+        case "BPEDecoder":
+            self = .bpeSuffix(json["suffix"]?.stringValue ?? "</w>")
         default:
-            throw TokenizerError("unsupported decoder '\(type)' (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace)")
+            throw TokenizerError("unsupported decoder '\(type)' (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, BPEDecoder)")
         }
     }
 
@@ -97,6 +101,10 @@ indirect enum TokenDecoder: Sendable {
                     }
                 }
                 return String(v)
+            }
+        case .bpeSuffix(let suffix):
+            return tokens.enumerated().map { i, t in
+                t.replacingOccurrences(of: suffix, with: i == tokens.count - 1 ? "" : " ")
             }
         }
     }

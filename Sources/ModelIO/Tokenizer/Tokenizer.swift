@@ -101,7 +101,12 @@ public struct Tokenizer: Sendable {
         self.preTokenizer = preTokenizer
         self.decoder = decoder
         if let t = json.tokPresent("truncation") { throw TokenizerError("tokenizer.json: truncation \(t) is not supported") }
-        if let p = json.tokPresent("padding") { throw TokenizerError("tokenizer.json: padding \(p) is not supported") }
+        // Padding to the longest sequence of a batch leaves a single sequence as it is (files saved after a
+        // batch call carry it, e.g. CLIP's); a fixed length would change the ids.
+        if let p = json.tokPresent("padding"),
+           p["strategy"]?.stringValue != "BatchLongest" || (p.tokPresent("pad_to_multiple_of")?.intValue ?? 1) > 1 {
+            throw TokenizerError("tokenizer.json: padding \(p) is not supported (only BatchLongest, which leaves one sequence unchanged)")
+        }
         let norm = normalizer
         var decodeForm: [Int: String] = [:]
         for t in list { decodeForm[t.id] = t.normalized ? (norm?.apply(t.content) ?? t.content) : t.content }
