@@ -10,8 +10,8 @@ public enum Models {
     /// Architectures (`config.json` `architectures[0]`) this module can run.
     public static var supportedArchitectures: [String] {
         ["CLIPVisionModel", "SiglipVisionModel", "LlamaForCausalLM", "Qwen2ForCausalLM",
-         "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "ViTForImageClassification",
-         "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher", "CLIPModel"]
+         "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "LlavaOnevisionForConditionalGeneration",
+         "ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher", "CLIPModel"]
     }
 
     /// `architectures[0]` of a folder's config.json (or a name derived from `model_type`).
@@ -42,7 +42,7 @@ extension Models {
         switch try architecture(ofFolder: folder) {
         case "CLIPVisionModel", "SiglipVisionModel": return .vision(try VisionTower.load(folder: folder, keepConverted: keepConverted))
         case "LlamaForCausalLM", "Qwen2ForCausalLM": return .decoder(try DecoderLM.load(folder: folder, keepConverted: keepConverted))
-        case "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration":
+        case "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "LlavaOnevisionForConditionalGeneration":
             return .llava(try LlavaModel.load(folder: folder, keepConverted: keepConverted))
         case "ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher":
             return .imageClassifier(try ViTClassifier.load(folder: folder, keepConverted: keepConverted))

@@ -35,7 +35,7 @@ extension VLMRunner {
                 throw VLMRunError("preprocessor gives pixel values \(pixels.shape), the vision tower takes [3, \(side), \(side)] (check preprocessor_config.json)")
             }
             return VLMPreparedImage(original: image, llava: .single(pixels), modelInput: try preprocessor.modelInputImage(image), anyRes: nil)
-        case .next:
+        case .next, .onevision:
             let a = try preprocessor.anyRes(image)
             let shape = a.pixelValues.shape
             guard shape.count == 4, shape[1] == 3, shape[2] == model.config.vision.imageSize, shape[3] == model.config.vision.imageSize else {
@@ -63,11 +63,15 @@ extension VLMRunner {
             let shift = model.config.featuresPerTile - side * side
             let cells = Set(kept.map { $0 - shift }.filter { $0 >= 0 && $0 < side * side })
             return try KeepMap.draw(image: picture, grid: (side, side), kept: cells, dim: dim)
-        case .next:
+        case .next, .onevision:
             guard let a = image.anyRes else { throw VLMRunError("keep map: no AnyRes images") }
             let layout = try AnyRes.layout(imageSize: PixelSize(height: image.original.height, width: image.original.width),
                                            pinpoints: model.config.gridPinpoints.map { PixelSize(height: $0.height, width: $0.width) },
                                            tileSize: model.config.vision.imageSize, patchSize: model.config.vision.patchSize)
+            if model.config.variant == .onevision,
+               try model.onevisionGridSize(height: layout.unpad.height, width: layout.unpad.width).downscaled {
+                throw VLMRunError("keep map: this image's OneVision grid is downscaled (anyres_max_\(model.config.anyResMaxTiles ?? 0)), so its tokens are interpolated cells, not patches; no keep map is drawn")
+            }
             return try KeepMap.drawAnyRes(a, layout: layout, kept: Set(kept.filter { $0 >= 0 && $0 < layout.tokenCount }), dim: dim)
         }
     }

@@ -46,7 +46,7 @@ public final class VLMRunner: @unchecked Sendable {
         switch try Models.load(folder: folder) {
         case .llava(let m): model = m
         case .vision, .decoder, .imageClassifier, .clip:
-            throw VLMRunError("\(folder): architecture '\(try Models.architecture(ofFolder: folder))' is not a vision-language model (tokc run needs LlavaForConditionalGeneration or LlavaNextForConditionalGeneration)")
+            throw VLMRunError("\(folder): architecture '\(try Models.architecture(ofFolder: folder))' is not a vision-language model (tokc run needs LlavaForConditionalGeneration, LlavaNextForConditionalGeneration or LlavaOnevisionForConditionalGeneration)")
         }
         var notes: [String] = []
         if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json")) {
@@ -75,14 +75,23 @@ public final class VLMRunner: @unchecked Sendable {
         loadNotes = notes
     }
 
-    /// CLIP preprocessing at the tower's size (LLaVA-NeXT: with the config's pinpoints).
+    /// CLIP preprocessing at the tower's size (LLaVA-NeXT: with the config's pinpoints; OneVision:
+    /// its own processor at the tower's size with the config's pinpoints).
     static func defaultPreprocessor(_ config: LlavaConfig) throws -> ImagePreprocessor {
         let s = config.vision.imageSize
-        var json = """
-        {"image_processor_type": "\(config.variant == .next ? "LlavaNextImageProcessor" : "CLIPImageProcessor")",
-         "size": {"shortest_edge": \(s)}, "crop_size": {"height": \(s), "width": \(s)}
-        """
-        if config.variant == .next, !config.gridPinpoints.isEmpty {
+        var json: String
+        switch config.variant {
+        case .onevision:
+            json = """
+            {"image_processor_type": "LlavaOnevisionImageProcessor", "size": {"height": \(s), "width": \(s)}
+            """
+        case .next, .llava15:
+            json = """
+            {"image_processor_type": "\(config.variant == .next ? "LlavaNextImageProcessor" : "CLIPImageProcessor")",
+             "size": {"shortest_edge": \(s)}, "crop_size": {"height": \(s), "width": \(s)}
+            """
+        }
+        if config.usesAnyRes, !config.gridPinpoints.isEmpty {
             json += ", \"image_grid_pinpoints\": [" + config.gridPinpoints.map { "[\($0.height), \($0.width)]" }.joined(separator: ", ") + "]"
         }
         json += "}"

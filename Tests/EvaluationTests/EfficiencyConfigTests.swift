@@ -66,6 +66,18 @@ import Testing
         #expect(p.shape.defaultVisualTokens == 729)
     }
 
+    /// Sub-configs without `model_type` are what LlavaOnevisionConfig makes them: Qwen2 and SigLIP.
+    @Test func onevisionSubConfigDefaults() throws {
+        let p = try Self.efficiencyParse("""
+        {"model_type": "llava_onevision", "text_config": {"hidden_size": 3584,
+           "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4},
+         "vision_config": {"hidden_size": 1152, "image_size": 384,
+           "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 26, "patch_size": 14}}
+        """)
+        #expect(p.shape.vision == ShapePresets.siglip384)
+        #expect(p.shape.llm.vocab == 151936)
+    }
+
     @Test func clearErrors() throws {
         // Qwen2-VL vision fields have no class default here: name the missing one.
         do {

@@ -48,7 +48,17 @@ import Testing
     @Test func badGeometryInputsThrow() {
         #expect(throws: ImageError.self) { try AnyRes.selectBestResolution(imageSize: PixelSize(height: 0, width: 3), pinpoints: ImagePreprocessor.defaultPinpoints) }
         #expect(throws: ImageError.self) { try AnyRes.selectBestResolution(imageSize: PixelSize(height: 3, width: 3), pinpoints: []) }
-        #expect(throws: ImageError.self) { try AnyRes.layout(imageSize: PixelSize(height: 3, width: 3), pinpoints: ImagePreprocessor.defaultPinpoints, tileSize: 336, patchSize: 15) }
+        #expect(throws: ImageError.self) { try AnyRes.layout(imageSize: PixelSize(height: 3, width: 3), pinpoints: ImagePreprocessor.defaultPinpoints, tileSize: 336, patchSize: 0) }
+        #expect(throws: ImageError.self) { try AnyRes.layout(imageSize: PixelSize(height: 3, width: 3), pinpoints: ImagePreprocessor.defaultPinpoints, tileSize: 336, patchSize: 337) }
+    }
+
+    /// A tile that is not a multiple of the patch keeps ⌊tile / patch⌋ patches per side, as the
+    /// patch convolution does (SigLIP so400m in LLaVA-OneVision: 384 px, patch 14 → 27).
+    @Test func patchesPerSideAreFloored() throws {
+        let pins = [PixelSize(height: 384, width: 768)]
+        let layout = try AnyRes.layout(imageSize: PixelSize(height: 300, width: 600), pinpoints: pins, tileSize: 384, patchSize: 14)
+        #expect(layout.patchesPerSide == 27 && layout.baseTokenCount == 729)
+        #expect(layout.tileRows == 1 && layout.tileCols == 2)
     }
 
     @Test func tilingCoversTheCanvas() throws {

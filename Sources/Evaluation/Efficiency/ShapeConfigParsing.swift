@@ -31,7 +31,8 @@ public enum ShapeConfigParser {
     public static func parse(_ json: JSONValue, name: String = "config") throws -> Parsed {
         let top = try ConfigReader(json, context: "config.json", defaultsType: json["model_type"]?.stringValue) { FlopsError.config($0) }
         let modelType = json["model_type"]?.stringValue ?? ""
-        let fallbackType = modelType == "qwen2_vl" ? "qwen2" : "llama"
+        // LlavaOnevisionConfig's text_config defaults to qwen2 (and its vision_config to SigLIP).
+        let fallbackType = modelType == "qwen2_vl" || modelType == "llava_onevision" ? "qwen2" : "llama"
         let text = try top.child("text_config", defaultsType: nil) ?? top.withDefaults(of: nil)
         let textName = text.section == "text_config" ? "text_config" : "config"
         let llm = try textShape(text, fallbackType: fallbackType)
@@ -68,7 +69,8 @@ public enum ShapeConfigParser {
     static func visionShape(_ section: ConfigReader, llmHidden: Int, wrapperType: String) throws -> VisionTowerShape {
         // Older Qwen2-VL configs leave the vision model_type out; the wrapper's says it.
         let v = section.json
-        let type = v["model_type"]?.stringValue ?? (wrapperType.hasPrefix("qwen2_vl") ? "qwen2_vl" : "clip_vision_model")
+        let type = v["model_type"]?.stringValue
+            ?? (wrapperType.hasPrefix("qwen2_vl") ? "qwen2_vl" : wrapperType == "llava_onevision" ? "siglip_vision_model" : "clip_vision_model")
         let s = "vision_config"
         switch type {
         case "clip_vision_model", "siglip_vision_model":

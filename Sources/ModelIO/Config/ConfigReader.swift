@@ -91,15 +91,20 @@ public struct ConfigReader {
         return s
     }
 
-    /// An integer or a list of integers (`eos_token_id`, `vision_feature_layer`).
+    /// An integer or a list of integers (`eos_token_id`, `vision_feature_layer`), from the file or
+    /// the defaults table; nil when neither has it.
     public func intList(_ key: String) throws -> [Int]? {
-        guard let v = json[key], !v.isNull else { return nil }
+        guard let v = lookup(key) else { return nil }
         if let i = v.intValue { return [i] }
         guard let a = v.arrayValue else { throw makeError("\(context): field '\(key)' must be an integer or a list of integers, found \(v)") }
         let ints = a.compactMap(\.intValue)
         guard ints.count == a.count else { throw makeError("\(context): field '\(key)' must be a list of integers, found \(v)") }
         return ints
     }
+
+    /// The raw value at `key` from the file, else from the defaults table (recorded), else nil: for
+    /// structured fields such as `image_grid_pinpoints`.
+    public func value(_ key: String) -> JSONValue? { lookup(key) }
 
     /// The object at `key` (nil when absent), with the defaults of its own `model_type` unless given.
     public func child(_ key: String, defaultsType: String? = nil) throws -> ConfigReader? {

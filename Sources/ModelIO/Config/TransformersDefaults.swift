@@ -34,12 +34,22 @@ public enum TransformersDefaults {
                             "max_position_embeddings": .number(77), "hidden_act": .string("quick_gelu"),
                             "layer_norm_eps": .number(1e-5), "bos_token_id": .number(49406), "eos_token_id": .number(49407),
                             "pad_token_id": .number(1), "projection_dim": .number(512)],
+        // LlavaOnevisionConfig (its text_config defaults to qwen2, its vision_config to siglip_vision_model).
+        "llava_onevision": ["image_token_index": .number(151646), "video_token_index": .number(151647),
+                            "projector_hidden_act": .string("gelu"), "vision_feature_select_strategy": .string("full"),
+                            "vision_feature_layer": .number(-1), "vision_aspect_ratio": .string("anyres_max_9"),
+                            "image_grid_pinpoints": onevisionPinpoints],
     ]
 
     private static let vitDefaults: [String: JSONValue] = [
         "hidden_size": .number(768), "intermediate_size": .number(3072), "num_hidden_layers": .number(12),
         "num_attention_heads": .number(12), "image_size": .number(224), "patch_size": .number(16), "num_channels": .number(3),
         "hidden_act": .string("gelu"), "layer_norm_eps": .number(1e-12), "qkv_bias": .bool(true)]
+
+    /// `LlavaOnevisionConfig`'s (and `LlavaOnevisionImageProcessor`'s) default `image_grid_pinpoints`:
+    /// every (height, width) with both sides in 384, 768, …, 2304.
+    public static let onevisionPinpoints: JSONValue = .array(
+        (1...6).flatMap { h in (1...6).map { w in JSONValue.array([.number(Double(384 * h)), .number(Double(384 * w))]) } })
 
     public static func value(_ key: String, modelType: String) -> JSONValue? { byModelType[modelType]?[key] }
 }

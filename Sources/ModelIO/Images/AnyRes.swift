@@ -113,8 +113,9 @@ public enum AnyRes {
     /// `newlines` is set (LLaVA-NeXT's `image_newline`).
     public static func layout(imageSize: PixelSize, pinpoints: [PixelSize], tileSize: Int,
                               patchSize: Int, newlines: Bool = true) throws -> AnyResLayout {
-        guard patchSize > 0, tileSize % patchSize == 0 else {
-            throw ImageError(path: nil, "tile size \(tileSize) must be a multiple of the patch size \(patchSize)")
+        // Patches per tile side are floored like the stride-`patchSize` convolution (384 / 14 = 27).
+        guard patchSize > 0, patchSize <= tileSize else {
+            throw ImageError(path: nil, "patch size \(patchSize) must be positive and at most the tile size \(tileSize)")
         }
         let grid = try gridShape(imageSize: imageSize, pinpoints: pinpoints, tileSize: tileSize)
         let side = tileSize / patchSize

@@ -7,10 +7,12 @@ import Tensors
 ///
 /// Kinds: CLIP (`CLIPImageProcessor`: shortest-edge resize, centre crop), SigLIP (fixed-size
 /// resize, no crop, mean/std 0.5), LLaVA (`LlavaImageProcessor`: CLIP plus optional pad to
-/// square) and LLaVA-NeXT (`LlavaNextImageProcessor`: AnyRes tiles plus thumbnail).
+/// square), LLaVA-NeXT (`LlavaNextImageProcessor`: AnyRes tiles plus thumbnail) and LLaVA-OneVision
+/// (`LlavaOnevisionImageProcessor`: the same AnyRes tiling at a fixed `size`, no crop; tiles of
+/// `size`; several images in one prompt are padded to a square instead, see `onevisionSingleTile`).
 /// Keys missing from the config take the processor class's defaults, as in transformers.
 public struct ImagePreprocessor: Sendable {
-    public enum Kind: String, Sendable { case clip, siglip, llava, llavaNext }
+    public enum Kind: String, Sendable { case clip, siglip, llava, llavaNext, llavaOnevision }
 
     /// How `size` is interpreted.
     public enum Size: Hashable, Sendable {
@@ -48,10 +50,12 @@ public struct ImagePreprocessor: Sendable {
         case "SiglipImageProcessor": kind = .siglip
         case "LlavaImageProcessor": kind = .llava
         case "LlavaNextImageProcessor": kind = .llavaNext
+        case "LlavaOnevisionImageProcessor": kind = .llavaOnevision
         default:
-            throw ImageError(path: nil, "unsupported image_processor_type '\(type)' (supported: CLIPImageProcessor, SiglipImageProcessor, LlavaImageProcessor, LlavaNextImageProcessor)")
+            throw ImageError(path: nil, "unsupported image_processor_type '\(type)' (supported: CLIPImageProcessor, SiglipImageProcessor, LlavaImageProcessor, LlavaNextImageProcessor, LlavaOnevisionImageProcessor)")
         }
         let isSiglip = kind == .siglip
+        let isOnevision = kind == .llavaOnevision
 
         func bool(_ key: String, _ fallback: Bool) throws -> Bool {
             guard let v = config[key], !v.isNull else { return fallback }
@@ -68,7 +72,7 @@ public struct ImagePreprocessor: Sendable {
         }
 
         doResize = try bool("do_resize", true)
-        doCenterCrop = try bool("do_center_crop", !isSiglip)
+        doCenterCrop = try bool("do_center_crop", !isSiglip && !isOnevision)
         doRescale = try bool("do_rescale", true)
         doNormalize = try bool("do_normalize", true)
         padToSquare = kind == .llava ? try bool("do_pad", false) : false
@@ -92,8 +96,17 @@ public struct ImagePreprocessor: Sendable {
         guard !imageStd.contains(0) else { throw ImageError(path: nil, "preprocessor config 'image_std' must not contain 0") }
 
         size = try Self.parseSize(config["size"],
-                                  fallback: isSiglip ? .exact(PixelSize(height: 224, width: 224)) : .shortestEdge(224))
-        cropSize = try Self.parseCrop(config["crop_size"], fallback: PixelSize(height: 224, width: 224))
+                                  fallback: isSiglip ? .exact(PixelSize(height: 224, width: 224))
+                                      : isOnevision ? .exact(PixelSize(height: 384, width: 384)) : .shortestEdge(224))
+        if isOnevision, config["crop_size"] == nil || config["crop_size"]!.isNull {
+            // OneVision's tile side is `crop_size.height` when given, else `size`'s height (or shortest edge).
+            switch size {
+            case .exact(let s): cropSize = PixelSize(height: s.height, width: s.height)
+            case .shortestEdge(let e): cropSize = PixelSize(height: e, width: e)
+            }
+        } else {
+            cropSize = try Self.parseCrop(config["crop_size"], fallback: PixelSize(height: 224, width: 224))
+        }
 
         if let p = config["image_grid_pinpoints"], !p.isNull {
             guard let list = p.arrayValue, !list.isEmpty else {
@@ -106,9 +119,12 @@ public struct ImagePreprocessor: Sendable {
                 return PixelSize(height: h, width: w)
             }
         } else {
-            gridPinpoints = Self.defaultPinpoints
+            gridPinpoints = isOnevision ? Self.onevisionPinpoints : Self.defaultPinpoints
         }
     }
+
+    /// `LlavaOnevisionImageProcessor`'s default pinpoints: both sides in 384, 768, …, 2304.
+    public static let onevisionPinpoints = (1...6).flatMap { h in (1...6).map { w in PixelSize(height: 384 * h, width: 384 * w) } }
 
     /// An integer `size` means the shortest edge (all supported classes have
     /// `default_to_square = False`).
@@ -168,10 +184,22 @@ public struct ImagePreprocessor: Sendable {
     }
 
     /// Pixel values for the vision tower: [3, H, W] for CLIP, SigLIP and LLaVA;
-    /// [1 + tiles, 3, H, W] (thumbnail first) for LLaVA-NeXT.
+    /// [1 + tiles, 3, H, W] (thumbnail first) for LLaVA-NeXT and LLaVA-OneVision (one image per prompt).
     public func callAsFunction(_ image: RGBImage) throws -> Tensor {
-        if kind == .llavaNext { return try anyRes(image).pixelValues }
+        if kind == .llavaNext || kind == .llavaOnevision { return try anyRes(image).pixelValues }
         let source = padToSquare ? image.expandedToSquare(fill: padColor) : image
         return try toTensor(try geometricPipeline(source))
+    }
+}
+
+extension ImagePreprocessor {
+    /// LLaVA-OneVision with several images in one prompt (`batch_num_images` > 1): no AnyRes; the
+    /// image is padded to a square with `int(mean·255)` (centred, offset rounded down), then resized,
+    /// rescaled and normalised like a tile: `[3, H, W]`.
+    public func onevisionSingleTile(_ image: RGBImage) throws -> Tensor {
+        guard kind == .llavaOnevision else {
+            throw ImageError(path: nil, "onevisionSingleTile needs a LlavaOnevisionImageProcessor config, this one is \(kind.rawValue)")
+        }
+        return try toTensor(try geometricPipeline(image.expandedToSquare(fill: padColor)))
     }
 }

@@ -23,9 +23,10 @@ public struct LlamaConfig: Sendable, Equatable {
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
 
-    /// Parses a `config.json` (or a LLaVA `text_config`) with transformers' defaults for absent fields.
-    init(reader file: ConfigReader, tieDefault: Bool? = nil) throws {
-        let type = try file.string("model_type", default: "llama")
+    /// Parses a `config.json` (or a LLaVA `text_config`) with transformers' defaults for absent fields;
+    /// `defaultFamily` is the family a config without `model_type` is (LLaVA: llama, OneVision: qwen2).
+    init(reader file: ConfigReader, tieDefault: Bool? = nil, defaultFamily: Family = .llama) throws {
+        let type = try file.string("model_type", default: defaultFamily.rawValue)
         guard let family = Family(rawValue: type) else {
             throw ModelError("\(file.context): unsupported text model_type '\(type)' (supported: llama, qwen2)")
         }

@@ -22,7 +22,8 @@ struct ModelConfigFile {
         } else if let type = json["model_type"]?.stringValue {
             let byType = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "clip_vision_model": "CLIPVisionModel",
                           "siglip_vision_model": "SiglipVisionModel", "llava": "LlavaForConditionalGeneration",
-                          "llava_next": "LlavaNextForConditionalGeneration", "vit": "ViTForImageClassification",
+                          "llava_next": "LlavaNextForConditionalGeneration",
+                          "llava_onevision": "LlavaOnevisionForConditionalGeneration", "vit": "ViTForImageClassification",
                           "deit": "DeiTForImageClassification", "clip": "CLIPModel"]
             guard let a = byType[type] else {
                 throw ModelError("\(path): unsupported model_type '\(type)' (supported: \(byType.keys.sorted().joined(separator: ", ")))")

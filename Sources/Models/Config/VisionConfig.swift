@@ -57,8 +57,10 @@ public struct VisionTowerConfig: Sendable, Equatable {
         guard hiddenSize % heads == 0 else {
             throw ModelError("\(context): hidden_size \(hiddenSize) is not divisible by num_attention_heads \(heads)")
         }
-        guard imageSize % patchSize == 0 else {
-            throw ModelError("\(context): image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
+        // Like the stride-`patch_size` convolution, a remainder of the image is left out: SigLIP
+        // so400m (LLaVA-OneVision) has image_size 384 and patch_size 14, i.e. 27×27 patches.
+        guard patchSize <= imageSize else {
+            throw ModelError("\(context): patch_size \(patchSize) is larger than image_size \(imageSize)")
         }
         guard Activation(name: hiddenAct) != nil else {
             throw ModelError("\(context): hidden_act '\(hiddenAct)' is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu, relu)")
@@ -72,12 +74,13 @@ public struct VisionTowerConfig: Sendable, Equatable {
         return try VisionTowerConfig(kind: file.architecture == "CLIPVisionModel" ? .clip : .siglip, reader: file.reader)
     }
 
-    /// From a LLaVA `vision_config` (CLIP unless `model_type` says SigLIP).
-    init(llavaVisionConfig r: ConfigReader?, context: String) throws {
+    /// From a LLaVA `vision_config` (`defaultType` unless `model_type` says otherwise: CLIP for
+    /// LLaVA and NeXT, SigLIP for OneVision).
+    init(llavaVisionConfig r: ConfigReader?, context: String, defaultType: String = "clip_vision_model") throws {
         guard let r else {
             throw ModelError("\(context): missing 'vision_config'")
         }
-        let type = try r.string("model_type", default: "clip_vision_model")
+        let type = try r.string("model_type", default: defaultType)
         switch type {
         case "clip_vision_model", "clip": try self.init(kind: .clip, reader: r)
         case "siglip_vision_model", "siglip": try self.init(kind: .siglip, reader: r)

@@ -18,9 +18,13 @@ public struct LlavaPrefillResult: @unchecked Sendable {
     public var expandedInputIDs: [Int]
     /// Range of each image's rows in `expandedInputIDs`.
     public var imageSpans: [Range<Int>]
+    /// OneVision: range of each video's rows in `expandedInputIDs` (empty without videos).
+    public var videoSpans: [Range<Int>] = []
     /// Visual rows per image before and after the vision hook.
     public var visualTokensBefore: [Int]
     public var visualTokensAfter: [Int]
+    /// OneVision: rows per video (frames × pooled cells + one `image_newline`).
+    public var videoTokens: [Int] = []
     /// Rows per layer of the tower and the decoder, as this prefill ran them.
     public var trace: PrefillTrace
     public var logits: Tensor { decoder.logits }
@@ -62,15 +66,16 @@ public final class LlavaModel: @unchecked Sendable {
                                       in: inWidth, bias: config.projectorBias)
         projector2 = try LinearWeight(store: store, prefix: p + "multi_modal_projector.linear_2", out: config.text.hiddenSize,
                                       in: config.text.hiddenSize, bias: config.projectorBias)
-        if config.variant == .next {
+        if config.usesAnyRes {
+            let family = config.variant == .onevision ? "LLaVA-OneVision" : "LLaVA-NeXT"
             guard let n = store.firstPresent(["model.image_newline", "image_newline"]) else {
-                throw ModelError("\(store.location): LLaVA-NeXT checkpoint has no 'image_newline'")
+                throw ModelError("\(store.location): \(family) checkpoint has no 'image_newline'")
             }
             guard try store.info(n).shape == [config.text.hiddenSize] else {
                 throw ModelError("\(store.location): 'image_newline' has shape \(try store.info(n).shape), expected [\(config.text.hiddenSize)]")
             }
             if config.visionFeatureStrategy == .full && config.vision.hasClassToken {
-                throw ModelError("LLaVA-NeXT with a CLIP tower needs vision_feature_select_strategy 'default' (the tile grid has no room for [CLS])")
+                throw ModelError("\(family) with a CLIP tower needs vision_feature_select_strategy 'default' (the tile grid has no room for [CLS])")
             }
             imageNewline = n
         } else {
@@ -83,19 +88,24 @@ public final class LlavaModel: @unchecked Sendable {
     /// Visual rows an image yields without compression (what the processor expands `<image>` to).
     public func imageTokenCount(_ image: LlavaImage) throws -> Int {
         switch image {
-        case .single: return config.variant == .next ? config.featuresPerTile + 1 : config.featuresPerTile
+        case .single: return config.usesAnyRes ? config.featuresPerTile + 1 : config.featuresPerTile
         case .anyRes(_, let h, let w): return try imageTokenCount(imageHeight: h, imageWidth: w)
         }
     }
 
     /// NeXT: thumbnail rows + unpadded grid rows, each grid row followed by `image_newline`.
+    /// OneVision: the same after the anyres_max_N downscale of the unpadded grid.
     public func imageTokenCount(imageHeight: Int, imageWidth: Int) throws -> Int {
-        guard config.variant == .next else { return config.featuresPerTile }
+        guard config.usesAnyRes else { return config.featuresPerTile }
         guard imageHeight > 0, imageWidth > 0 else { throw ModelError("image size \(imageHeight)×\(imageWidth) is empty") }
         let side = config.vision.patchesPerSide
         let g = try tileGrid(imageHeight: imageHeight, imageWidth: imageWidth)
         let r = AnyRes.unpadRegion(imageSize: PixelSize(height: imageHeight, width: imageWidth),
                                    featureSize: PixelSize(height: g.rows * side, width: g.cols * side))
+        if config.variant == .onevision {
+            let d = try onevisionGridSize(height: r.height, width: r.width)
+            return config.featuresPerTile + d.height * (d.width + 1)
+        }
         return config.featuresPerTile + r.height * (r.width + 1)
     }
 
@@ -122,7 +132,7 @@ public final class LlavaModel: @unchecked Sendable {
         switch image {
         case .single(let t): tiles = [t]
         case .anyRes(let ts, let h, let w):
-            guard config.variant == .next else { throw ModelError("LLaVA-1.5 takes a single image tensor, not AnyRes tiles") }
+            guard config.usesAnyRes else { throw ModelError("LLaVA-1.5 takes a single image tensor, not AnyRes tiles") }
             let g = try tileGrid(imageHeight: h, imageWidth: w)
             guard ts.count == g.rows * g.cols + 1 else {
                 throw ModelError("image \(index): \(ts.count) tiles given, the \(h)×\(w) image needs \(g.rows * g.cols + 1) (thumbnail + \(g.rows)×\(g.cols) grid)")
@@ -155,7 +165,7 @@ public final class LlavaModel: @unchecked Sendable {
                                                    patchGrid: (config.vision.patchesPerSide, config.vision.patchesPerSide),
                                                    captures: out.captures))
         }
-        let before = config.variant == .next
+        let before = config.usesAnyRes
             ? (size.map { try? imageTokenCount(imageHeight: $0.height, imageWidth: $0.width) } ?? nil) ?? (config.featuresPerTile + 1)
             : config.featuresPerTile
         var kept: [KeptFeatures]
@@ -177,8 +187,15 @@ public final class LlavaModel: @unchecked Sendable {
         let act = config.projectorAct
         let projected = try kept.map { try projector2(try projector1($0.rows, store: store).activated(act), store: store) }
         let projectedRows = kept.reduce(0) { $0 + $1.rows.rows }
-        let features = config.variant == .next
-            ? try pack(projected: projected, sources: kept.map(\.sourceIndices), grid: grid, size: size) : projected[0]
+        let sources = kept.map(\.sourceIndices)
+        let features: Tensor
+        switch config.variant {
+        case .llava15: features = projected[0]
+        case .next: features = try pack(projected: projected, sources: sources, grid: grid, size: size)
+        case .onevision:
+            let whole = zip(sources, tileFeatures).allSatisfy { $0.0 == Array(0..<$0.1.features.rows) }
+            features = try packOnevision(projected: projected, sources: sources, wholeTiles: whole, grid: grid, size: size, index: index)
+        }
         return ImageFeatures(features: features, before: before, towerRowsPerTile: towerRows, projectedRows: projectedRows)
     }
 
@@ -254,70 +271,139 @@ public final class LlavaModel: @unchecked Sendable {
     public func embedPrompt(inputIDs: [Int], images: [LlavaImage], visionHook: VisionFeatureHook? = nil) throws
         -> (embeddings: Tensor, expandedIDs: [Int], imageSpans: [Range<Int>], before: [Int], after: [Int],
             towerRowsPerTile: [[Int]], projectedRows: Int) {
-        let imageID = config.imageTokenID
-        let imagePositions = inputIDs.indices.filter { inputIDs[$0] == imageID }
-        let expected = try images.map(imageTokenCount)
-        let placeholders: Bool
-        if imagePositions.count == images.count {
-            placeholders = true
-        } else if imagePositions.count == expected.reduce(0, +) {
-            placeholders = false
-        } else {
-            throw ModelError("prompt has \(imagePositions.count) image tokens (id \(imageID)) for \(images.count) image(s); expected \(images.count) placeholder(s) or \(expected.reduce(0, +)) expanded tokens (\(expected.map(String.init).joined(separator: " + ")))")
+        let p = try embedPrompt(inputIDs: inputIDs, images: images, videos: [], visionHook: visionHook)
+        return (p.embeddings, p.expandedIDs, p.imageSpans, p.before, p.after, p.towerRowsPerTile, p.projectedRows)
+    }
+
+    /// A prompt with its images and videos embedded (see `embedPrompt(inputIDs:images:videos:visionHook:)`).
+    public struct PromptEmbedding: @unchecked Sendable {
+        public var embeddings: Tensor
+        /// The prompt as the decoder sees it: each image (video) token run as long as its rows.
+        public var expandedIDs: [Int]
+        public var imageSpans: [Range<Int>]
+        public var videoSpans: [Range<Int>]
+        /// Every image and video span in prompt order: the visual rows the decoder's hook sees.
+        public var visualSpans: [Range<Int>]
+        /// Visual rows per image before and after the vision hook.
+        public var before: [Int]
+        public var after: [Int]
+        /// Visual rows per video (frames × pooled cells + one newline).
+        public var videoTokens: [Int]
+        /// Rows entering each tower layer: every tile of every image, then every frame of every video.
+        public var towerRowsPerTile: [[Int]]
+        public var projectedRows: Int
+    }
+
+    /// Input embeddings with the visual rows of images and (OneVision) videos spliced in.
+    ///
+    /// For each modality separately, `inputIDs` holds per item in order either one token (the
+    /// config's image or video token: a placeholder, expanded to the rows) or the run the processor
+    /// expanded it to (`imageTokenCount` / `videoTokenCount` copies). A `VisionFeatureHook` acts on
+    /// images only; with videos in the prompt it is refused (video methods have their own hook).
+    public func embedPrompt(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], visionHook: VisionFeatureHook? = nil) throws
+        -> PromptEmbedding {
+        if !videos.isEmpty {
+            guard config.variant == .onevision, config.videoTokenID != nil else {
+                throw ModelError("\(videos.count) video(s) given, but only LLaVA-OneVision takes videos (this model is \(config.variant.rawValue))")
+            }
+            if visionHook != nil {
+                throw ModelError("a vision-feature hook (vision-side method) acts on images; this prompt has \(videos.count) video(s) whose frames it would leave uncompressed — run video prompts without it")
+            }
         }
-        var features: [Tensor] = []
+        let imageID = config.imageTokenID
+        let videoID = config.videoTokenID
+        let expectedImage = try images.map(imageTokenCount)
+        let expectedVideo = try videos.map { try videoTokenCount($0) }
+        func placeholders(_ id: Int, _ name: String, _ expected: [Int]) throws -> Bool {
+            let found = inputIDs.filter { $0 == id }.count
+            if found == expected.count { return true }
+            if found == expected.reduce(0, +) { return false }
+            throw ModelError("prompt has \(found) \(name) tokens (id \(id)) for \(expected.count) \(name)(s); expected \(expected.count) placeholder(s) or \(expected.reduce(0, +)) expanded tokens (\(expected.map(String.init).joined(separator: " + ")))")
+        }
+        let imagePlaceholders = try placeholders(imageID, "image", expectedImage)
+        let videoPlaceholders = try videoID.map { try placeholders($0, "video", expectedVideo) } ?? true
+
+        var imageFeatures: [Tensor] = []
         var before: [Int] = []
         var towerRows: [[Int]] = []
         var projectedRows = 0
         for (i, image) in images.enumerated() {
-            let f = try imageFeatures(image, index: i, hook: visionHook)
-            features.append(f.features)
+            let f = try self.imageFeatures(image, index: i, hook: visionHook)
+            imageFeatures.append(f.features)
             before.append(f.before)
             towerRows += f.towerRowsPerTile
             projectedRows += f.projectedRows
         }
-        // Walk the prompt: text ids stay, each image's run becomes its feature rows.
+        var videoFeatures: [Tensor] = []
+        for (i, video) in videos.enumerated() {
+            let f = try self.videoFeatures(video, index: i)
+            videoFeatures.append(f.features)
+            towerRows += f.towerRowsPerFrame
+            projectedRows += f.projectedRows
+        }
+        // Walk the prompt: text ids stay, each image's (video's) run becomes its feature rows.
+        enum Piece { case text([Int]), image(Int), video(Int) }
         var expanded: [Int] = []
-        var pieces: [(text: [Int]?, image: Int?)] = []
-        var spans: [Range<Int>] = []
+        var pieces: [Piece] = []
+        var imageSpans: [Range<Int>] = [], videoSpans: [Range<Int>] = [], visualSpans: [Range<Int>] = []
         var text: [Int] = []
         var i = 0
-        var image = 0
+        var image = 0, video = 0
         while i < inputIDs.count {
-            if inputIDs[i] == imageID {
-                let run = placeholders ? 1 : expected[image]
-                guard i + run <= inputIDs.count, inputIDs[i..<(i + run)].allSatisfy({ $0 == imageID }) else {
-                    throw ModelError("image \(image): expected \(run) consecutive image tokens at prompt index \(i)")
+            let id = inputIDs[i]
+            if id == imageID || id == videoID {
+                let isImage = id == imageID
+                let item = isImage ? image : video
+                let name = isImage ? "image" : "video"
+                let rows = isImage ? imageFeatures[item].rows : videoFeatures[item].rows
+                let run = (isImage ? imagePlaceholders : videoPlaceholders) ? 1 : (isImage ? expectedImage[item] : expectedVideo[item])
+                guard i + run <= inputIDs.count, inputIDs[i..<(i + run)].allSatisfy({ $0 == id }) else {
+                    throw ModelError("\(name) \(item): expected \(run) consecutive \(name) tokens at prompt index \(i)")
                 }
-                if !text.isEmpty { pieces.append((text, nil)); text = [] }
-                pieces.append((nil, image))
-                spans.append(expanded.count..<(expanded.count + features[image].rows))
-                expanded += Array(repeating: imageID, count: features[image].rows)
-                image += 1
+                if !text.isEmpty { pieces.append(.text(text)); text = [] }
+                let span = expanded.count..<(expanded.count + rows)
+                if isImage { imageSpans.append(span); pieces.append(.image(item)); image += 1 } else {
+                    videoSpans.append(span); pieces.append(.video(item)); video += 1
+                }
+                visualSpans.append(span)
+                expanded += Array(repeating: id, count: rows)
                 i += run
             } else {
-                text.append(inputIDs[i]); expanded.append(inputIDs[i]); i += 1
+                text.append(id); expanded.append(id); i += 1
             }
         }
-        if !text.isEmpty { pieces.append((text, nil)) }
+        if !text.isEmpty { pieces.append(.text(text)) }
         let parts = try pieces.map { p -> Tensor in
-            if let t = p.text { return try language.embed(t) }
-            return features[p.image!]
+            switch p {
+            case .text(let t): return try language.embed(t)
+            case .image(let k): return imageFeatures[k]
+            case .video(let k): return videoFeatures[k]
+            }
         }
-        return (try Tensor.concatenateRows(parts), expanded, spans, before, features.map(\.rows), towerRows, projectedRows)
+        return PromptEmbedding(embeddings: try Tensor.concatenateRows(parts), expandedIDs: expanded, imageSpans: imageSpans,
+                               videoSpans: videoSpans, visualSpans: visualSpans, before: before,
+                               after: imageFeatures.map(\.rows), videoTokens: videoFeatures.map(\.rows),
+                               towerRowsPerTile: towerRows, projectedRows: projectedRows)
     }
 
     /// Prefill of a prompt with images (see `embedPrompt` for the image token convention).
     public func prefill(inputIDs: [Int], images: [LlavaImage], hook: PrefillHook? = nil,
                         visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
-        let p = try embedPrompt(inputIDs: inputIDs, images: images, visionHook: visionHook)
-        let d = try language.prefill(embeddings: p.embeddings, imageSpans: p.imageSpans, hook: hook)
+        try prefill(inputIDs: inputIDs, images: images, videos: [], hook: hook, visionHook: visionHook)
+    }
+
+    /// Prefill of a prompt with images and (OneVision) videos. The decoder's `PrefillHook` sees every
+    /// visual span (image and video rows, in prompt order) as its image spans.
+    public func prefill(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], hook: PrefillHook? = nil,
+                        visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
+        let p = try embedPrompt(inputIDs: inputIDs, images: images, videos: videos, visionHook: visionHook)
+        let d = try language.prefill(embeddings: p.embeddings, imageSpans: p.visualSpans, hook: hook)
         let trace = PrefillTrace(towerRowsPerTile: p.towerRowsPerTile, towerLayers: config.vision.layers, projectedRows: p.projectedRows,
                                  decoderRowsPerLayer: d.tokensPerLayer, decoderVisualRowsPerLayer: d.visualRowsPerLayer,
                                  insertedRows: d.insertedRows,
                                  positionsRenumbered: d.positionsRenumbered || p.after.reduce(0, +) < p.before.reduce(0, +))
-        return LlavaPrefillResult(decoder: d, expandedInputIDs: p.expandedIDs, imageSpans: p.imageSpans,
-                                  visualTokensBefore: p.before, visualTokensAfter: p.after, trace: trace)
+        return LlavaPrefillResult(decoder: d, expandedInputIDs: p.expandedIDs, imageSpans: p.imageSpans, videoSpans: p.videoSpans,
+                                  visualTokensBefore: p.before, visualTokensAfter: p.after, videoTokens: p.videoTokens, trace: trace)
     }
 
     /// LLaVA-1.5 convenience: one `[3, S, S]` image.
@@ -333,6 +419,13 @@ public final class LlavaModel: @unchecked Sendable {
     public func generate(inputIDs: [Int], images: [LlavaImage], maxNewTokens: Int, stopTokens: Set<Int>? = nil,
                          hook: PrefillHook? = nil, visionHook: VisionFeatureHook? = nil) throws -> (tokens: [Int], prefill: LlavaPrefillResult) {
         let p = try prefill(inputIDs: inputIDs, images: images, hook: hook, visionHook: visionHook)
+        return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens), p)
+    }
+
+    /// Prefill of a prompt with images and (OneVision) videos, then greedy decoding.
+    public func generate(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], maxNewTokens: Int, stopTokens: Set<Int>? = nil,
+                         hook: PrefillHook? = nil, visionHook: VisionFeatureHook? = nil) throws -> (tokens: [Int], prefill: LlavaPrefillResult) {
+        let p = try prefill(inputIDs: inputIDs, images: images, videos: videos, hook: hook, visionHook: visionHook)
         return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens), p)
     }
 }
