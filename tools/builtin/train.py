@@ -238,6 +238,8 @@ def evaluate(model, tok, samples, device, max_new=4):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="builtin/models/llava")
+    p.add_argument("--skip-folder-check", action="store_true",
+                   help="do not reload the saved folder with transformers' Auto classes to check its test accuracy")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--minutes", type=float, default=7.0, help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, default=100000)
@@ -353,6 +355,15 @@ def main():
     accuracy = evaluate(model, tok, test, args.device)
     print("test accuracy:", json.dumps(accuracy), flush=True)
     save(model, probe, args.out, summary(accuracy, True), args.checkpoint_tar)
+    # The saved folder as a user loads it: transformers' Auto classes on the shipped test split must
+    # score what the training loop measured (within one answer of 500: the F16 cast may flip a tie).
+    if not args.skip_folder_check:
+        import check_hf_folder
+        shipped = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "builtin", "tasks", "scenes", "test.jsonl")
+        folder_accuracy = check_hf_folder.score(args.out, shipped)["accuracy"]
+        print(f"transformers Auto classes on the saved folder: {folder_accuracy:.1f}%", flush=True)
+        if abs(folder_accuracy - 100 * accuracy["overall"]) > 0.25:
+            sys.exit(f"the saved folder scores {folder_accuracy:.1f}% in transformers, the training loop {100 * accuracy['overall']:.1f}%")
 
 
 def write_processor_files(out):
