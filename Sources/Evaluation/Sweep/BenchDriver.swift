@@ -66,6 +66,9 @@ public enum BenchDriver {
         for m in plan.methods { _ = try MethodCatalog.compression(method: m, budget: o.budgets[0].budget, parameters: o.settings.parameters(for: m)) }
 
         var store = try BenchResultStore(folder: o.out)
+        if store.droppedTornBytes > 0 {
+            log("note: \(store.path) ended in an unfinished line (\(store.droppedTornBytes) bytes, a killed run); it was discarded and that row runs again")
+        }
         let items = plan.items(shard: o.shard)
         let done = store.doneKeys
         let skipped = items.filter { done.contains($0.key) }.count

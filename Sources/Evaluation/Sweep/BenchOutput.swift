@@ -174,13 +174,13 @@ public enum BenchOutput {
         let rows = BenchSummary.rows(records, methods: manifests.first?.methods, budgets: manifests.first?.budgets)
         func path(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
         do {
-            try Data(csv(rows).utf8).write(to: URL(fileURLWithPath: path("results.csv")))
-            try json(rows, manifests: manifests).write(to: URL(fileURLWithPath: path("results.json")))
+            try Data(csv(rows).utf8).write(to: URL(fileURLWithPath: path("results.csv")), options: .atomic)
+            try json(rows, manifests: manifests).write(to: URL(fileURLWithPath: path("results.json")), options: .atomic)
             let plot = BenchPareto(rows: rows)
-            try Data(plot.svg().utf8).write(to: URL(fileURLWithPath: path("pareto.svg")))
+            try Data(plot.svg().utf8).write(to: URL(fileURLWithPath: path("pareto.svg")), options: .atomic)
             try plot.png().writePNG(path: path("pareto.png"))
             try Data(BenchHTMLReport.render(rows: rows, records: records, manifests: manifests, keepMaps: keepMaps).utf8)
-                .write(to: URL(fileURLWithPath: path("report.html")))
+                .write(to: URL(fileURLWithPath: path("report.html")), options: .atomic)
         } catch let e as BenchError { throw e } catch {
             throw BenchError("cannot write results into '\(folder)': \(error)")
         }
@@ -191,14 +191,14 @@ public enum BenchOutput {
     public static func copyReport(from folder: String, to path: String) throws {
         let source = (folder as NSString).appendingPathComponent("report.html")
         guard let data = FileManager.default.contents(atPath: source) else { throw BenchError("no report.html in '\(folder)'") }
-        do { try data.write(to: URL(fileURLWithPath: path)) } catch { throw BenchError("cannot write the HTML report to '\(path)': \(error)") }
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch { throw BenchError("cannot write the HTML report to '\(path)': \(error)") }
     }
 
     /// Saves the manifest of one run (`manifest.json`), read back by `tokc report`.
     public static func writeManifest(_ m: BenchManifest, folder: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try enc.encode(m).write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("manifest.json")))
+        try enc.encode(m).write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("manifest.json")), options: .atomic)
     }
 
     public static func readManifest(folder: String) -> BenchManifest? {

@@ -42,22 +42,28 @@ public struct BenchRecord: Sendable, Equatable, Codable {
 public struct BenchResultStore {
     public let path: String
     public private(set) var records: [BenchRecord] = []
+    /// Bytes of an unfinished last line that opening the store cut off (0: none): a sweep killed
+    /// while writing a row. That row runs again.
+    public private(set) var droppedTornBytes = 0
 
     /// Opens (or creates) `folder/rows.jsonl`. A torn last line (an interrupted write) is dropped.
     public init(folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         path = (folder as NSString).appendingPathComponent("rows.jsonl")
-        try Self.dropTornTail(path)
+        droppedTornBytes = try Self.dropTornTail(path)
         records = try Self.read(path)
     }
 
-    /// Cuts an unfinished last line (a sweep killed mid-write), so the next row starts clean.
-    static func dropTornTail(_ path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path), let last = data.last, last != 0x0A else { return }
+    /// Cuts an unfinished last line (a sweep killed mid-write), so the next row starts clean;
+    /// returns how many bytes it cut.
+    @discardableResult
+    static func dropTornTail(_ path: String) throws -> Int {
+        guard let data = FileManager.default.contents(atPath: path), let last = data.last, last != 0x0A else { return 0 }
         let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
         guard let h = FileHandle(forUpdatingAtPath: path) else { throw BenchError("cannot repair \(path)") }
         defer { try? h.close() }
         h.truncateFile(atOffset: UInt64(keep))
+        return data.count - keep
     }
 
     public static func read(_ path: String) throws -> [BenchRecord] {

@@ -83,7 +83,7 @@ public struct RGBImage: Sendable, Equatable {
     public func writePNG(path: String) throws {
         let data = PNGWriter.encode(self)
         do {
-            try data.write(to: URL(fileURLWithPath: path))
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw ImageError(path: path, "cannot write the PNG: \(error.localizedDescription)")
         }
