@@ -171,6 +171,8 @@ struct BenchPlanTests {
         h.seekToEndOfFile(); h.write(Data("{\"key\": \"trunc".utf8)); try h.close()
         var again = try BenchResultStore(folder: dir)
         #expect(again.doneKeys == ["uncompressed|100%|0", "fastv|25%|0"])
+        #expect(again.droppedTornBytes == "{\"key\": \"trunc".utf8.count)
+        #expect(try BenchResultStore(folder: dir).droppedTornBytes == 0)
         try again.append(benchRecord(method: "pooling", budget: "25%", sample: 0, prefill: 5, correct: true))
         #expect(try BenchResultStore(folder: dir).records.count == 3)
     }
