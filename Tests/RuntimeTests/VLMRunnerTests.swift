@@ -232,3 +232,38 @@ func runCompression(_ info: MethodInfo, budget: Budget, prefill: PrefillHook? = 
         #expect(throws: VLMRunError.self) { try VLMSample.load(jsonl: bad) }
     }
 }
+
+/// The same run on 1 and 2 threads gives the same tokens and logits within float tolerance, and the
+/// random baseline's selection depends on its seed alone.
+@Suite(.serialized) struct RunDeterminismTests {
+    @Test func threadCountDoesNotChangeTheAnswer() throws {
+        let runner = try runBuiltinRunner.get()
+        let sample = try VLMSample.load(jsonl: runPath("builtin/tasks/scenes/sample.jsonl"))[1]
+        let image = try runner.prepare(try VLMRunner.loadImage(path: sample.imagePath))
+        let prompt = try runner.prompt(sample.question)
+        let saved = (BLAS.threads, Parallel.threadCount)
+        defer { BLAS.threads = saved.0; Parallel.threadCount = saved.1 }
+        var results: [VLMRunResult] = []
+        for threads in [1, 2] {
+            BLAS.threads = threads
+            Parallel.threadCount = threads
+            results.append(try runner.run(prompt: prompt, image: image, compression: nil, maxNewTokens: 4))
+        }
+        #expect(results[0].generatedIDs == results[1].generatedIDs)
+        let diff = zip(results[0].logits.values, results[1].logits.values).map { abs($0 - $1) }.max() ?? 0
+        #expect(diff <= 1e-4, "logits differ by \(diff) between 1 and 2 threads")
+    }
+
+    @Test func randomBaselineSelectionDependsOnTheSeedAlone() throws {
+        let runner = try runBuiltinRunner.get()
+        let sample = try VLMSample.load(jsonl: runPath("builtin/tasks/scenes/sample.jsonl"))[0]
+        let image = try runner.prepare(try VLMRunner.loadImage(path: sample.imagePath))
+        let prompt = try runner.prompt(sample.question)
+        func kept(_ seed: Int) throws -> [Int] {
+            let c = try SignalNormCompression.randomAdapter.make(budget: .count(32), parameters: ["seed": String(seed)])
+            return try runner.run(prompt: prompt, image: image, compression: c, maxNewTokens: 1).keptIndices
+        }
+        #expect(try kept(7) == kept(7))
+        #expect(try kept(7) != kept(8))
+    }
+}
