@@ -133,6 +133,12 @@ public enum BenchDriver {
             log("loading \(o.model)")
             let runner = try ClassifierRunner(folder: o.model)
             for n in runner.loadNotes { log("note: \(n)") }
+            // Preprocessing that misses the model's fixed size would fail every row: stop on the first image.
+            if let first = samples.first(where: { FileManager.default.isReadableFile(atPath: $0.imagePath) }) {
+                do { _ = try runner.prepare(path: first.imagePath) } catch let e as ClassifierRunError where e.message.contains("fixed-size") {
+                    throw BenchError("\(e)")
+                } catch {}
+            }
             let sweep = try ClassifierSweep(runner: runner, samples: samples, plan: plan, settings: o.settings)
             sweep.mergeMapFolder = BenchKeepMaps.folder(in: o.out)
             var bar: BenchProgress?
