@@ -181,3 +181,28 @@ struct ClassifierBenchTask {
         #expect(log.contains { $0.contains("1 of 1 answers name no class of the model (e.g. 'cat')") })
     }
 }
+
+@Suite struct ViTFlopsTests {
+    /// DeiT-S at 224 (197 tokens, width 384, 12 blocks): 4.6 GMACs uncompressed and, with EViT's fused
+    /// pruning at blocks 3, 6, 9 (the block's MLP already on the kept rows), the EViT README's GMACs for
+    /// keep rates 0.9…0.5 (4.0, 3.5, 3.0, 2.6, 2.3). We count a multiply-add as 2 FLOPs.
+    @Test func deitSMatchesTheEViTReadme() throws {
+        let c = try ViTClassifierConfig(head: .vit, hiddenSize: 384, intermediateSize: 1536, layers: 12, heads: 6, imageSize: 224, patchSize: 16)
+        func gmacs(_ entering: [Int], _ mlp: [Int]) throws -> Double {
+            try ViTFlops.perImage(config: c, classes: 1000, rowsEnteringBlock: entering, rowsEnteringMLP: mlp) / 2e9
+        }
+        #expect(abs(try gmacs(Array(repeating: 197, count: 12), Array(repeating: 197, count: 12)) - 4.6) < 0.05)
+        for (keep, readme) in [(0.9, 4.0), (0.8, 3.5), (0.7, 3.0), (0.6, 2.6), (0.5, 2.3)] {
+            let counts = EViT.tokenCounts(initialTokens: 197, pruningBlocks: 3, parameters: .init(keepRate: keep))
+            var entering: [Int] = [], mlp: [Int] = []
+            var stage = 0
+            for b in 0..<12 {
+                entering.append(counts[stage])
+                if [3, 6, 9].contains(b) { stage += 1 }
+                mlp.append(counts[stage])
+            }
+            #expect(abs(try gmacs(entering, mlp) - readme) < 0.05, "keep \(keep)")
+        }
+        #expect(throws: BenchError.self) { try ViTFlops.perImage(config: c, classes: 10, rowsEnteringBlock: [197], rowsEnteringMLP: [197]) }
+    }
+}
