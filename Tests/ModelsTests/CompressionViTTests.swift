@@ -336,3 +336,23 @@ func vitTempPath(_ name: String) -> String {
         #expect(c.report().notes.contains { $0.contains("outside blocks.* ignored (head.weight)") })
     }
 }
+
+@Suite struct CompressionViTCLIPTests {
+    /// The same adapters run in CLIP's vision tower ([CLS] protected, after pre_layrnorm).
+    @Test func toMeAndEViTInCLIPsVisionTower() throws {
+        let model = try CLIPModel.load(folder: modelsFixture("clip"))
+        let pixels = try ModelsReference("clip").tensor("pixel_values")
+        let shape = ViTModelShape(clipVision: model.config.vision)
+        #expect(shape.classTokens == 1)
+        let plain = try model.imageFeatures(pixels)
+        let tome = try ViTToMeCompression.adapter.make(parameters: ["r": "2"], shape: shape)
+        let merged = try model.imageFeatures(pixels, hook: tome.hook)
+        let counts = ToMe.tokenCounts(initialTokens: shape.tokenCount, rs: Array(repeating: 2, count: shape.layers))
+        #expect(merged.trace.rowsEnteringMLP.map { $0[0] } == Array(counts.dropFirst()))
+        #expect(modelsMaxAbs(merged.features, plain.features) > 0)
+        #expect(tome.tokenGroups().allSatisfy { $0.joined().sorted() == Array(0..<shape.patchCount) })
+        let evit = try ViTEViTCompression.adapter.make(parameters: ["blocks": "1", "keep_rate": "0.5"], shape: shape)
+        let pruned = try model.imageFeatures(pixels, hook: evit.hook)
+        #expect(pruned.trace.rowsEnteringMLP[1][0] == 1 + Int((0.5 * Double(shape.tokenCount - 1)).rounded(.up)) + 1)
+    }
+}
