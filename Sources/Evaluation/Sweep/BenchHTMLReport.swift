@@ -23,7 +23,7 @@ public enum BenchHTMLReport {
 
         """
         let failed = records.filter { $0.error != nil }.count
-        h += "<p class=\"summary\">\(records.count - failed) rows ran, \(failed) failed; \(rows.count) method × budget settings"
+        h += "<p class=\"summary\">\(records.count - failed) rows ran, \(failed) failed; \(rows.count) \(manifests.first?.isClassifier == true ? "settings (uncompressed included)" : "method × budget settings")"
         h += " over \(Set(records.map(\.sampleIndex)).count) samples.</p>\n"
         let classifier = manifests.first?.isClassifier ?? false
         h += manifestSection(manifests)
@@ -181,7 +181,8 @@ public enum BenchHTMLReport {
         if positions { s += "<th>Image-row positions</th>" }
         s += types.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
         for r in rows {
-            s += "<tr><td>\(esc(r.method))</td><td>\(esc(r.budget))</td>" + (positions ? "<td>\(esc(r.positions))</td>" : "")
+            let setting = !positions && r.method == BenchPlan.uncompressed ? "–" : esc(r.budget)
+            s += "<tr><td>\(esc(r.method))</td><td>\(setting)</td>" + (positions ? "<td>\(esc(r.positions))</td>" : "")
             s += types.map { t in r.accuracyByType[t].map { "<td data-v=\"\($0)\">\(f($0, 1))</td>" } ?? "<td>–</td>" }.joined()
             s += "</tr>\n"
         }
