@@ -177,28 +177,38 @@ public final class ClassifierRunner: @unchecked Sendable {
     /// Classifies preprocessed pixel values `[B, 3, S, S]` (a wrong size is a clear error from the model).
     public func classify(pixels: Tensor, compression: ViTCompression? = nil, topK: Int = 5) throws -> ClassifierRunResult {
         guard topK >= 1 else { throw ClassifierRunError("top-k must be at least 1, got \(topK)") }
-        if let c = compression, c.shape != shape {
-            throw ClassifierRunError("\(c.info.name) was built for a model of shape \(c.shape), this one is \(shape)")
-        }
+        if let compression { try check(compression) }
         MemoryAccounting.resetPeak()
         let t0 = DispatchTime.now().uptimeNanoseconds
         let out = try model.forward(pixels, hook: compression?.hook)
+        // A method's own head (Sparse-Tuning's) replaces the model's on the final [CLS] features.
+        let logits = try compression?.head.map { try $0(out.classFeatures) } ?? out.logits
         let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         let peak = MemoryAccounting.peakBytes
-        let probabilities = out.logits.softmaxRows()
+        let probabilities = logits.softmaxRows()
         let k = min(topK, model.classCount)
         var predictions: [[ClassifierPrediction]] = []
-        for b in 0..<out.logits.rows {
+        for b in 0..<logits.rows {
             let row = probabilities.row(b)
             let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
             predictions.append(order.prefix(k).map { ClassifierPrediction(index: $0, label: label($0), probability: row[$0]) })
         }
         let report = compression?.report()
-        return ClassifierRunResult(logits: out.logits, predictions: predictions, trace: out.trace, forwardMs: ms, peakTensorBytes: peak,
+        return ClassifierRunResult(logits: logits, predictions: predictions, trace: out.trace, forwardMs: ms, peakTensorBytes: peak,
                                    processPeakRSS: MemoryAccounting.processPeakRSS, method: compression?.info.name,
                                    setting: compression?.setting, methodReport: report, tokenGroups: compression?.tokenGroups(),
-                                   extraFlops: compression?.extraFlops() ?? Array(repeating: 0, count: out.logits.rows),
+                                   extraFlops: compression?.extraFlops() ?? Array(repeating: 0, count: logits.rows),
                                    notes: loadNotes + (report?.notes ?? []))
+    }
+
+    /// Refuses a method built for another model, or one whose own head has another number of classes.
+    public func check(_ compression: ViTCompression) throws {
+        guard compression.shape == shape else {
+            throw ClassifierRunError("\(compression.info.name) was built for a model of shape \(compression.shape), this one is \(shape)")
+        }
+        if let head = compression.head, head.classes != model.classCount {
+            throw ClassifierRunError("\(compression.info.name): its head has \(head.classes) classes, the model \(model.classCount) (id2label): the adapters file was trained for another task")
+        }
     }
 
     /// The merge map of one image: its model-input picture with each token's patches as one region.

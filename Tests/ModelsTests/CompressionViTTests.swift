@@ -278,7 +278,8 @@ func vitTempPath(_ name: String) -> String {
         #expect(modelsMaxAbs(out.logits, evit.logits) > 1e-3, "the adapters change the outputs")
         #expect(c.extraFlops().allSatisfy { $0 > 0 })
 
-        let (adapters, _) = try ViTSparseTuningCompression.loadAdapters(path: path, shape: shape)
+        let adapters = try ViTSparseTuningCompression.load(path: path, shape: shape).adapters
+        #expect(c.head == nil)
         var worst: Float = 0
         for b in 0..<2 {
             var a: [Int: Tensor] = [:]
@@ -311,6 +312,10 @@ func vitTempPath(_ name: String) -> String {
         #expect(try message { try writeAdapters($0, layers: 3, width: 48) }.contains("the model's hidden_size is 32"))
         #expect(try message { try writeAdapters($0, layers: 2, width: 32) }.contains("no 'blocks.2.adapter.w1.weight'"))
         #expect(try message { try writeAdapters($0, layers: 12, width: 32) }.contains("but the model has 3 blocks (0...2)"))
+        #expect(try message { try writeAdapters($0, layers: 3, width: 32, extra: ["adapters.0.w1.weight": Tensor(zeros: [8, 32])]) }.contains("mixes"))
+        #expect(try message { try writeAdapters($0, layers: 3, width: 32, extra: ["head.fc.weight": Tensor(zeros: [10, 32])]) }.contains("unexpected tensor 'head.fc.weight'"))
+        #expect(try message { try writeAdapters($0, layers: 3, width: 32, extra: ["head.linear.weight": Tensor(zeros: [10, 48]), "head.linear.bias": Tensor(zeros: [10])]) }.contains("hidden_size is 32"))
+        #expect(try message { try writeAdapters($0, layers: 3, width: 32, extra: ["head.linear.weight": Tensor(zeros: [10, 32]), "head.linear.bias": Tensor(zeros: [10]), "head.norm.running_mean": Tensor(zeros: [32])]) }.contains("both head.norm.running_mean and head.norm.running_var"))
         #expect(try message { try writeAdapters($0, layers: 3, width: 32, skip: ["blocks.1.adapter.w4.bias"]) }.contains("blocks.1.adapter.w4.bias"))
         #expect(try message { try writeAdapters($0, layers: 3, width: 32, extra: ["blocks.0.adapter.w6.weight": Tensor(zeros: [2, 2])]) }.contains("unexpected tensor 'blocks.0.adapter.w6.weight'"))
         #expect(try message { path in
@@ -326,14 +331,56 @@ func vitTempPath(_ name: String) -> String {
             "\($0)".contains("does not exist")
         }
         #expect { try ViTSparseTuningCompression.adapter.make(parameters: [:], shape: shape) } throws: { "\($0)".contains("adapters=PATH") }
-        // Tensors outside blocks.* (a trained head, say) are ignored with a note.
-        let path = vitTempPath("head.safetensors")
-        try writeAdapters(path, layers: 3, width: 32, extra: ["head.weight": Tensor(zeros: [10, 32])])
+        // Tensors that are neither adapters nor a head are ignored with a note.
+        let path = vitTempPath("extra.safetensors")
+        try writeAdapters(path, layers: 3, width: 32, extra: ["optimizer.step": Tensor(zeros: [1])])
         defer { try? FileManager.default.removeItem(atPath: path) }
         let model = try ViTClassifier.load(folder: modelsFixture("vit"))
         let c = try ViTSparseTuningCompression.adapter.make(parameters: ["adapters": path], shape: shape)
         _ = try model.forward(try ModelsReference("vit").tensor("pixel_values"), hook: c.hook)
-        #expect(c.report().notes.contains { $0.contains("outside blocks.* ignored (head.weight)") })
+        #expect(c.report().notes.contains { $0.contains("1 tensor(s) of the adapters file ignored (optimizer.step)") })
+    }
+
+    /// The trainer's spelling (`adapters.{i}.{w}`) and its head: BatchNorm (eval) + Linear on the final
+    /// [CLS] features replaces the model's head.
+    @Test func trainerLayoutWithItsHead() throws {
+        let (model, shape, pixels) = try vitShape("vit")
+        let blocksPath = vitTempPath("blocks.safetensors"), trainerPath = vitTempPath("adapters.safetensors")
+        try writeAdapters(blocksPath, layers: 3, width: 32)
+        defer { try? FileManager.default.removeItem(atPath: blocksPath); try? FileManager.default.removeItem(atPath: trainerPath) }
+        var rng = SplitMix64(seed: 3)
+        let weight = try Tensor(shape: [10, 32], values: (0..<320).map { _ in rng.uniform() - 0.5 })
+        let bias = try Tensor(shape: [10], values: (0..<10).map { _ in rng.uniform() - 0.5 })
+        let mean = try Tensor(shape: [32], values: (0..<32).map { _ in rng.uniform() - 0.5 })
+        let variance = try Tensor(shape: [32], values: (0..<32).map { _ in rng.uniform() + 0.1 })
+        var w = SafetensorsWriter()
+        w.metadata["batchnorm_eps"] = "1e-06"
+        let source = try SafetensorsFile(path: blocksPath)
+        for n in source.names {
+            try w.add(n.replacingOccurrences(of: "blocks.", with: "adapters.").replacingOccurrences(of: ".adapter.", with: "."), try source.tensor(n))
+        }
+        try w.add("head.linear.weight", weight); try w.add("head.linear.bias", bias)
+        try w.add("head.norm.running_mean", mean); try w.add("head.norm.running_var", variance)
+        try w.write(to: trainerPath)
+
+        let same = try ViTSparseTuningCompression.adapter.make(parameters: ["adapters": blocksPath], shape: shape)
+        let trainer = try ViTSparseTuningCompression.adapter.make(parameters: ["adapters": trainerPath], shape: shape)
+        let a = try model.forward(pixels, hook: same.hook), b = try model.forward(pixels, hook: trainer.hook)
+        #expect(a.classFeatures.values == b.classFeatures.values, "the two spellings load the same adapters")
+        let head = try #require(trainer.head)
+        #expect(head.classes == 10 && head.eps == 1e-6)
+        let logits = try head(b.classFeatures)
+        for r in 0..<2 {
+            for k in 0..<10 {
+                var z = Double(bias[flat: k])
+                for j in 0..<32 {
+                    let x = (Double(b.classFeatures[r, j]) - Double(mean[flat: j])) / (Double(variance[flat: j]) + 1e-6).squareRoot()
+                    z += Double(weight[k, j]) * x
+                }
+                #expect(abs(Double(logits[r, k]) - z) < 1e-4)
+            }
+        }
+        #expect(trainer.report().notes.contains { $0.contains("logits from the adapters file's head (BatchNorm + Linear") })
     }
 }
 

@@ -87,6 +87,23 @@ func classifierPicture(width: Int, height: Int, seed: Int) throws -> RGBImage {
         // A method built for another model is refused.
         let other = try ViTToMeCompression.adapter.make(shape: ViTModelShape(layers: 12, width: 768, heads: 12, patchesPerSide: 14, classTokens: 1))
         #expect { try direct.classify(pixels: Tensor(zeros: [1, 3, 32, 32]), compression: other) } throws: { "\($0)".contains("was built for a model") }
+        // Sparse-Tuning with a head trained for 7 classes on this 10-class model.
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("tokc-head-\(UUID().uuidString).safetensors")
+        var w = SafetensorsWriter()
+        for i in 0..<3 {
+            for (n, shape) in [("w1", [8, 32]), ("w2", [4, 8]), ("w3", [8, 4]), ("w4", [8, 12]), ("w5", [32, 8])] {
+                try w.add("adapters.\(i).\(n).weight", Tensor(zeros: shape))
+                try w.add("adapters.\(i).\(n).bias", Tensor(zeros: [shape[0]]))
+            }
+        }
+        try w.add("head.linear.weight", Tensor(zeros: [7, 32]))
+        try w.add("head.linear.bias", Tensor(zeros: [7]))
+        try w.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let sparse = try ViTSparseTuningCompression.adapter.make(parameters: ["adapters": path], shape: direct.shape)
+        #expect { try direct.classify(pixels: Tensor(zeros: [1, 3, 32, 32]), compression: sparse) } throws: {
+            "\($0)".contains("its head has 7 classes, the model 10")
+        }
     }
 
     @Test func foldersThatAreNotClassifiersAreRefused() throws {

@@ -133,6 +133,10 @@ public enum BenchDriver {
             log("loading \(o.model)")
             let runner = try ClassifierRunner(folder: o.model)
             for n in runner.loadNotes { log("note: \(n)") }
+            // A method's own head for another number of classes would fail every row of it.
+            for s in plan.settings where s.method != BenchPlan.uncompressed {
+                try runner.check(try MethodCatalog.vitCompression(method: s.method, parameters: s.parameters, shape: runner.shape))
+            }
             // Preprocessing that misses the model's fixed size would fail every row: stop on the first image.
             if let first = samples.first(where: { FileManager.default.isReadableFile(atPath: $0.imagePath) }) {
                 do { _ = try runner.prepare(path: first.imagePath) } catch let e as ClassifierRunError where e.message.contains("fixed-size") {

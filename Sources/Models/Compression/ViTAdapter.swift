@@ -85,6 +85,9 @@ public final class ViTCompression {
     public let shape: ViTModelShape
     /// The setting in a table's words ("r=8", "r=8 decreasing", "keep_rate=0.7").
     public let setting: String
+    /// A head the method brings in place of the classifier's own (Sparse-Tuning's trained head), applied
+    /// by the caller to `ViTClassifierOutput.classFeatures`; nil: the model's head.
+    public internal(set) var head: ViTReplacementHead?
     let methodHook: ViTMethodHook
 
     init(info: MethodInfo, shape: ViTModelShape, setting: String, hook: ViTMethodHook) {

@@ -142,12 +142,13 @@ public struct EViT {
     }
 
     /// The pruning blocks of a ViT of `depth` blocks: 3, 6, 9 for 12 (`drop_loc`, DeiT-S/B), scaled to
-    /// other depths as `round(k·depth/4)` for k = 1, 2, 3, keeping the distinct ones in 1 ... depth−1
-    /// (24 blocks: 6, 12, 18; 3 blocks: 1, 2; 1 block: none).
+    /// other depths as Python's `round(b·depth/12)` for b = 3, 6, 9 (half to even, as the built-in
+    /// model's adapter trainer computes them), keeping the distinct ones in 1 ... depth−1 (24 blocks: 6, 12,
+    /// 18; 8 blocks: 2, 4, 6; 10 blocks: 2, 5, 8; 3 blocks: 1, 2; 1 block: none).
     public static func pruningBlocks(depth: Int) -> [Int] {
         var out: [Int] = []
         for k in 1...3 {
-            let b = Int((Double(k * depth) / 4).rounded(.toNearestOrAwayFromZero))
+            let b = Int((Double(k * depth) / 4).rounded(.toNearestOrEven))
             if b >= 1, b < depth, !out.contains(b) { out.append(b) }
         }
         return out
