@@ -18,6 +18,14 @@ struct BenchCommand: ParsableCommand {
         results.json (with a manifest), pareto.svg, pareto.png and report.html (one self-contained page: table, plots, \
         keep maps of the first samples) into --out. See docs/bench.md.
 
+        With a ViT/DeiT image-classification folder as --model (and --task lines with image and answer = class \
+        name), the classifier sweep: uncompressed, ToMe r = 2, 4, 8, 12, 16 per block, EViT keep rates 0.9, 0.7, \
+        0.5 and, when --param sparse_tuning.adapters=FILE is given, Sparse-Tuning; per setting images/s at --batch \
+        images per forward pass, GFLOPs per image (from the tokens each block ran), peak tensor memory, accuracy and \
+        its change against uncompressed, top-1 agreement; the same outputs, merge maps of the first samples in \
+        report.html. A list replaces a method's default values (--param tome.r=4,8). r beyond what the tokens allow \
+        is clamped per block as ToMe's code does; the table's notes say where.
+
         A row that fails (unreadable image, a method that cannot run on the input) is recorded with its \
         error and marked in the table; a rerun into the same --out retries failed rows. Exit status: 0 when \
         every row succeeded, 1 on a usage or setup error (bad option, unusable task file, no readable image \
@@ -31,8 +39,10 @@ struct BenchCommand: ParsableCommand {
     var task: String?
     @Option(name: .long, help: "Comma-separated methods (default: every runnable method).")
     var methods: String?
-    @Option(name: .long, help: "Comma-separated budgets: fractions (0.5,0.25,0.11) or token counts (128,64).")
+    @Option(name: .long, help: "Comma-separated budgets: fractions (0.5,0.25,0.11) or token counts (128,64) (LLaVA).")
     var budgets: String?
+    @Option(name: .long, help: "Classifier sweeps: images per forward pass (throughput is measured at this batch size).")
+    var batch = 32
     @Option(name: .long, help: "Use only the first N samples.")
     var limit: Int?
     @Option(name: .long, help: "Maximum generated tokens per sample.")
@@ -79,7 +89,9 @@ struct BenchCommand: ParsableCommand {
         }
         let folder = try model ?? VLMPaths.defaultModelFolder()
         let taskPath: String
-        if let task { taskPath = task } else {
+        if let task { taskPath = task } else if ClassifierRunner.isClassifier(folder: folder) {
+            throw BenchError("a classifier sweep needs --task FILE.jsonl (one line per image: {\"image\": \"a.png\", \"answer\": \"class name\"})")
+        } else {
             guard let p = VLMPaths.resolve(VLMPaths.builtinTestSplit) else {
                 throw BenchError("bundled task '\(VLMPaths.builtinTestSplit)' not found; pass --task FILE.jsonl")
             }
@@ -87,7 +99,11 @@ struct BenchCommand: ParsableCommand {
         }
         var o = BenchOptions(model: folder, task: taskPath)
         o.methods = methods.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-        if let budgets { o.budgets = try BenchBudget.parseList(budgets) }
+        if let budgets {
+            o.budgets = try BenchBudget.parseList(budgets)
+            o.budgetsGiven = true
+        }
+        o.batchSize = batch
         o.limit = limit
         o.settings.maxNewTokens = maxNewTokens
         o.settings.repeats = repeats

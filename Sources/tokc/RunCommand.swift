@@ -10,11 +10,17 @@ import TokenCompression
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Answer one image question with a LLaVA model, optionally compressing the visual tokens.",
+        abstract: "Answer one image question with a LLaVA model, or classify an image with a ViT, optionally compressing tokens.",
         discussion: """
         With no --model, runs the built-in model (builtin/models/llava); with no --image/--prompt, \
         answers the first bundled sample (builtin/tasks/scenes/sample.jsonl) and prints the expected \
         answer. Prints the answer and one efficiency line; progress goes to stderr.
+
+        With a ViT/DeiT image-classification folder (ViTForImageClassification, DeiTForImageClassification[WithTeacher]) \
+        as --model, classifies --image with the folder's preprocessing and prints the top classes, the tokens each \
+        block ran on, GFLOPs and timings. --method tome|evit|sparse_tuning runs inside the blocks with its --param \
+        (tome: r=8, schedule=decreasing; evit: keep_rate=0.7; sparse_tuning: adapters=FILE.safetensors); \
+        --merge-map OUT.png draws which patches became one token.
         """
     )
 
@@ -44,16 +50,25 @@ struct RunCommand: ParsableCommand {
     var raw = false
     @Option(name: .long, help: "Threads for BLAS and parallel work (default: all cores).")
     var threads: Int?
+    @Option(name: .long, help: "Classifier: write the merge map (each final token's patches as one region) to this PNG.")
+    var mergeMap: String?
+    @Option(name: .long, help: "Classifier: how many top classes to print.")
+    var topK = 5
 
     /// Option checks (in `run`, not `validate`, so that bad input exits with status 1 like every other error).
     func checkOptions() throws {
         if keep != nil && ratio != nil { throw VLMRunError("give either --keep or --ratio, not both") }
-        if (keep != nil || ratio != nil) && method == nil { throw VLMRunError("--keep/--ratio need --method") }
-        if method != nil && keep == nil && ratio == nil { throw VLMRunError("--method needs a budget: --keep N or --ratio R") }
         if let k = keep, k < 1 { throw VLMRunError("--keep must be at least 1, got \(k)") }
         if let r = ratio, !(r > 0 && r <= 1) { throw VLMRunError("--ratio must be in (0, 1], got \(r)") }
         if maxNewTokens < 1 { throw VLMRunError("--max-new-tokens must be at least 1") }
         if let t = threads, t < 1 { throw VLMRunError("--threads must be positive") }
+    }
+
+    /// Checks that only a LLaVA run needs.
+    func checkLlavaOptions() throws {
+        if (keep != nil || ratio != nil) && method == nil { throw VLMRunError("--keep/--ratio need --method") }
+        if method != nil && keep == nil && ratio == nil { throw VLMRunError("--method needs a budget: --keep N or --ratio R") }
+        if mergeMap != nil { throw VLMRunError("--merge-map draws a ViT method's merged tokens; with a LLaVA model use --keep-map") }
     }
 
     func run() throws {
@@ -63,7 +78,12 @@ struct RunCommand: ParsableCommand {
                 BLAS.threads = t
                 Parallel.threadCount = t
             }
-            try execute()
+            if let model, ClassifierRunner.isClassifier(folder: model) {
+                try executeClassifier(folder: model)
+            } else {
+                try checkLlavaOptions()
+                try execute()
+            }
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)

@@ -12,17 +12,27 @@ import TokenCompression
             if let a = e.adapter { #expect(a.method == e.name, "\(e.name)'s adapter is built for \(a.method)") }
             if let c = e.conformer { #expect(c.method == e.name, "\(e.name)'s conformer runs cases of \(c.method)") }
         }
-        #expect(MethodCatalog.inModelMethods == names.filter { MethodCatalog.entry(named: $0)?.adapter != nil }.sorted())
+        #expect(MethodCatalog.llavaMethods == names.filter { MethodCatalog.entry(named: $0)?.adapter != nil }.sorted())
+        #expect(MethodCatalog.vitMethods == ["tome", "evit", "sparse_tuning"])
+        #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods).sorted())
+        for e in MethodCatalog.all { if let v = e.vitAdapter { #expect(v.method == e.name && e.info.domain == .vit, "\(e.name)") } }
         #expect(MethodCatalog.info(named: "DART")?.displayName == "DART")
     }
 
-    @Test func unknownAndUnwiredMethodsAreRefusedWithTheRunnableList() {
+    @Test func unknownAndUnwiredMethodsAreRefusedWithTheRunnableList() throws {
         #expect { try MethodCatalog.compression(method: "no-such-method", budget: .count(8)) } throws: {
             "\($0)".contains("unknown method") && "\($0)".contains("fastv")
         }
         #expect { try MethodCatalog.compression(method: "tome", budget: .count(8)) } throws: {
+            "\($0)".contains("runs inside the blocks of a ViT")
+        }
+        #expect { try MethodCatalog.compression(method: "vidcom2", budget: .count(8)) } throws: {
             "\($0)".contains("not wired into the model runtime yet")
         }
+        let shape = ViTModelShape(layers: 12, width: 768, heads: 12, patchesPerSide: 14, classTokens: 1)
+        #expect(try MethodCatalog.vitCompression(method: "ToMe", parameters: ["r": "8"], shape: shape).setting == "r=8")
+        #expect { try MethodCatalog.vitCompression(method: "fastv", shape: shape) } throws: { "\($0)".contains("runs in LLaVA models") }
+        #expect { try MethodCatalog.vitCompression(method: "nope", shape: shape) } throws: { "\($0)".contains("tome, evit, sparse_tuning") }
         #expect(throws: ModelCompressionError.self) { try MethodCatalog.compression(method: "fastv", budget: .count(8), parameters: ["nope": "1"]) }
     }
 

@@ -69,3 +69,30 @@ import Testing
         #expect(throws: ImageError.self) { try KeepMap.drawAnyRes(tiles, layout: layout, kept: [layout.tokenCount]) }
     }
 }
+
+@Suite struct MergeMapTests {
+    /// A 2×2 grid on a grey 8×8 picture (no enlargement): patches 0 and 3 are one token, 1 is alone,
+    /// 2 is held by no token.
+    @Test func regionsOutlinesTintAndDimming() throws {
+        let image = try RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 100, count: 8 * 8 * 3))
+        let map = try MergeMap.draw(image: image, grid: (2, 2), groups: [[0, 3], [1]], minSide: 1)
+        #expect(map.width == 8 && map.height == 8)
+        func px(_ x: Int, _ y: Int) -> [UInt8] { Array(map.pixels[((y * 8 + x) * 3)..<((y * 8 + x) * 3 + 3)]) }
+        // Inside the merged token: tinted (not grey); inside the lone patch: unchanged; the dropped patch: dimmed.
+        #expect(px(1, 1) != [100, 100, 100] && px(1, 1) == px(5, 5))
+        #expect(px(5, 1) == [100, 100, 100])
+        #expect(px(1, 5) == [30, 30, 30])
+        // Outlines where the owner changes: right edge of patch 0 (x = 3), bottom edge of patch 1 (y = 3).
+        #expect(px(3, 1) == [20, 20, 20] && px(5, 3) == [20, 20, 20])
+        #expect(px(2, 1) != [20, 20, 20])
+        // Small pictures are enlarged so the outlines stay visible.
+        #expect(try MergeMap.draw(image: image, grid: (2, 2), groups: [[0, 1, 2, 3]]).width == 64)
+    }
+
+    @Test func badGroupsAreRefused() throws {
+        let image = try RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 0, count: 8 * 8 * 3))
+        #expect { try MergeMap.draw(image: image, grid: (2, 2), groups: [[0, 1], [1]]) } throws: { "\($0)".contains("patch 1 is in two tokens") }
+        #expect { try MergeMap.draw(image: image, grid: (2, 2), groups: [[4]]) } throws: { "\($0)".contains("outside the 2x2 grid") }
+        #expect { try MergeMap.draw(image: image, grid: (9, 9), groups: []) } throws: { "\($0)".contains("does not fit") }
+    }
+}

@@ -116,3 +116,31 @@ func imageMaxError(_ ours: Tensor, _ name: String, _ file: SafetensorsFile) thro
         #expect(c.pixel(x: 1, y: 2) == (0, 0, 0) && c.pixel(x: 2, y: 1) == (0, 0, 0) && c.pixel(x: 5, y: 4) == (0, 0, 0))
     }
 }
+
+/// ViT and DeiT image processors (classifier folders) against transformers' PIL backends
+/// (tools/fixtures/make_vit_preprocess_fixtures.py).
+@Suite struct ClassifierPreprocessorTests {
+    @Test(arguments: ["rgb_40x30.png", "wide_300x120.png", "photo_131x190.jpg"])
+    func vitAndDeiTMatchTransformers(_ file: String) throws {
+        let expected = try SafetensorsFile(path: imageFixtureDirectory + "/vit_preprocess.safetensors")
+        let image = try RGBImage.load(path: imageFixtureDirectory + "/" + file)
+        let vit = try ImagePreprocessor(config: try JSONValue.parse(Data(#"{"image_processor_type": "ViTImageProcessor", "size": {"height": 32, "width": 32}}"#.utf8)))
+        #expect(vit.kind == .vit && vit.resample == .bilinear && !vit.doCenterCrop && vit.imageMean == [0.5, 0.5, 0.5])
+        #expect(try imageMaxError(try vit(image), "vit.\(file)", expected) < 1e-6)
+        let deit = try ImagePreprocessor(config: try JSONValue.parse(Data(#"""
+            {"image_processor_type": "DeiTImageProcessor", "size": {"height": 40, "width": 40}, "crop_size": {"height": 32, "width": 32},
+             "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+            """#.utf8)))
+        #expect(deit.kind == .deit && deit.resample == .bicubic && deit.doCenterCrop)
+        #expect(try imageMaxError(try deit(image), "deit.\(file)", expected) < 1e-6)
+        // The Hub's older configs: feature_extractor_type and an integer size, a square for ViT.
+        let legacy = try ImagePreprocessor(config: try JSONValue.parse(Data(#"{"feature_extractor_type": "ViTFeatureExtractor", "size": 32, "resample": 2}"#.utf8)))
+        #expect(legacy.kind == .vit && legacy.size == .exact(PixelSize(height: 32, width: 32)))
+        #expect(try legacy(image).values == (try vit(image)).values)
+        // No type at all: the caller's default (an image classifier folder passes ViTImageProcessor).
+        let untyped = try ImagePreprocessor(config: try JSONValue.parse(Data(#"{"size": 32}"#.utf8)), defaultType: "ViTImageProcessor")
+        #expect(untyped.kind == .vit)
+        #expect(try ImagePreprocessor(config: try JSONValue.parse(Data(#"{"size": 32}"#.utf8))).kind == .clip)
+        #expect(try ImagePreprocessor(config: try JSONValue.parse(Data(#"{"image_processor_type": "DeiTImageProcessor"}"#.utf8))).size == .exact(PixelSize(height: 256, width: 256)))
+    }
+}

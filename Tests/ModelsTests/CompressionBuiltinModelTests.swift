@@ -25,7 +25,7 @@ import TokenCompression
         let baseline = try model.prefill(inputIDs: ids, pixelValues: pixels)
         let visual = baseline.visualTokensBefore[0]
         #expect(visual == 256)
-        for method in MethodCatalog.inModelMethods {
+        for method in MethodCatalog.llavaMethods {
             let c = try MethodCatalog.compression(method: method, budget: .count(64),
                                                   parameters: method == "fitprune" ? ["scheme": "0,96,64,32"] : [:])
             let p = try model.prefill(inputIDs: ids, pixelValues: pixels, hook: c.prefillHook, visionHook: c.visionHook)

@@ -23,7 +23,7 @@ import TokenCompression
     }
 
     /// Every in-model method reports through the shared lifecycle before and after a prefill.
-    @Test(arguments: MethodCatalog.inModelMethods)
+    @Test(arguments: MethodCatalog.llavaMethods)
     func everyAdapterSaysNoPrefillRanYetThenReportsTheRun(_ method: String) throws {
         let c = try MethodCatalog.compression(method: method, budget: .count(16), parameters: requiredTestParameters[method] ?? [:])
         #expect(c.report().notes == ["\(method): no prefill ran yet"])

@@ -126,8 +126,8 @@ final class CompressionRecordSpy: PrefillHook {
 
 extension CompressionTests {
     @Test func everyBuilderIsARegisteredMethod() throws {
-        #expect(MethodCatalog.inModelMethods.count == 18)
-        for name in MethodCatalog.inModelMethods {
+        #expect(MethodCatalog.llavaMethods.count == 18)
+        for name in MethodCatalog.llavaMethods {
             #expect(MethodCatalog.info(named: name) != nil, "\(name)")
             let c = try MethodCatalog.compression(method: name.uppercased(), budget: .ratio(0.5), parameters: requiredTestParameters[name] ?? [:])
             #expect(c.info.name == name)
@@ -139,7 +139,7 @@ extension CompressionTests {
 
     /// Every in-model method refuses a parameter it does not read, naming the ones it accepts.
     @Test func unknownParametersAreRefusedWithTheAcceptedOnes() throws {
-        for name in MethodCatalog.inModelMethods {
+        for name in MethodCatalog.llavaMethods {
             let accepted = try #require(MethodCatalog.entry(named: name)?.adapter?.parameters)
             do {
                 _ = try MethodCatalog.compression(method: name, budget: .ratio(0.5), parameters: ["no_such_parameter": "1"])

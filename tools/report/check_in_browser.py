@@ -60,15 +60,20 @@ def main():
         if not rows:
             problems.append("the main table is empty")
         else:
-            # Sorting: click "Prefill ms" twice; the first row must change to the slowest one.
-            header = driver.find_element(By.XPATH, "//table[@id='main']//th[normalize-space()='Prefill ms']")
+            # Sorting: click the time column ("Prefill ms" of a LLaVA sweep, "Images/s" of a classifier
+            # sweep) twice; the first row must change.
+            headers = driver.find_elements(By.XPATH, "//table[@id='main']//th[normalize-space()='Prefill ms' or normalize-space()='Images/s']")
+            if not headers:
+                sys.exit("the main table has neither a 'Prefill ms' nor an 'Images/s' column")
+            header = headers[0]
+            column = int(header.get_attribute("data-col")) + 1
             header.click()
             first_asc = driver.find_element(By.CSS_SELECTOR, "table#main tbody tr td").text
             header.click()
             first_desc = driver.find_element(By.CSS_SELECTOR, "table#main tbody tr td").text
             if len(rows) > 1 and first_asc == first_desc and len({r.text for r in rows}) > 1:
                 values = driver.execute_script(
-                    "return Array.from(document.querySelectorAll('table#main tbody tr td:nth-child(7)')).map(c => c.getAttribute('data-v'))")
+                    f"return Array.from(document.querySelectorAll('table#main tbody tr td:nth-child({column})')).map(c => c.getAttribute('data-v'))")
                 if len(set(values)) > 1:
                     problems.append("clicking a column header did not sort the table")
             header.click()

@@ -30,8 +30,9 @@ public enum MethodCatalog {
         MethodEntry(GlobalCom2.info, adapter: GlobalCom2Compression.adapter, flops: S.visionBudget("globalcom2"), scoring: B.one(B.globalCom2), conformer: GlobalCom2Conformer.self),
         MethodEntry(FiCoCoV.info, adapter: FiCoCoVCompression.adapter, flops: S.ficocoV, scoring: B.fiCoCoV, conformer: FiCoCoVConformer.self),
         // ViT
-        MethodEntry(ToMe.info, conformer: ToMeConformer.self),
-        MethodEntry(EViT.info, conformer: EViTConformer.self),
+        MethodEntry(ToMe.info, vitAdapter: ViTToMeCompression.adapter, conformer: ToMeConformer.self),
+        MethodEntry(EViT.info, vitAdapter: ViTEViTCompression.adapter, conformer: EViTConformer.self),
+        MethodEntry(SparseTuning.info, vitAdapter: ViTSparseTuningCompression.adapter),
         // video LLM
         MethodEntry(VidCom2.info, conformer: VidCom2Conformer.self),
         MethodEntry(DyCoke.info, conformer: DyCokeConformer.self),
@@ -61,10 +62,16 @@ public enum MethodCatalog {
     public static var infos: [MethodInfo] { all.map { $0.info } }
     public static func info(named name: String) -> MethodInfo? { entry(named: name)?.info }
 
-    /// Methods that run inside a model (registry names, sorted).
-    public static var inModelMethods: [String] { all.filter { $0.adapter != nil }.map { $0.name }.sorted() }
+    /// Methods that run inside a model, LLaVA or ViT (registry names, sorted).
+    public static var inModelMethods: [String] { all.filter { $0.runsInModel }.map { $0.name }.sorted() }
 
-    /// What `tokc bench` sweeps by default: the in-model methods that run on a budget alone.
+    /// Methods that run inside a LLaVA model (`InModelAdapter`; sorted).
+    public static var llavaMethods: [String] { all.filter { $0.adapter != nil }.map { $0.name }.sorted() }
+
+    /// Methods that run inside the blocks of a ViT (`ViTAdapter`; in list order).
+    public static var vitMethods: [String] { all.filter { $0.vitAdapter != nil }.map { $0.name } }
+
+    /// What `tokc bench` sweeps on a LLaVA model by default: the LLaVA methods that run on a budget alone.
     public static var defaultSweepMethods: [String] {
         all.filter { $0.adapter != nil && $0.adapter?.requires == nil }.map { $0.name }.sorted()
     }
@@ -72,21 +79,37 @@ public enum MethodCatalog {
     /// Methods with conformance cases' runners, in list order.
     public static var conformers: [any MethodConformer.Type] { all.compactMap { $0.conformer } }
 
-    /// The named method ready to plug into a model run, with `budget` over the visual tokens and
+    /// The named method ready to plug into a LLaVA run, with `budget` over the visual tokens and
     /// its NAME=VALUE `parameters`; unknown names, unsupported settings and unknown parameters throw.
     public static func compression(method: String, budget: Budget, parameters: [String: String] = [:]) throws -> ModelCompression {
         guard let entry = entry(named: method) else {
-            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "unknown method; runnable: \(inModelMethods.joined(separator: ", "))")
+            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "unknown method; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
         }
         guard let adapter = entry.adapter else {
-            throw ModelCompressionError.unsupportedMethod(entry.name, "registered, but not wired into the model runtime yet; runnable: \(inModelMethods.joined(separator: ", "))")
+            if entry.vitAdapter != nil {
+                throw ModelCompressionError.unsupportedMethod(entry.name, "runs inside the blocks of a ViT (a ViT/DeiT classifier folder), not in LLaVA; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
+            }
+            throw ModelCompressionError.unsupportedMethod(entry.name, "registered, but not wired into the model runtime yet; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
         }
         return try adapter.make(budget: budget, parameters: parameters)
     }
 
-    /// "32 methods: 17 run inside a model, 27 have conformance cases" (`tokc methods`' last line;
+    /// The named method ready to plug into a ViT forward pass (`ViTClassifier`, CLIP's vision tower) of
+    /// a model of `shape`, with its NAME=VALUE `parameters` (ToMe `r=8`, EViT `keep_rate=0.7`, …).
+    public static func vitCompression(method: String, parameters: [String: String] = [:], shape: ViTModelShape) throws -> ViTCompression {
+        guard let entry = entry(named: method) else {
+            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "unknown method; runnable in ViTs: \(vitMethods.joined(separator: ", "))")
+        }
+        guard let adapter = entry.vitAdapter else {
+            let why = entry.adapter != nil ? "runs in LLaVA models, not inside a ViT classifier" : "not wired into a model yet"
+            throw ModelCompressionError.unsupportedMethod(entry.name, "\(why); runnable in ViTs: \(vitMethods.joined(separator: ", "))")
+        }
+        return try adapter.make(parameters: parameters, shape: shape)
+    }
+
+    /// "35 methods: 21 run inside a model (18 in LLaVA, 3 in ViTs), 29 have conformance cases" (`tokc methods`' last line;
     /// a test holds the README to it).
     public static var summary: String {
-        "\(all.count) methods: \(inModelMethods.count) run inside a model, \(conformers.count) have conformance cases"
+        "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs), \(conformers.count) have conformance cases"
     }
 }

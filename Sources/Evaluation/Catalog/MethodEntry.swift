@@ -12,6 +12,9 @@ public struct MethodEntry {
     public let info: MethodInfo
     /// How it runs inside a LLaVA model (`tokc run --method`, `tokc bench`); nil: not wired yet.
     public let adapter: InModelAdapter?
+    /// How it runs inside the blocks of a ViT (`ViTClassifier`, CLIP's vision tower: `tokc run`/`tokc bench`
+    /// on a ViT folder); nil: not a ViT method, or not wired yet.
+    public let vitAdapter: ViTAdapter?
     /// Its analytic per-layer visual-token plan from a keep budget (`tokc flops --method`).
     let flopsPlan: MethodSchedules.Builder?
     /// Its own scoring and selection on synthetic signals of a model's shapes (`tokc bench-methods`).
@@ -19,16 +22,19 @@ public struct MethodEntry {
     /// Runs its conformance cases (the authors' code's outputs); nil: no cases yet.
     public let conformer: (any MethodConformer.Type)?
 
-    init(_ info: MethodInfo, adapter: InModelAdapter? = nil, flops: MethodSchedules.Builder? = nil,
+    init(_ info: MethodInfo, adapter: InModelAdapter? = nil, vitAdapter: ViTAdapter? = nil, flops: MethodSchedules.Builder? = nil,
          scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
         self.info = info
         self.adapter = adapter
+        self.vitAdapter = vitAdapter
         flopsPlan = flops
         self.scoring = scoring
         self.conformer = conformer
     }
 
     public var name: String { info.name }
+    /// Whether it runs inside some model (LLaVA or ViT).
+    public var runsInModel: Bool { adapter != nil || vitAdapter != nil }
     public var hasFlopsPlan: Bool { flopsPlan != nil }
     public var hasScoringBenchmark: Bool { scoring != nil }
 }

@@ -12,6 +12,10 @@ public struct BenchOptions: Sendable {
     public var budgets: [BenchBudget] = BenchBudget.defaults
     public var limit: Int?
     public var settings = BenchSettings()
+    /// Whether `budgets` came from the command line (a classifier sweep has no budgets and refuses them).
+    public var budgetsGiven = false
+    /// Classifier sweeps: images per forward pass.
+    public var batchSize = 32
     public var out = "bench-out"
     public var shard = BenchShard.whole
     public var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -50,14 +54,18 @@ public enum BenchDriver {
     /// Exit status of a sweep that finished with failed rows (1 stays for errors that stop it).
     public static let failedRowsExitCode: Int32 = 3
 
+    /// Runs the sweep the model folder calls for: a LLaVA sweep (methods × budgets) or, for a ViT/DeiT
+    /// image classifier, the classifier sweep (`ClassifierPlan`).
     public static func run(_ o: BenchOptions, log: (String) -> Void = { _ in }) throws -> Outcome {
-        var samples = try BenchTask.load(jsonl: o.task)
+        let classifier = ClassifierRunner.isClassifier(folder: o.model)
+        var samples = try BenchTask.load(jsonl: o.task, requireQuestion: !classifier)
         guard !samples.isEmpty else { throw BenchError("task '\(o.task)' has no samples") }
         if let l = o.limit {
             guard l >= 1 else { throw BenchError("--limit must be at least 1") }
             samples = Array(samples.prefix(l))
         }
         try checkTaskImages(samples, task: o.task, log: log)
+        if classifier { return try runClassifier(o, samples: samples, log: log) }
         let plan = try BenchPlan(methods: o.methods, budgets: o.budgets, sampleCount: samples.count)
         for (m, _) in o.settings.parameters where !plan.methods.contains(m) {
             throw BenchError("parameters given for '\(m)', which is not in the sweep (\(plan.methods.joined(separator: ", ")))")
@@ -65,14 +73,7 @@ public enum BenchDriver {
         // Fail on a bad method parameter before loading anything.
         for m in plan.methods { _ = try MethodCatalog.compression(method: m, budget: o.budgets[0].budget, parameters: o.settings.parameters(for: m)) }
 
-        var store = try BenchResultStore(folder: o.out)
-        if store.droppedTornBytes > 0 {
-            log("note: \(store.path) ended in an unfinished line (\(store.droppedTornBytes) bytes, a killed run); it was discarded and that row runs again")
-        }
         let items = plan.items(shard: o.shard)
-        let done = store.doneKeys
-        let skipped = items.filter { done.contains($0.key) }.count
-
         let manifest = BenchManifest(
             model: URL(fileURLWithPath: o.model).standardizedFileURL.path,
             weightsSHA256: try BenchManifest.weightHashes(folder: o.model, hash: o.hashWeights),
@@ -82,19 +83,7 @@ public enum BenchDriver {
             repeats: o.settings.repeats, warmup: o.settings.warmup, shard: "\(o.shard.index)/\(o.shard.count)",
             machine: BenchManifest.machineDescription(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: o.threads,
             toolkitVersion: o.toolkitVersion, date: BenchManifest.now())
-        if !store.records.isEmpty {
-            if let previous = BenchOutput.readManifest(folder: o.out) {
-                let conflicts = manifest.resumeConflicts(with: previous)
-                guard conflicts.isEmpty else {
-                    throw BenchError("'\(o.out)' holds \(store.records.count) rows of a different run (\(conflicts.joined(separator: "; "))); "
-                        + "resuming would mix them into this table: give another --out or delete the folder")
-                }
-            } else {
-                log("warning: '\(o.out)' holds \(store.records.count) rows but no readable manifest.json; they are resumed unchecked (weights, task and settings cannot be compared)")
-            }
-        }
-        if skipped > 0 { log("resuming: \(skipped) of \(items.count) rows already in \(store.path)") }
-        try BenchOutput.writeManifest(manifest, folder: o.out)
+        var (store, skipped) = try openStore(o, manifest: manifest, keys: items.map(\.key), log: log)
 
         var ranRows: [BenchRecord] = []
         if skipped < items.count {
@@ -107,7 +96,93 @@ public enum BenchDriver {
                 bar?.update(done: n, label: "\(item.method) \(item.budget?.label ?? "") \(samples[item.sampleIndex].id)")
             }
         }
-        let mine = Set(items.map(\.key))
+        return try finish(o, store: store, keys: items.map(\.key), manifest: manifest, ranRows: ranRows, skipped: skipped)
+    }
+
+    /// The classifier sweep: uncompressed, ToMe r, EViT keep rates, Sparse-Tuning (with its adapters),
+    /// at `o.batchSize` images per forward pass.
+    static func runClassifier(_ o: BenchOptions, samples: [BenchSample], log: (String) -> Void) throws -> Outcome {
+        guard !o.budgetsGiven else {
+            throw BenchError("--budgets applies to LLaVA models; a classifier sweep varies each method's own parameter (e.g. --param tome.r=4,8 --param evit.keep_rate=0.7)")
+        }
+        let config = try ViTClassifierConfig.load(folder: o.model)
+        let shape = ViTModelShape(config)
+        let plan = try ClassifierPlan(methods: o.methods, parameters: o.settings.parameters, shape: shape,
+                                      sampleCount: samples.count, batchSize: o.batchSize)
+        let unknown = ClassifierSweep.unknownAnswers(samples, labels: config.labels, classes: config.labels.count)
+        if !unknown.isEmpty, !config.labels.isEmpty {
+            log("warning: \(unknown.count) of \(samples.count) answers name no class of the model (e.g. '\(unknown[0])'); they count as wrong")
+        }
+        let keys = plan.keys(shard: o.shard)
+        var given: [String: [String: String]] = [:]
+        for m in plan.methods where m != BenchPlan.uncompressed { given[m] = o.settings.parameters[m] ?? [:] }
+        var manifest = BenchManifest(
+            model: URL(fileURLWithPath: o.model).standardizedFileURL.path,
+            weightsSHA256: try BenchManifest.weightHashes(folder: o.model, hash: o.hashWeights),
+            task: URL(fileURLWithPath: o.task).standardizedFileURL.path, samples: samples.count,
+            methods: plan.methods.filter { $0 != BenchPlan.uncompressed }, parameters: given,
+            budgets: plan.labels.filter { $0 != ClassifierSetting.uncompressed.label }, seed: o.settings.seed, maxNewTokens: 0,
+            repeats: o.settings.repeats, warmup: o.settings.warmup, shard: "\(o.shard.index)/\(o.shard.count)",
+            machine: BenchManifest.machineDescription(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: o.threads,
+            toolkitVersion: o.toolkitVersion, date: BenchManifest.now())
+        manifest.kind = BenchManifest.classifierKind
+        manifest.batchSize = o.batchSize
+        var (store, skipped) = try openStore(o, manifest: manifest, keys: keys, log: log)
+        var ranRows: [BenchRecord] = []
+        if skipped < keys.count {
+            log("loading \(o.model)")
+            let runner = try ClassifierRunner(folder: o.model)
+            for n in runner.loadNotes { log("note: \(n)") }
+            // A method's own head for another number of classes would fail every row of it.
+            for s in plan.settings where s.method != BenchPlan.uncompressed {
+                try runner.check(try MethodCatalog.vitCompression(method: s.method, parameters: s.parameters, shape: runner.shape))
+            }
+            // Preprocessing that misses the model's fixed size would fail every row: stop on the first image.
+            if let first = samples.first(where: { FileManager.default.isReadableFile(atPath: $0.imagePath) }) {
+                do { _ = try runner.prepare(path: first.imagePath) } catch let e as ClassifierRunError where e.message.contains("fixed-size") {
+                    throw BenchError("\(e)")
+                } catch {}
+            }
+            let sweep = try ClassifierSweep(runner: runner, samples: samples, plan: plan, settings: o.settings)
+            sweep.mergeMapFolder = BenchKeepMaps.folder(in: o.out)
+            var bar: BenchProgress?
+            ranRows = try sweep.run(shard: o.shard, store: &store) { n, total, label in
+                if bar == nil, o.progress { bar = BenchProgress(total: total) }
+                bar?.update(done: n, label: label)
+            }
+        }
+        return try finish(o, store: store, keys: keys, manifest: manifest, ranRows: ranRows, skipped: skipped)
+    }
+
+    /// Opens the output folder's rows, refuses rows of a different run, writes the manifest; returns the
+    /// store and how many of `keys` it already holds.
+    static func openStore(_ o: BenchOptions, manifest: BenchManifest, keys: [String], log: (String) -> Void) throws -> (BenchResultStore, Int) {
+        let store = try BenchResultStore(folder: o.out)
+        if store.droppedTornBytes > 0 {
+            log("note: \(store.path) ended in an unfinished line (\(store.droppedTornBytes) bytes, a killed run); it was discarded and that row runs again")
+        }
+        let done = store.doneKeys
+        let skipped = keys.filter { done.contains($0) }.count
+        if !store.records.isEmpty {
+            if let previous = BenchOutput.readManifest(folder: o.out) {
+                let conflicts = manifest.resumeConflicts(with: previous)
+                guard conflicts.isEmpty else {
+                    throw BenchError("'\(o.out)' holds \(store.records.count) rows of a different run (\(conflicts.joined(separator: "; "))); "
+                        + "resuming would mix them into this table: give another --out or delete the folder")
+                }
+            } else {
+                log("warning: '\(o.out)' holds \(store.records.count) rows but no readable manifest.json; they are resumed unchecked (weights, task and settings cannot be compared)")
+            }
+        }
+        if skipped > 0 { log("resuming: \(skipped) of \(keys.count) rows already in \(store.path)") }
+        try BenchOutput.writeManifest(manifest, folder: o.out)
+        return (store, skipped)
+    }
+
+    /// Writes the outputs of the rows of `keys` and counts what this call ran.
+    static func finish(_ o: BenchOptions, store: BenchResultStore, keys: [String], manifest: BenchManifest, ranRows: [BenchRecord],
+                       skipped: Int) throws -> Outcome {
+        let mine = Set(keys)
         let records = store.latestRecords.filter { mine.contains($0.key) }
         let md = try BenchOutput.writeAll(records: records, manifests: [manifest], folder: o.out,
                                           keepMaps: BenchKeepMaps.collect(folders: [o.out]))

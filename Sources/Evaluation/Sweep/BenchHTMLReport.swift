@@ -23,13 +23,14 @@ public enum BenchHTMLReport {
 
         """
         let failed = records.filter { $0.error != nil }.count
-        h += "<p class=\"summary\">\(records.count - failed) rows ran, \(failed) failed; \(rows.count) method × budget settings"
+        h += "<p class=\"summary\">\(records.count - failed) rows ran, \(failed) failed; \(rows.count) \(manifests.first?.isClassifier == true ? "settings (uncompressed included)" : "method × budget settings")"
         h += " over \(Set(records.map(\.sampleIndex)).count) samples.</p>\n"
+        let classifier = manifests.first?.isClassifier ?? false
         h += manifestSection(manifests)
-        h += mainTable(rows)
-        h += typeTable(rows)
-        h += plots(rows)
-        h += keepMapSection(keepMaps, rows: rows, records: records)
+        h += classifier ? classifierTable(rows, batchSize: manifests.first?.batchSize) : mainTable(rows)
+        h += typeTable(rows, positions: !classifier)
+        h += plots(rows, axes: BenchPareto.Axis.axes(classifier: classifier))
+        h += classifier ? mergeMapSection(keepMaps, rows: rows, records: records) : keepMapSection(keepMaps, rows: rows, records: records)
         h += notesSection(rows)
         h += "<script>\(script)</script>\n</body></html>\n"
         return h
@@ -40,12 +41,13 @@ public enum BenchHTMLReport {
     static func manifestSection(_ manifests: [BenchManifest]) -> String {
         guard !manifests.isEmpty else { return "<h2>What ran</h2><p>No manifest was found (rows of an older run).</p>\n" }
         var s = "<h2>What ran</h2>\n<table class=\"manifest\"><thead><tr><th>model</th><th>weights (SHA-256)</th><th>task</th>"
-        s += "<th>samples</th><th>seed</th><th>max new tokens</th><th>repeats / warm-up</th><th>shard</th><th>machine</th>"
+        let classifier = manifests[0].isClassifier
+        s += "<th>samples</th><th>seed</th><th>\(classifier ? "batch size" : "max new tokens")</th><th>repeats / warm-up</th><th>shard</th><th>machine</th>"
         s += "<th>threads</th><th>version</th><th>date</th></tr></thead><tbody>\n"
         for m in manifests {
             let hashes = m.weightsSHA256.sorted { $0.key < $1.key }.map { "\(esc($0.key)): <code>\(esc(String($0.value.prefix(16))))…</code>" }
             s += "<tr><td>\(esc(m.model))</td><td>\(hashes.joined(separator: "<br>"))</td><td>\(esc(m.task))</td><td>\(m.samples)</td>"
-            s += "<td>\(m.seed)</td><td>\(m.maxNewTokens)</td><td>\(m.repeats) / \(m.warmup)</td><td>\(esc(m.shard))</td>"
+            s += "<td>\(m.seed)</td><td>\(classifier ? (m.batchSize.map(String.init) ?? "–") : String(m.maxNewTokens))</td><td>\(m.repeats) / \(m.warmup)</td><td>\(esc(m.shard))</td>"
             s += "<td>\(esc(m.machine)), \(m.cores) cores</td><td>\(m.threads)</td><td>\(esc(m.toolkitVersion))</td><td>\(esc(m.date))</td></tr>\n"
         }
         return s + "</tbody></table>\n"
@@ -102,22 +104,94 @@ public enum BenchHTMLReport {
         return s + "</tbody></table>\n"
     }
 
-    static func typeTable(_ rows: [BenchSummaryRow]) -> String {
+    /// The classifier sweep's table: tokens per block, GFLOPs per image, images/s at the batch size,
+    /// peak memory, accuracy with its interval and its change, top-1 agreement and KL.
+    static func classifierTable(_ rows: [BenchSummaryRow], batchSize: Int?) -> String {
+        let base = rows.first { $0.method == BenchPlan.uncompressed }
+        var s = "<h2>Throughput, cost and accuracy</h2>\n"
+        s += "<p class=\"hint\">Click a column to sort. Reductions (↓) and ratios (×) are against the uncompressed row; images/s "
+        s += "are measured at \(batchSize.map { "batch size \($0)" } ?? "the sweep's batch size"); GFLOPs are analytic from the tokens each block ran "
+        s += "(a multiply-add counts 2); accuracy has its 95% Wilson interval and its change in points.</p>\n"
+        s += "<table id=\"main\" class=\"sortable\"><thead><tr>"
+        let headers = ["Method", "Setting", "Tokens per block", "GFLOPs / image", "Images/s", "ms / image", "Peak mem (MiB)",
+                       "Scoring ms / image", "Accuracy % [95% CI]", "Δ acc. (pts)", "Top-1 agree %", "KL"]
+        s += headers.enumerated().map { "<th data-col=\"\($0.offset)\">\(esc($0.element))</th>" }.joined() + "</tr></thead><tbody>\n"
+        for r in rows {
+            var cells: [(String, Double?)] = []
+            cells.append((esc(r.method), nil))
+            cells.append((r.method == BenchPlan.uncompressed ? "–" : esc(r.budget), nil))
+            cells.append((esc(BenchOutput.tokensText(r)), r.achievedTokens))
+            cells.append(("\(BenchOutput.gflops(r)) \(delta(r.tflopsReduction))", r.tflops))
+            cells.append(("\(f(r.throughput, 1)) (\(f(r.throughputGain, 2))×)", r.throughput))
+            cells.append((f(r.prefillMs, 2), r.prefillMs))
+            cells.append(("\(f(r.peakTensorBytes / 1_048_576, 2)) \(delta(r.peakMemoryReduction))", r.peakTensorBytes))
+            cells.append((f(r.scoringMs, 3), r.scoringMs))
+            var acc = opt(r.accuracy)
+            if let a = r.accuracy, let (lo, hi) = wilson(a, n: r.samples) { acc += String(format: " <span class=\"ci\">[%.1f, %.1f]</span>", lo, hi) }
+            if r.errors > 0 { acc += " <span class=\"failed\">\(r.samples == 0 ? "FAILED" : "\(r.errors) failed") (\(r.errors) of \(r.samples + r.errors))</span>" }
+            cells.append((acc, r.accuracy))
+            let d = BenchOutput.accuracyDrop(r, base: base)
+            cells.append((d.map { String(format: "%+.1f", $0) } ?? "–", d))
+            cells.append((opt(r.top1Agreement), r.top1Agreement))
+            cells.append((r.meanKL.map { String(format: "%.4f", $0) } ?? "–", r.meanKL))
+            let cls = r.method == BenchPlan.uncompressed ? " class=\"base\"" : (r.errors > 0 ? " class=\"haserr\"" : "")
+            s += "<tr\(cls)>" + cells.map { text, value in
+                "<td" + (value.map { $0.isFinite ? " data-v=\"\($0)\"" : "" } ?? "") + ">\(text)</td>"
+            }.joined() + "</tr>\n"
+        }
+        return s + "</tbody></table>\n"
+    }
+
+    /// Merge maps of the task's first samples: one row per method and setting, one column per sample.
+    static func mergeMapSection(_ maps: [BenchKeepMaps.Entry], rows: [BenchSummaryRow], records: [BenchRecord]) -> String {
+        guard !maps.isEmpty else { return "" }
+        var s = "<h2>Which patches became one token</h2>\n"
+        s += "<p class=\"hint\">The task's first samples as the model saw them: every token after the last block is outlined, a token "
+        s += "of several patches (merged, or EViT's fused token) is tinted in a colour of its own, dropped patches are dimmed. Under each "
+        s += "map: the predicted class (✓/✗).</p>\n"
+        let samples = Set(maps.map(\.sample)).sorted()
+        s += "<table class=\"keepmaps\"><thead><tr><th>Method</th><th>Setting</th>"
+        for sample in samples {
+            let info = records.first { $0.sampleIndex == sample }
+            var title = esc(info?.sampleID ?? "sample \(sample)")
+            if let a = info?.answer { title += "<br><small>answer: \(esc(a))</small>" }
+            s += "<th class=\"sample\">\(title)</th>"
+        }
+        s += "</tr></thead><tbody>\n"
+        for r in rows {
+            s += "<tr><td>\(esc(r.method))</td><td>\(r.method == BenchPlan.uncompressed ? "–" : esc(r.budget))</td>"
+            for sample in samples {
+                guard let e = maps.first(where: { $0.sample == sample && $0.method == r.method && $0.budget == r.budget }) else { s += "<td>–</td>"; continue }
+                var answer = ""
+                if let rec = records.first(where: { $0.sampleIndex == sample && $0.method == r.method && $0.budget == r.budget }) {
+                    answer = rec.error.map { "<span class=\"failed\">error: \(esc(String($0.prefix(60))))</span>" }
+                        ?? "\(esc(rec.prediction)) \(rec.correct.map { $0 ? "✓" : "✗" } ?? "")"
+                }
+                s += "<td>" + img(e) + "<div class=\"ans\">\(answer)</div></td>"
+            }
+            s += "</tr>\n"
+        }
+        return s + "</tbody></table>\n"
+    }
+
+    static func typeTable(_ rows: [BenchSummaryRow], positions: Bool = true) -> String {
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         guard !types.isEmpty else { return "" }
-        var s = "<h2>Accuracy by question type (%)</h2>\n<table class=\"sortable\"><thead><tr><th>Method</th><th>Budget</th><th>Image-row positions</th>"
+        var s = "<h2>Accuracy by \(positions ? "question " : "")type (%)</h2>\n<table class=\"sortable\"><thead><tr><th>Method</th><th>\(positions ? "Budget" : "Setting")</th>"
+        if positions { s += "<th>Image-row positions</th>" }
         s += types.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
         for r in rows {
-            s += "<tr><td>\(esc(r.method))</td><td>\(esc(r.budget))</td><td>\(esc(r.positions))</td>"
+            let setting = !positions && r.method == BenchPlan.uncompressed ? "–" : esc(r.budget)
+            s += "<tr><td>\(esc(r.method))</td><td>\(setting)</td>" + (positions ? "<td>\(esc(r.positions))</td>" : "")
             s += types.map { t in r.accuracyByType[t].map { "<td data-v=\"\($0)\">\(f($0, 1))</td>" } ?? "<td>–</td>" }.joined()
             s += "</tr>\n"
         }
         return s + "</tbody></table>\n"
     }
 
-    static func plots(_ rows: [BenchSummaryRow]) -> String {
+    static func plots(_ rows: [BenchSummaryRow], axes: [BenchPareto.Axis]) -> String {
         var s = "<h2>Accuracy against cost</h2>\n<div class=\"plots\">\n"
-        for axis in BenchPareto.Axis.allCases {
+        for axis in axes {
             let plot = BenchPareto(rows: rows, axis: axis)
             guard !plot.series.isEmpty || plot.reference != nil else { continue }
             s += "<figure>\(plot.svg())<figcaption>\(esc(plot.yLabel)) against \(esc(axis.rawValue))</figcaption></figure>\n"

@@ -20,6 +20,13 @@ public struct BenchManifest: Sendable, Codable, Equatable {
     public var threads: Int
     public var toolkitVersion: String
     public var date: String
+    /// "classifier" for a ViT classifier sweep (its table, plots and report differ); nil: a LLaVA sweep.
+    public var kind: String? = nil
+    /// Classifier sweeps: images per forward pass (throughput is measured at this batch size).
+    public var batchSize: Int? = nil
+
+    public static let classifierKind = "classifier"
+    public var isClassifier: Bool { kind == Self.classifierKind }
 
     /// `uname -srm`-like text from `utsname`.
     public static func machineDescription() -> String {
@@ -55,6 +62,8 @@ public struct BenchManifest: Sendable, Codable, Equatable {
         if task != previous.task { out.append("task \(previous.task) → \(task)") }
         if seed != previous.seed { out.append("seed \(previous.seed) → \(seed)") }
         if maxNewTokens != previous.maxNewTokens { out.append("max new tokens \(previous.maxNewTokens) → \(maxNewTokens)") }
+        if kind != previous.kind { out.append("sweep kind \(previous.kind ?? "llava") → \(kind ?? "llava")") }
+        if batchSize != previous.batchSize { out.append("batch size \(previous.batchSize.map(String.init) ?? "–") → \(batchSize.map(String.init) ?? "–")") }
         for m in methods.sorted() {
             if let old = previous.parameters[m], let new = parameters[m], old != new {
                 let text = { (p: [String: String]) in p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
@@ -166,17 +175,19 @@ public enum BenchOutput {
     }
 
     /// Writes `results.csv`, `results.json`, `pareto.svg`, `pareto.png` and `report.html` (with
-    /// `keepMaps` inlined) into `folder`; returns the Markdown table.
+    /// `keepMaps` inlined) into `folder`; returns the Markdown table. A classifier sweep (its manifest's
+    /// `kind`) gets the classifier table and CSV and accuracy against images/s in the plot.
     @discardableResult
     public static func writeAll(records: [BenchRecord], manifests: [BenchManifest], folder: String,
                                 keepMaps: [BenchKeepMaps.Entry] = []) throws -> String {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let rows = BenchSummary.rows(records, methods: manifests.first?.methods, budgets: manifests.first?.budgets)
+        let classifier = manifests.first?.isClassifier ?? false
+        let rows = BenchSummary.rows(records, methods: manifests.first?.methods, budgets: manifests.first?.budgets, classifier: classifier)
         func path(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
         do {
-            try Data(csv(rows).utf8).write(to: URL(fileURLWithPath: path("results.csv")), options: .atomic)
+            try Data((classifier ? classifierCSV(rows) : csv(rows)).utf8).write(to: URL(fileURLWithPath: path("results.csv")), options: .atomic)
             try json(rows, manifests: manifests).write(to: URL(fileURLWithPath: path("results.json")), options: .atomic)
-            let plot = BenchPareto(rows: rows)
+            let plot = BenchPareto(rows: rows, axis: classifier ? .imagesPerSecond : .prefillMs)
             try Data(plot.svg().utf8).write(to: URL(fileURLWithPath: path("pareto.svg")), options: .atomic)
             try plot.png().writePNG(path: path("pareto.png"))
             try Data(BenchHTMLReport.render(rows: rows, records: records, manifests: manifests, keepMaps: keepMaps).utf8)
@@ -184,7 +195,7 @@ public enum BenchOutput {
         } catch let e as BenchError { throw e } catch {
             throw BenchError("cannot write results into '\(folder)': \(error)")
         }
-        return markdown(rows)
+        return classifier ? classifierMarkdown(rows, batchSize: manifests.first?.batchSize) : markdown(rows)
     }
 
     /// Copies `folder/report.html` to `path` (`--html PATH`).

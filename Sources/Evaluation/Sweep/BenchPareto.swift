@@ -14,14 +14,21 @@ public struct BenchPareto {
         case prefillMs = "prefill latency (ms)"
         case tflops = "TFLOPs per sample"
         case kvCacheMiB = "KV cache (MiB)"
+        case imagesPerSecond = "images/s"
+        case gflopsPerImage = "GFLOPs per image"
 
         func value(_ r: BenchSummaryRow) -> Double {
             switch self {
             case .prefillMs: return r.prefillMs
             case .tflops: return r.tflops
             case .kvCacheMiB: return r.kvCacheBytes / 1_048_576
+            case .imagesPerSecond: return r.throughput
+            case .gflopsPerImage: return r.tflops * 1000
             }
         }
+
+        /// The axes of a sweep's plots: LLaVA (prefill, TFLOPs, KV cache) or classifier (throughput, GFLOPs).
+        public static func axes(classifier: Bool) -> [Axis] { classifier ? [.imagesPerSecond, .gflopsPerImage] : [.prefillMs, .tflops, .kvCacheMiB] }
     }
 
     public var series: [Series] = []
@@ -64,7 +71,7 @@ public struct BenchPareto {
     var xRange: (Double, Double) {
         let xs = series.flatMap { $0.points.map(\.x) } + (reference.map { [$0.x] } ?? [])
         let lo = xs.min() ?? 0, hi = xs.max() ?? 1
-        let pad = max((hi - lo) * 0.05, axis == .prefillMs ? 0.5 : max(abs(hi) * 0.02, 1e-9))
+        let pad = max((hi - lo) * 0.05, axis == .prefillMs || axis == .imagesPerSecond ? 0.5 : max(abs(hi) * 0.02, 1e-9))
         return (max(0, lo - pad), hi + pad)
     }
 

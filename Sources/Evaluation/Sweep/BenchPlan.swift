@@ -93,9 +93,10 @@ public struct BenchPlan: Sendable {
         for b in Self.baselines where !m.contains(b) { m.append(b) }
         var seen = Set<String>()
         m = m.filter { seen.insert($0).inserted }
-        let runnable = Set(MethodCatalog.inModelMethods)
+        let runnable = Set(MethodCatalog.llavaMethods)
         if let bad = m.first(where: { !runnable.contains($0) }) {
-            throw BenchError("method '\(bad)' cannot run inside a model; runnable: \(MethodCatalog.inModelMethods.joined(separator: ", "))")
+            let vit = MethodCatalog.vitMethods.contains(bad) ? " (it runs inside ViT classifiers: give --model a ViT/DeiT folder)" : ""
+            throw BenchError("method '\(bad)' cannot run inside a LLaVA model\(vit); runnable: \(MethodCatalog.llavaMethods.joined(separator: ", "))")
         }
         methods = m
         self.budgets = budgets

@@ -36,6 +36,10 @@ public struct BenchRecord: Sendable, Equatable, Codable {
     public var notes: [String]
     /// See `VLMRunResult.positionsRenumbered` (nil in rows written before it was recorded).
     public var positionsRenumbered: Bool? = nil
+    /// Classifier sweeps: images in the batch this row ran in (its times are the batch's per-image share).
+    public var batchSize: Int? = nil
+    /// Classifier sweeps: rows each block's attention ran on for this image.
+    public var tokensPerBlock: [Int]? = nil
 }
 
 /// The append-only results file of one output folder; what it holds is skipped on resume.

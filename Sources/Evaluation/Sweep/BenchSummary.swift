@@ -36,12 +36,18 @@ public struct BenchSummaryRow: Sendable, Codable, Equatable {
     /// Where the kept image rows sat in the LLM: "original" (positions kept, or nothing dropped),
     /// "renumbered" (contiguous after dropping), "mixed" across samples, "–" when not recorded.
     public var positions: String = "–"
+    /// Classifier sweeps: tokens entering the first block, and the mean tokens entering each block
+    /// followed by the mean left after the last one (nil for LLaVA sweeps).
+    public var inputTokens: Double? = nil
+    public var tokensPerBlock: [Double]? = nil
 }
 
 public enum BenchSummary {
     /// Rows in plan order: uncompressed first, then methods in first-seen order, budgets in first-seen order.
     /// `methods`/`budgets` (the manifest's) fix the row order; otherwise first-seen order.
-    public static func rows(_ records: [BenchRecord], methods: [String]? = nil, budgets: [String]? = nil) -> [BenchSummaryRow] {
+    /// `classifier`: the rows of a classifier sweep (their time is one forward pass, not a prefill).
+    public static func rows(_ records: [BenchRecord], methods: [String]? = nil, budgets: [String]? = nil,
+                            classifier: Bool = false) -> [BenchSummaryRow] {
         var order: [String] = []
         var groups: [String: [BenchRecord]] = [:]
         for r in records {
@@ -79,7 +85,7 @@ public enum BenchSummary {
             let eff = (measured - 1) / max(predicted - 1, 1e-9)
             if g.first?.method != BenchPlan.uncompressed, predicted > 1.05, eff < 0.85, let baseAgg {
                 notes.append(shortfall(method: g.first!.method, scoringMs: a.scoringMs, prefillMs: a.prefillMs,
-                                       baseMs: baseAgg.prefillMs, predicted: predicted))
+                                       baseMs: baseAgg.prefillMs, predicted: predicted, stage: classifier ? "forward-pass" : "prefill"))
             }
             var byType: [String: Double] = [:]
             for t in Set(ok.map(\.type)) where !t.isEmpty {
@@ -106,6 +112,11 @@ public enum BenchSummary {
                 accuracy: BenchMetrics.rate(ok.compactMap(\.correct)).map { $0 * 100 },
                 accuracyByType: byType, notes: notes)
             row.positions = renumbered.count > 1 ? "mixed" : renumbered.first.map { $0 ? "renumbered" : "original" } ?? "–"
+            let traced = ok.compactMap(\.tokensPerBlock)
+            if !traced.isEmpty, traced.count == ok.count, Set(traced.map(\.count)).count == 1 {
+                row.inputTokens = Statistics.mean(ok.map { Double($0.visualTokens) })
+                row.tokensPerBlock = (0..<traced[0].count).map { l in Statistics.mean(traced.map { Double($0[l]) }) } + [row.achievedTokens]
+            }
             return row
         }
     }
@@ -136,7 +147,8 @@ public enum BenchSummary {
     }
 
     /// The likeliest reason a method's measured prefill speedup trails its FLOPs prediction.
-    static func shortfall(method: String, scoringMs: Double, prefillMs: Double, baseMs: Double, predicted: Double) -> String {
+    static func shortfall(method: String, scoringMs: Double, prefillMs: Double, baseMs: Double, predicted: Double,
+                          stage: String = "prefill") -> String {
         var why: [String] = []
         let ideal = baseMs / predicted
         if scoringMs > 0.1 * max(prefillMs - ideal, 1e-9) && scoringMs > 0.05 * prefillMs {
@@ -145,7 +157,10 @@ public enum BenchSummary {
         if ["fastv", "a-score", "sparsevlm", "pdrop", "mustdrop"].contains(method) {
             why.append("attention-probability path (the cut layer materialises attention rows)")
         }
+        if ["evit", "sparse_tuning"].contains(method) {
+            why.append("attention-probability path (the pruning blocks record the [CLS] row)")
+        }
         why.append("costs FLOPs do not count (memory traffic, allocation, small-matrix BLAS efficiency, per-layer overhead)")
-        return String(format: "measured prefill gain (speedup − 1) is %.0f%% of the FLOPs-predicted gain (%.2f×); likely causes: ", (prefillMs > 0 ? (baseMs / prefillMs - 1) / max(predicted - 1, 1e-9) : 0) * 100, predicted) + why.joined(separator: "; ")
+        return String(format: "measured \(stage) gain (speedup − 1) is %.0f%% of the FLOPs-predicted gain (%.2f×); likely causes: ", (prefillMs > 0 ? (baseMs / prefillMs - 1) / max(predicted - 1, 1e-9) : 0) * 100, predicted) + why.joined(separator: "; ")
     }
 }

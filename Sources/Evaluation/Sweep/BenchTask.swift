@@ -25,8 +25,10 @@ public struct BenchSample: Sendable, Equatable, Codable {
 /// Numbers and booleans in `answer`/`id` are accepted and turned into text, because POPE-style
 /// files and generated counts often store them unquoted. Blank lines are skipped; any other bad
 /// line is an error naming the file and line, so a broken task never silently shrinks.
+/// An image-classification task (`requireQuestion: false`) needs only `image` and `answer` (the class
+/// name, or its index); a question there is kept but not used.
 public enum BenchTask {
-    public static func load(jsonl path: String) throws -> [BenchSample] {
+    public static func load(jsonl path: String, requireQuestion: Bool = true) throws -> [BenchSample] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BenchError("cannot read task file '\(path)'")
         }
@@ -34,10 +36,10 @@ public enum BenchTask {
             throw BenchError("task file '\(path)' is not UTF-8")
         }
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try parse(text, name: path, baseDirectory: dir)
+        return try parse(text, name: path, baseDirectory: dir, requireQuestion: requireQuestion)
     }
 
-    public static func parse(_ text: String, name: String, baseDirectory: URL) throws -> [BenchSample] {
+    public static func parse(_ text: String, name: String, baseDirectory: URL, requireQuestion: Bool = true) throws -> [BenchSample] {
         var out: [BenchSample] = []
         var seen: [String: Int] = [:]
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -52,7 +54,8 @@ public enum BenchTask {
             guard let image = obj["image"] as? String, !image.isEmpty else {
                 throw BenchError("\(where_): missing string field 'image'")
             }
-            guard let question = (obj["question"] ?? obj["text"]) as? String else {
+            let question = (obj["question"] ?? obj["text"]) as? String
+            guard question != nil || !requireQuestion else {
                 throw BenchError("\(where_): missing string field 'question' (or POPE's 'text')")
             }
             let answer = try scalarText(obj["answer"] ?? obj["label"], field: "answer", at: where_)
@@ -61,7 +64,7 @@ public enum BenchTask {
             seen[id] = n + 1
             let type = try scalarText(obj["type"] ?? obj["category"], field: "type", at: where_) ?? ""
             let imagePath = image.hasPrefix("/") ? image : baseDirectory.appendingPathComponent(image).standardizedFileURL.path
-            out.append(BenchSample(id: id, imagePath: imagePath, question: question, answer: answer, type: type))
+            out.append(BenchSample(id: id, imagePath: imagePath, question: question ?? "", answer: answer, type: type))
         }
         return out
     }

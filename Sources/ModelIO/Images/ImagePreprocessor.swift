@@ -9,10 +9,13 @@ import Tensors
 /// resize, no crop, mean/std 0.5), LLaVA (`LlavaImageProcessor`: CLIP plus optional pad to
 /// square), LLaVA-NeXT (`LlavaNextImageProcessor`: AnyRes tiles plus thumbnail) and LLaVA-OneVision
 /// (`LlavaOnevisionImageProcessor`: the same AnyRes tiling at a fixed `size`, no crop; tiles of
-/// `size`; several images in one prompt are padded to a square instead, see `onevisionSingleTile`).
+/// `size`; several images in one prompt are padded to a square instead, see `onevisionSingleTile`),
+/// ViT (`ViTImageProcessor`: square resize, bilinear, mean/std 0.5, no crop) and DeiT
+/// (`DeiTImageProcessor`: square resize to 256, bicubic, centre crop 224). The older
+/// `feature_extractor_type` names (`ViTFeatureExtractor`, …) are read as their processors.
 /// Keys missing from the config take the processor class's defaults, as in transformers.
 public struct ImagePreprocessor: Sendable {
-    public enum Kind: String, Sendable { case clip, siglip, llava, llavaNext, llavaOnevision }
+    public enum Kind: String, Sendable { case clip, siglip, llava, llavaNext, llavaOnevision, vit, deit }
 
     /// How `size` is interpreted.
     public enum Size: Hashable, Sendable {
@@ -41,9 +44,15 @@ public struct ImagePreprocessor: Sendable {
     public static let defaultPinpoints = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
         .map { PixelSize(height: $0[0], width: $0[1]) }
 
-    public init(config: JSONValue) throws {
+    /// - Parameter defaultType: the processor class when the config names none (an image classifier's
+    ///   folder: `ViTImageProcessor`).
+    public init(config: JSONValue, defaultType: String = "CLIPImageProcessor") throws {
         guard config.objectValue != nil else { throw ImageError(path: nil, "preprocessor config must be a JSON object") }
-        let type = config["image_processor_type"]?.stringValue ?? "CLIPImageProcessor"
+        var type = config["image_processor_type"]?.stringValue ?? defaultType
+        if config["image_processor_type"]?.stringValue == nil, let legacy = config["feature_extractor_type"]?.stringValue,
+           legacy.hasSuffix("FeatureExtractor") {
+            type = String(legacy.dropLast("FeatureExtractor".count)) + "ImageProcessor"
+        }
         let base = type.hasSuffix("Fast") ? String(type.dropLast(4)) : (type.hasSuffix("Pil") ? String(type.dropLast(3)) : type)
         switch base {
         case "CLIPImageProcessor": kind = .clip
@@ -51,11 +60,15 @@ public struct ImagePreprocessor: Sendable {
         case "LlavaImageProcessor": kind = .llava
         case "LlavaNextImageProcessor": kind = .llavaNext
         case "LlavaOnevisionImageProcessor": kind = .llavaOnevision
+        case "ViTImageProcessor": kind = .vit
+        case "DeiTImageProcessor": kind = .deit
         default:
-            throw ImageError(path: nil, "unsupported image_processor_type '\(type)' (supported: CLIPImageProcessor, SiglipImageProcessor, LlavaImageProcessor, LlavaNextImageProcessor, LlavaOnevisionImageProcessor)")
+            throw ImageError(path: nil, "unsupported image_processor_type '\(type)' (supported: CLIPImageProcessor, SiglipImageProcessor, LlavaImageProcessor, LlavaNextImageProcessor, LlavaOnevisionImageProcessor, ViTImageProcessor, DeiTImageProcessor)")
         }
         let isSiglip = kind == .siglip
         let isOnevision = kind == .llavaOnevision
+        // ViT and DeiT: IMAGENET_STANDARD mean/std (0.5) and square sizes (`default_to_square`).
+        let isClassifier = kind == .vit || kind == .deit
 
         func bool(_ key: String, _ fallback: Bool) throws -> Bool {
             guard let v = config[key], !v.isNull else { return fallback }
@@ -72,7 +85,7 @@ public struct ImagePreprocessor: Sendable {
         }
 
         doResize = try bool("do_resize", true)
-        doCenterCrop = try bool("do_center_crop", !isSiglip && !isOnevision)
+        doCenterCrop = try bool("do_center_crop", !isSiglip && !isOnevision && kind != .vit)
         doRescale = try bool("do_rescale", true)
         doNormalize = try bool("do_normalize", true)
         padToSquare = kind == .llava ? try bool("do_pad", false) : false
@@ -83,7 +96,7 @@ public struct ImagePreprocessor: Sendable {
             }
             resample = filter
         } else {
-            resample = .bicubic  // every supported processor class defaults to BICUBIC
+            resample = kind == .vit ? .bilinear : .bicubic  // ViT: BILINEAR; every other supported class: BICUBIC
         }
         if let f = config["rescale_factor"], !f.isNull {
             guard let d = f.doubleValue, d > 0 else { throw ImageError(path: nil, "preprocessor config 'rescale_factor' must be a positive number, got \(f)") }
@@ -91,13 +104,15 @@ public struct ImagePreprocessor: Sendable {
         } else {
             rescaleFactor = 1.0 / 255.0
         }
-        imageMean = try triple("image_mean", isSiglip ? [0.5, 0.5, 0.5] : Self.openAIClipMean)
-        imageStd = try triple("image_std", isSiglip ? [0.5, 0.5, 0.5] : Self.openAIClipStd)
+        imageMean = try triple("image_mean", isSiglip || isClassifier ? [0.5, 0.5, 0.5] : Self.openAIClipMean)
+        imageStd = try triple("image_std", isSiglip || isClassifier ? [0.5, 0.5, 0.5] : Self.openAIClipStd)
         guard !imageStd.contains(0) else { throw ImageError(path: nil, "preprocessor config 'image_std' must not contain 0") }
 
         size = try Self.parseSize(config["size"],
-                                  fallback: isSiglip ? .exact(PixelSize(height: 224, width: 224))
-                                      : isOnevision ? .exact(PixelSize(height: 384, width: 384)) : .shortestEdge(224))
+                                  fallback: isSiglip || kind == .vit ? .exact(PixelSize(height: 224, width: 224))
+                                      : kind == .deit ? .exact(PixelSize(height: 256, width: 256))
+                                      : isOnevision ? .exact(PixelSize(height: 384, width: 384)) : .shortestEdge(224),
+                                  defaultToSquare: isClassifier)
         if isOnevision, config["crop_size"] == nil || config["crop_size"]!.isNull {
             // OneVision's tile side is `crop_size.height` when given, else `size`'s height (or shortest edge).
             switch size {
@@ -126,11 +141,11 @@ public struct ImagePreprocessor: Sendable {
     /// `LlavaOnevisionImageProcessor`'s default pinpoints: both sides in 384, 768, …, 2304.
     public static let onevisionPinpoints = (1...6).flatMap { h in (1...6).map { w in PixelSize(height: 384 * h, width: 384 * w) } }
 
-    /// An integer `size` means the shortest edge (all supported classes have
-    /// `default_to_square = False`).
-    static func parseSize(_ v: JSONValue?, fallback: Size) throws -> Size {
+    /// An integer `size` means the shortest edge for the classes with `default_to_square = False` (CLIP,
+    /// LLaVA, …) and a square for those with `True` (ViT, DeiT), as `get_size_dict` reads it.
+    static func parseSize(_ v: JSONValue?, fallback: Size, defaultToSquare: Bool = false) throws -> Size {
         guard let v, !v.isNull else { return fallback }
-        if let n = v.intValue, n > 0 { return .shortestEdge(n) }
+        if let n = v.intValue, n > 0 { return defaultToSquare ? .exact(PixelSize(height: n, width: n)) : .shortestEdge(n) }
         if let o = v.objectValue {
             if o["longest_edge"] != nil || o["max_height"] != nil {
                 throw ImageError(path: nil, "preprocessor config 'size' \(v) is not supported (only shortest_edge or height/width)")

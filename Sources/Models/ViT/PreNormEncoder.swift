@@ -125,6 +125,10 @@ final class PreNormEncoder: @unchecked Sendable {
              trace: inout ViTTokenTrace) throws {
         let headDim = width / heads
         let proportional = hook?.proportionalAttention ?? false
+        if let hook {
+            let offsets = state.offsets
+            for (b, n) in state.rows.enumerated() { try hook.beforeBlocks(image: b, hidden: try StackedRows.slice(state.hidden, offsets[b], n)) }
+        }
         for (i, block) in blocks.enumerated() {
             trace.rowsEnteringBlock.append(state.rows)
             let x = try OpProfile.measure("norm") { try block.norm1(state.hidden, store: store) }

@@ -13,7 +13,8 @@ import Tensors
 /// to each attention logit of key j (`Attention`'s `keyBias`). The leading class/distillation rows
 /// are what the classifier heads read, so they are protected: the hook is told how many there are
 /// and must return them first and unchanged. A second, optional point at the end of a block lets a
-/// method add to the block output without changing the token set (Sparse-Tuning's dense adapters).
+/// method add to the block output without changing the token set (Sparse-Tuning's dense adapters), and
+/// `beforeBlocks` shows each image's embedded rows (what Sparse-Tuning re-adds at the end of its first stage).
 ///
 /// Images of a batch are handed over one at a time and may end up with different row counts.
 public protocol ViTBlockHook: AnyObject {
@@ -30,6 +31,9 @@ public protocol ViTBlockHook: AnyObject {
     /// At the end of a block (after the MLP residual), for one image: a non-nil result replaces the
     /// block output, same shape (`step.hidden` is the MLP's input). Default: nil.
     func afterBlock(_ step: ViTBlockStep, output: Tensor) throws -> Tensor?
+    /// Before the first block, for one image: its embedded rows (patches, class tokens and positions;
+    /// CLIP: after `pre_layrnorm`), `[tokens, width]`. Default: nothing.
+    func beforeBlocks(image: Int, hidden: Tensor) throws
 }
 
 extension ViTBlockHook {
@@ -37,6 +41,7 @@ extension ViTBlockHook {
     public var proportionalAttention: Bool { false }
     public func afterAttention(_ step: ViTBlockStep) throws -> ViTTokenUpdate? { nil }
     public func afterBlock(_ step: ViTBlockStep, output: Tensor) throws -> Tensor? { nil }
+    public func beforeBlocks(image: Int, hidden: Tensor) throws {}
 }
 
 /// One block of one image, between attention and MLP.

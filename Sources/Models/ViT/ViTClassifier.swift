@@ -11,6 +11,9 @@ public struct ViTClassifierOutput: Sendable {
     public var distillationLogits: Tensor?
     /// Rows each block ran on, per image.
     public var trace: ViTTokenTrace
+    /// `[B, hidden]`: the [CLS] rows after the final layer norm, what the ([CLS]) head reads (a method
+    /// that brings its own head, such as Sparse-Tuning's, reads them too).
+    public var classFeatures: Tensor
 }
 
 /// An image classifier from a Hugging Face folder, unchanged: `ViTForImageClassification`
@@ -79,10 +82,11 @@ public final class ViTClassifier: @unchecked Sendable {
         var trace = ViTTokenTrace()
         try encoder.run(&state, hook: hook, protectedRows: config.specialTokens, patchCount: config.patchCount, trace: &trace)
         // The final layer norm is per row: only the rows the heads read are normalised.
-        let cls = try heads[0](try finalNorm(try state.rowOfEach(0), store: store), store: store)
-        guard heads.count == 2 else { return ViTClassifierOutput(logits: cls, trace: trace) }
+        let features = try finalNorm(try state.rowOfEach(0), store: store)
+        let cls = try heads[0](features, store: store)
+        guard heads.count == 2 else { return ViTClassifierOutput(logits: cls, trace: trace, classFeatures: features) }
         let dist = try heads[1](try finalNorm(try state.rowOfEach(1), store: store), store: store)
         let mean = try (cls + dist).scaled(by: 0.5)
-        return ViTClassifierOutput(logits: mean, clsLogits: cls, distillationLogits: dist, trace: trace)
+        return ViTClassifierOutput(logits: mean, clsLogits: cls, distillationLogits: dist, trace: trace, classFeatures: features)
     }
 }

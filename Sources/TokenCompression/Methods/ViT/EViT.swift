@@ -141,6 +141,19 @@ public struct EViT {
                               hasFusedToken: parameters.fuseToken, result: result)
     }
 
+    /// The pruning blocks of a ViT of `depth` blocks: 3, 6, 9 for 12 (`drop_loc`, DeiT-S/B), scaled to
+    /// other depths as Python's `round(b·depth/12)` for b = 3, 6, 9 (half to even, as the built-in
+    /// model's adapter trainer computes them), keeping the distinct ones in 1 ... depth−1 (24 blocks: 6, 12,
+    /// 18; 8 blocks: 2, 4, 6; 10 blocks: 2, 5, 8; 3 blocks: 1, 2; 1 block: none).
+    public static func pruningBlocks(depth: Int) -> [Int] {
+        var out: [Int] = []
+        for k in 1...3 {
+            let b = Int((Double(k * depth) / 4).rounded(.toNearestOrEven))
+            if b >= 1, b < depth, !out.contains(b) { out.append(b) }
+        }
+        return out
+    }
+
     /// Token counts through the pruning blocks (DeiT-S/B at 224, keep 0.7 with fusion:
     /// 197 → 140 → 100 → 72). Entry 0 is the input; entry i+1 the count after pruning block i.
     public static func tokenCounts(initialTokens: Int, pruningBlocks: Int, parameters: Parameters = Parameters()) -> [Int] {
