@@ -117,3 +117,28 @@ func classifierPicture(width: Int, height: Int, seed: Int) throws -> RGBImage {
         #expect { try ClassifierRunner.loadImage(path: "/nonexistent.png") } throws: { "\($0)".contains("does not exist") }
     }
 }
+
+/// The built-in classifier and its Sparse-Tuning adapters against the PyTorch training script's reference
+/// (`builtin/models/vit-shapes/adapters/reference.json`: the first four test images, logits to 5 decimals).
+@Suite struct BuiltinClassifierReferenceTests {
+    @Test(arguments: ["sparse", "dense"])
+    func adaptersMatchThePyTorchReference(_ file: String) throws {
+        let folder = runPath("builtin/models/vit-shapes")
+        let data = try #require(FileManager.default.contents(atPath: folder + "/adapters/reference.json"))
+        let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let names = try #require(reference["images"] as? [String])
+        let expected = try #require((reference[file] as? [String: Any])?["logits"] as? [[Double]])
+        let runner = try ClassifierRunner(folder: folder)
+        let images = try names.map { try runner.prepare(path: runPath("builtin/tasks/shapes/images/\($0).png")) }
+        // The dense file was trained without sparsification: keep rate 1 (no block prunes).
+        let c = try ViTSparseTuningCompression.adapter.make(parameters: ["adapters": folder + "/adapters/\(file).safetensors",
+                                                                         "keep_rate": file == "dense" ? "1" : "0.7"], shape: runner.shape)
+        let result = try runner.classify(images, compression: c)
+        let classes = expected[0].count
+        #expect(result.logits.shape == [names.count, classes])
+        let got = result.logits.values
+        var worst = 0.0
+        for (i, row) in expected.enumerated() { for (j, v) in row.enumerated() { worst = max(worst, abs(Double(got[i * classes + j]) - v)) } }
+        #expect(worst <= 2e-4, "\(file): max |Δlogit| \(worst)")
+    }
+}
