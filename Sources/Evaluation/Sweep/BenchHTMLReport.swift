@@ -150,6 +150,7 @@ public enum BenchHTMLReport {
         s += "of several patches (merged, or EViT's fused token) is tinted in a colour of its own, dropped patches are dimmed. Under each "
         s += "map: the predicted class (✓/✗).</p>\n"
         let samples = Set(maps.map(\.sample)).sorted()
+        let answers = answerCells(records, samples: Set(samples))
         s += "<table class=\"keepmaps\"><thead><tr><th>Method</th><th>Setting</th>"
         for sample in samples {
             let info = records.first { $0.sampleIndex == sample }
@@ -162,12 +163,7 @@ public enum BenchHTMLReport {
             s += "<tr><td>\(esc(r.method))</td><td>\(r.method == BenchPlan.uncompressed ? "–" : esc(r.budget))</td>"
             for sample in samples {
                 guard let e = maps.first(where: { $0.sample == sample && $0.method == r.method && $0.budget == r.budget }) else { s += "<td>–</td>"; continue }
-                var answer = ""
-                if let rec = records.first(where: { $0.sampleIndex == sample && $0.method == r.method && $0.budget == r.budget }) {
-                    answer = rec.error.map { "<span class=\"failed\">error: \(esc(String($0.prefix(60))))</span>" }
-                        ?? "\(esc(rec.prediction)) \(rec.correct.map { $0 ? "✓" : "✗" } ?? "")"
-                }
-                s += "<td>" + img(e) + "<div class=\"ans\">\(answer)</div></td>"
+                s += "<td>" + img(e) + "<div class=\"ans\">\(answers[MapKey(sample, r.method, r.budget)] ?? "")</div></td>"
             }
             s += "</tr>\n"
         }
@@ -210,15 +206,11 @@ public enum BenchHTMLReport {
         func map(_ sample: Int, _ m: String, _ b: String) -> BenchKeepMaps.Entry? {
             maps.first { $0.sample == sample && $0.method == m && $0.budget == b }
         }
-        func answer(_ sample: Int, _ m: String, _ b: String) -> String {
-            guard let r = records.first(where: { $0.sampleIndex == sample && $0.method == m && $0.budget == b }) else { return "" }
-            if let e = r.error { return "<span class=\"failed\">error: \(esc(String(e.prefix(60))))</span>" }
-            return "\(esc(r.prediction)) \(r.correct.map { $0 ? "✓" : "✗" } ?? "")"
-        }
+        let answers = answerCells(records, samples: Set(samples))
         func cell(_ sample: Int, _ m: String, _ b: String, span: Int = 1) -> String {
             let open = span > 1 ? "<td colspan=\"\(span)\">" : "<td>"
             guard let e = map(sample, m, b) else { return open + "–</td>" }
-            return open + img(e) + "<div class=\"ans\">\(answer(sample, m, b))</div></td>"
+            return open + img(e) + "<div class=\"ans\">\(answers[MapKey(sample, m, b)] ?? "")</div></td>"
         }
         let columns = max(budgets.count, 1)
         s += "<table class=\"keepmaps\"><thead><tr><th rowspan=\"2\">Method</th>"
@@ -247,6 +239,25 @@ public enum BenchHTMLReport {
     }
 
     // MARK: pieces
+
+    /// A map's place: sample, method, budget or setting.
+    struct MapKey: Hashable {
+        let sample: Int, method: String, budget: String
+        init(_ sample: Int, _ method: String, _ budget: String) { self.sample = sample; self.method = method; self.budget = budget }
+    }
+
+    /// The caption under each map of `samples` (the prediction with ✓/✗, or the row's error), indexed once
+    /// so that a page of many maps does not scan every record per map.
+    static func answerCells(_ records: [BenchRecord], samples: Set<Int>) -> [MapKey: String] {
+        var out: [MapKey: String] = [:]
+        for r in records where samples.contains(r.sampleIndex) {
+            let key = MapKey(r.sampleIndex, r.method, r.budget)
+            guard out[key] == nil else { continue }
+            out[key] = r.error.map { "<span class=\"failed\">error: \(esc(String($0.prefix(60))))</span>" }
+                ?? "\(esc(r.prediction)) \(r.correct.map { $0 ? "✓" : "✗" } ?? "")"
+        }
+        return out
+    }
 
     static func img(_ e: BenchKeepMaps.Entry) -> String {
         "<img alt=\"keep map: \(esc(e.method)) at \(esc(e.budget))\" src=\"data:image/png;base64,\(e.png.base64EncodedString())\">"
