@@ -82,11 +82,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func execute() throws -> BenchDriver.Outcome {
-        if let t = threads {
-            guard t >= 1 else { throw BenchError("--threads must be positive") }
-            BLAS.threads = t
-            Parallel.threadCount = t
-        }
+        try applyThreads(threads)
         let folder = try model ?? VLMPaths.defaultModelFolder()
         let taskPath: String
         if let task { taskPath = task } else if ClassifierRunner.isClassifier(folder: folder) {

@@ -34,11 +34,7 @@ struct FitPruneFitCommand: ParsableCommand {
 
     func run() throws {
         do {
-            if let t = threads {
-                guard t >= 1 else { throw BenchError("--threads must be positive") }
-                BLAS.threads = t
-                Parallel.threadCount = t
-            }
+            try applyThreads(threads)
             guard samples >= 1 else { throw BenchError("--samples must be at least 1") }
             let list = try ratios.split(separator: ",").map { part -> Double in
                 guard let r = Double(part.trimmingCharacters(in: .whitespaces)) else { throw BenchError("--ratios: '\(part)' is not a number") }

@@ -74,10 +74,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         do {
             try checkOptions()
-            if let t = threads {
-                BLAS.threads = t
-                Parallel.threadCount = t
-            }
+            try applyThreads(threads)
             if let model, ClassifierRunner.isClassifier(folder: model) {
                 try executeClassifier(folder: model)
             } else {
