@@ -70,19 +70,9 @@ public struct ImagePreprocessor: Sendable {
         // ViT and DeiT: IMAGENET_STANDARD mean/std (0.5) and square sizes (`default_to_square`).
         let isClassifier = kind == .vit || kind == .deit
 
-        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
-            guard let v = config[key], !v.isNull else { return fallback }
-            guard let b = v.boolValue else { throw ImageError(path: nil, "preprocessor config '\(key)' must be true or false, got \(v)") }
-            return b
-        }
-        func triple(_ key: String, _ fallback: [Double]) throws -> [Double] {
-            guard let v = config[key], !v.isNull else { return fallback }
-            if let d = v.doubleValue { return [d, d, d] }
-            guard let a = v.arrayValue, a.count == 3, let ds = Optional(a.compactMap(\.doubleValue)), ds.count == 3 else {
-                throw ImageError(path: nil, "preprocessor config '\(key)' must be a number or 3 numbers, got \(v)")
-            }
-            return ds
-        }
+        let fields = ProcessorConfigFields(config: config, kind: "preprocessor config")
+        func bool(_ key: String, _ fallback: Bool) throws -> Bool { try fields.bool(key, fallback) }
+        func triple(_ key: String, _ fallback: [Double]) throws -> [Double] { try fields.triple(key, fallback) }
 
         doResize = try bool("do_resize", true)
         doCenterCrop = try bool("do_center_crop", !isSiglip && !isOnevision && kind != .vit)

@@ -40,21 +40,9 @@ public struct VideoPreprocessor: Sendable {
             throw ImageError(path: nil, "unsupported video_processor_type '\(type)' (supported: LlavaOnevisionVideoProcessor)")
         }
         kind = .llavaOnevision
-        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
-            guard let v = config[key], !v.isNull else { return fallback }
-            guard let b = v.boolValue else { throw ImageError(path: nil, "video preprocessor config '\(key)' must be true or false, got \(v)") }
-            return b
-        }
-        func triple(_ key: String, _ fallback: [Double]) throws -> [Double] {
-            guard let v = config[key], !v.isNull else { return fallback }
-            if let d = v.doubleValue { return [d, d, d] }
-            guard let a = v.arrayValue, a.count == 3 else {
-                throw ImageError(path: nil, "video preprocessor config '\(key)' must be a number or 3 numbers, got \(v)")
-            }
-            let ds = a.compactMap(\.doubleValue)
-            guard ds.count == 3 else { throw ImageError(path: nil, "video preprocessor config '\(key)' must be a number or 3 numbers, got \(v)") }
-            return ds
-        }
+        let fields = ProcessorConfigFields(config: config, kind: "video preprocessor config")
+        func bool(_ key: String, _ fallback: Bool) throws -> Bool { try fields.bool(key, fallback) }
+        func triple(_ key: String, _ fallback: [Double]) throws -> [Double] { try fields.triple(key, fallback) }
         doResize = try bool("do_resize", true)
         doRescale = try bool("do_rescale", true)
         doNormalize = try bool("do_normalize", true)
