@@ -61,21 +61,23 @@ def main():
             problems.append("the main table is empty")
         else:
             # Sorting: click the time column ("Prefill ms" of a LLaVA sweep, "Images/s" of a classifier
-            # sweep) twice; the first row must change.
+            # sweep) twice; the column's values must come out ascending, then descending. (Comparing first
+            # cells is not enough: the first cell is the method's name, and several rows share it.)
             headers = driver.find_elements(By.XPATH, "//table[@id='main']//th[normalize-space()='Prefill ms' or normalize-space()='Images/s']")
             if not headers:
                 sys.exit("the main table has neither a 'Prefill ms' nor an 'Images/s' column")
             header = headers[0]
             column = int(header.get_attribute("data-col")) + 1
+            script = (f"return Array.from(document.querySelectorAll('table#main tbody tr td:nth-child({column})'))"
+                      ".map(c => c.getAttribute('data-v')).filter(v => v !== null).map(parseFloat)")
             header.click()
-            first_asc = driver.find_element(By.CSS_SELECTOR, "table#main tbody tr td").text
+            ascending = driver.execute_script(script)
             header.click()
-            first_desc = driver.find_element(By.CSS_SELECTOR, "table#main tbody tr td").text
-            if len(rows) > 1 and first_asc == first_desc and len({r.text for r in rows}) > 1:
-                values = driver.execute_script(
-                    f"return Array.from(document.querySelectorAll('table#main tbody tr td:nth-child({column})')).map(c => c.getAttribute('data-v'))")
-                if len(set(values)) > 1:
-                    problems.append("clicking a column header did not sort the table")
+            descending = driver.execute_script(script)
+            if len(set(ascending)) > 1:
+                if ascending != sorted(ascending) or descending != sorted(descending, reverse=True):
+                    problems.append("clicking a column header did not sort the table "
+                                    f"(after one click {ascending}, after two {descending})")
             header.click()
         for entry in driver.get_log("browser"):
             if entry.get("level") == "SEVERE":
