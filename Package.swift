@@ -35,8 +35,15 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev", "libjpeg-dev"])]
         ),
+        // Video files (MP4, WebM, MKV, AVI, GIF) are demuxed, decoded and converted to RGB by FFmpeg's libraries.
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]
+        ),
         .target(name: "ModelIO", dependencies: [
             "Tensors", .target(name: "CImageCodecs", condition: .when(platforms: [.linux])),
+            .target(name: "CFFmpeg", condition: .when(platforms: [.linux])),
         ]),
         .target(name: "TokenCompression", dependencies: ["Tensors"]),
         .target(name: "Models", dependencies: ["Tensors", "ModelIO", "TokenCompression"]),

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages TokenCompression builds against (OpenBLAS, libpng/libjpeg, stb).
+# Installs the Debian packages TokenCompression builds against (OpenBLAS, libpng/libjpeg, stb, FFmpeg's
+# libavformat/libavcodec/libswscale/libavutil for video input).
 # Works as root (containers, CI images: no sudo needed) and as a user with sudo.
 # `--dry-run` prints the commands instead of running them.
 set -euo pipefail
 
-PACKAGES=(libopenblas-dev pkg-config libpng-dev libjpeg-dev libstb-dev)
+PACKAGES=(libopenblas-dev pkg-config libpng-dev libjpeg-dev libstb-dev
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
