@@ -11,23 +11,56 @@ extension VLMRunner {
     /// longer than `max_position_embeddings` is an error; decoding stops at the context end (noted).
     public func run(prompt: VLMPrompt, image: VLMPreparedImage, compression: ModelCompression? = nil,
                     maxNewTokens: Int = 16) throws -> VLMRunResult {
+        try run(prompt: prompt, visual: .image(image), compression: compression, maxNewTokens: maxNewTokens)
+    }
+
+    /// Runs one prompt with one video (LLaVA-OneVision) as `run(prompt:image:)` does: the video's
+    /// rows are the visual span a decoder-side (`PrefillHook`) method sees; a vision-side method
+    /// is refused by the model (its hook acts on image tiles only).
+    public func run(prompt: VLMPrompt, video: VLMPreparedVideo, compression: ModelCompression? = nil,
+                    maxNewTokens: Int = 16) throws -> VLMRunResult {
+        _ = try requireVideoPath()
+        return try run(prompt: prompt, visual: .video(video), compression: compression, maxNewTokens: maxNewTokens)
+    }
+
+    /// What one run looks at.
+    enum Visual {
+        case image(VLMPreparedImage)
+        case video(VLMPreparedVideo)
+    }
+
+    func run(prompt: VLMPrompt, visual input: Visual, compression: ModelCompression?, maxNewTokens: Int) throws -> VLMRunResult {
         guard maxNewTokens >= 1 else { throw VLMRunError("max new tokens must be at least 1, got \(maxNewTokens)") }
         let imageID = model.config.imageTokenID
-        let placeholders = prompt.inputIDs.filter { $0 == imageID }.count
-        guard placeholders == 1 else {
-            throw VLMRunError("prompt has \(placeholders) image tokens (id \(imageID)); exactly one is needed")
+        let videoID = model.config.videoTokenID
+        let imageCount = prompt.inputIDs.filter { $0 == imageID }.count
+        let videoCount = videoID.map { id in prompt.inputIDs.filter { $0 == id }.count } ?? 0
+        let visual: Int
+        switch input {
+        case .image(let image):
+            guard imageCount == 1 else {
+                throw VLMRunError("prompt has \(imageCount) image tokens (id \(imageID)); exactly one is needed")
+            }
+            guard videoCount == 0 else { throw VLMRunError("prompt has \(videoCount) video tokens (id \(videoID!)) but no video is given") }
+            visual = try visualTokenCount(image)
+        case .video(let video):
+            guard videoCount == 1 else {
+                throw VLMRunError("prompt has \(videoCount) video tokens (id \(videoID.map(String.init) ?? "none")); exactly one is needed")
+            }
+            guard imageCount == 0 else { throw VLMRunError("prompt has \(imageCount) image tokens (id \(imageID)) but no image is given") }
+            visual = try visualTokenCount(video)
         }
         let vocab = model.config.text.vocabSize
         if let bad = prompt.inputIDs.first(where: { $0 < 0 || $0 >= vocab }) {
             throw VLMRunError("prompt token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
-        let visual = try visualTokenCount(image)
-        let length = expandedLength(prompt, visualTokens: visual)
+        let length = prompt.inputIDs.count - 1 + visual
         let context = model.config.text.maxPositionEmbeddings
         guard length <= context else {
             throw VLMRunError("prompt is \(length) tokens (\(length - visual) text + \(visual) visual), longer than the context (max_position_embeddings \(context))")
         }
         var notes = loadNotes + prompt.notes
+        if case .video = input { notes += videoLoadNotes }
         var active = compression
         if let c = compression, let note = try Self.noOpNote(budget: c.budget, visualTokens: visual, method: c.info.name) {
             notes.append(note)
@@ -41,8 +74,17 @@ extension VLMRunner {
 
         MemoryAccounting.resetPeak()
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [image.llava],
-                                        hook: active?.prefillHook, visionHook: active?.visionHook)
+        let prefill: LlavaPrefillResult
+        switch input {
+        case .image(let image):
+            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [image.llava], hook: active?.prefillHook,
+                                        visionHook: active?.visionHook)
+        case .video(let video):
+            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], hook: active?.prefillHook,
+                                        visionHook: active?.visionHook)
+        }
+        let span: Range<Int>?
+        if case .video = input { span = prefill.videoSpans.first } else { span = prefill.imageSpans.first }
         let prefillMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         let kvBytes = prefill.cache.byteCount
         let report = active?.report()
@@ -63,7 +105,7 @@ extension VLMRunner {
             decodeSteps += 1
         }
 
-        let kept = try keptVisualIndices(prefill: prefill, compression: active, report: report, total: visual)
+        let kept = try keptVisualIndices(prefill: prefill, span: span, compression: active, report: report, total: visual)
         if let r = report { notes += r.notes }
         let keptCount = report?.achievedVisualTokens ?? kept.image.count
         return VLMRunResult(
@@ -74,7 +116,7 @@ extension VLMRunner {
             visualTokensKept: keptCount,
             keptIndices: kept.image,
             keptPromptIndices: kept.prompt,
-            imageSpans: prefill.imageSpans,
+            imageSpans: span.map { [$0] } ?? [],
             prefillMs: prefillMs,
             decodeMsPerToken: decodeSteps > 0 ? Double(decodeNs) / 1e6 / Double(decodeSteps) : 0,
             decodeSteps: decodeSteps,
@@ -90,14 +132,14 @@ extension VLMRunner {
 
     /// Kept visual tokens as image-token indices. Vision-side methods report them directly;
     /// LLM-side methods report prompt indices (or, if they report none, the rows that reached the
-    /// last layer), mapped back through the image's span (and through `visualRowPatches` when a
+    /// last layer), mapped back through the image's (or video's) span (and through `visualRowPatches` when a
     /// vision stage of the method reordered the rows).
-    func keptVisualIndices(prefill: LlavaPrefillResult, compression: ModelCompression?, report: CompressionRunReport?,
-                           total: Int) throws -> (image: [Int], prompt: [Int]?) {
+    func keptVisualIndices(prefill: LlavaPrefillResult, span: Range<Int>?, compression: ModelCompression?,
+                           report: CompressionRunReport?, total: Int) throws -> (image: [Int], prompt: [Int]?) {
         guard let compression else { return (Array(0..<total), nil) }
         if compression.prefillHook != nil {
             let promptKept = (report?.keptIndices.isEmpty == false) ? report!.keptIndices : prefill.decoder.keptOriginalIndices
-            guard let span = prefill.imageSpans.first else { return ([], promptKept) }
+            guard let span else { return ([], promptKept) }
             var image = promptKept.filter { span.contains($0) }.map { $0 - span.lowerBound }
             if let patches = report?.visualRowPatches {
                 guard image.allSatisfy({ $0 < patches.count }) else {

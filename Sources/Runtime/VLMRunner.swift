@@ -30,8 +30,13 @@ public final class VLMRunner: @unchecked Sendable {
     /// Nil when the folder has no chat template (prompts are then used raw, with a note).
     public let template: ChatTemplate?
     public let preprocessor: ImagePreprocessor
+    /// LLaVA-OneVision: the frame preprocessing of `video_preprocessor_config.json` (the class
+    /// defaults at the tower's size when the file is absent); nil for models without a video path.
+    public let videoPreprocessor: VideoPreprocessor?
     /// What loading had to assume (no template, default preprocessing, ...).
     public private(set) var loadNotes: [String] = []
+    /// What loading had to assume about video input (added to the notes of video runs only).
+    public private(set) var videoLoadNotes: [String] = []
 
     /// Loads `folder`; missing files and unsupported architectures fail with the reason.
     public init(folder: String) throws {
@@ -73,6 +78,18 @@ public final class VLMRunner: @unchecked Sendable {
             notes.append("no preprocessor_config.json: using CLIP preprocessing at \(model.config.vision.imageSize) px")
         }
         loadNotes = notes
+        if model.config.variant == .onevision {
+            let videoPath = (folder as NSString).appendingPathComponent("video_preprocessor_config.json")
+            if FileManager.default.fileExists(atPath: videoPath) {
+                do { videoPreprocessor = try VideoPreprocessor.load(folder: folder) } catch { throw VLMRunError("\(error)") }
+            } else {
+                let s = model.config.vision.imageSize
+                videoPreprocessor = try VideoPreprocessor(config: try JSONValue.parse(Data(#"{"size": {"height": \#(s), "width": \#(s)}}"#.utf8)))
+                videoLoadNotes.append("no video_preprocessor_config.json: LlavaOnevisionVideoProcessor defaults at \(s)x\(s) px")
+            }
+        } else {
+            videoPreprocessor = nil
+        }
     }
 
     /// CLIP preprocessing at the tower's size (LLaVA-NeXT: with the config's pinpoints; OneVision:

@@ -21,6 +21,12 @@ struct RunCommand: ParsableCommand {
         block ran on, GFLOPs and timings. --method tome|evit|sparse_tuning runs inside the blocks with its --param \
         (tome: r=8, schedule=decreasing; evit: keep_rate=0.7; sparse_tuning: adapters=FILE.safetensors); \
         --merge-map OUT.png draws which patches became one token.
+
+        With a LLaVA-OneVision folder, --video PATH answers --prompt about a video: PATH is a video file \
+        (MP4/WebM/MKV/AVI/GIF, decoded with FFmpeg) or a folder of frame images (PNG/JPEG, in name order). \
+        --frames N samples N frames uniformly as lmms-eval does (linspace(0, total-1, N) truncated); without it \
+        every frame is used. With --raw, <video> marks the video in the prompt. Decoder-side methods run on the \
+        video's tokens; --keep-map draws the sampled frames side by side with dropped tokens dimmed.
         """
     )
 
@@ -28,6 +34,10 @@ struct RunCommand: ParsableCommand {
     var model: String?
     @Option(name: .long, help: "Image file (PNG/JPEG).")
     var image: String?
+    @Option(name: .long, help: "LLaVA-OneVision: video file (MP4/WebM/MKV/AVI/GIF) or folder of frame images.")
+    var video: String?
+    @Option(name: .long, help: "With --video: frames to sample uniformly (default: every frame).")
+    var frames: Int?
     @Option(name: .long, help: "Question (wrapped in the chat template unless --raw).")
     var prompt: String?
     @Option(name: .long, help: "Compression method (registry name).")
@@ -62,6 +72,10 @@ struct RunCommand: ParsableCommand {
         if let r = ratio, !(r > 0 && r <= 1) { throw VLMRunError("--ratio must be in (0, 1], got \(r)") }
         if maxNewTokens < 1 { throw VLMRunError("--max-new-tokens must be at least 1") }
         if let t = threads, t < 1 { throw VLMRunError("--threads must be positive") }
+        if frames != nil && video == nil { throw VLMRunError("--frames samples the frames of --video; give --video PATH") }
+        if let f = frames, f < 1 { throw VLMRunError("--frames must be at least 1, got \(f)") }
+        if video != nil && image != nil { throw VLMRunError("give either --image or --video, not both") }
+        if video != nil && prompt == nil { throw VLMRunError("--video needs --prompt (the bundled sample is an image question)") }
     }
 
     /// Checks that only a LLaVA run needs.
@@ -76,6 +90,7 @@ struct RunCommand: ParsableCommand {
             try checkOptions()
             try applyThreads(threads)
             if let model, ClassifierRunner.isClassifier(folder: model) {
+                if video != nil { throw VLMRunError("\(model) is an image classifier: --video needs a LLaVA-OneVision model") }
                 try executeClassifier(folder: model)
             } else {
                 try checkLlavaOptions()
@@ -99,6 +114,9 @@ struct RunCommand: ParsableCommand {
             folder = model
         } else {
             folder = try VLMPaths.defaultModelFolder()
+        }
+        if let video {
+            return try executeVideo(folder: folder, path: video, compression: compression)
         }
         // The bundled sample fills what is missing; its expected answer only applies when it gave both.
         var sample: VLMSample?
@@ -142,6 +160,42 @@ struct RunCommand: ParsableCommand {
         print("question: \(question!)")
         print("answer: \(result.text.trimmingCharacters(in: .whitespacesAndNewlines))")
         if let sample { print("expected: \(sample.answer)") }
+        print(result.efficiencyLine)
+    }
+
+    /// `--video`: frames from the file or folder, the model's video preprocessing and prompt, one run.
+    func executeVideo(folder: String, path: String, compression: ModelCompression?) throws {
+        printError("loading \(folder)")
+        let runner = try VLMRunner(folder: folder)
+        _ = try runner.requireVideoPath()  // a model without a video path fails before decoding
+        let clip = try VLMRunner.loadVideo(path: path, frames: frames)
+        printError("video \(path): \(clip.frames.count) of \(clip.totalFrames) frames (\(clip.frames[0].width)x\(clip.frames[0].height)), indices \(clip.indices)")
+        let prepared = try runner.prepare(video: clip)
+        let ids = try runner.videoPrompt(prompt!, raw: raw)
+        printError("running \(compression.map { "\($0.info.name) at \($0.budget)" } ?? "uncompressed") on \(path)")
+        let result = try runner.run(prompt: ids, video: prepared, compression: compression, maxNewTokens: maxNewTokens)
+        if let logitsOut {
+            try result.writeLogits(to: logitsOut)
+            printError("logits [\(result.logits.count)] written to \(logitsOut)")
+        }
+        if let keepMap {
+            let picture = try runner.keepMap(kept: result.keptIndices, video: prepared)
+            do { try picture.writePNG(path: keepMap) } catch { throw VLMRunError("cannot write keep map '\(keepMap)': \(error)") }
+            printError("keep map (\(result.visualTokensKept)/\(result.visualTokensTotal) visual tokens kept, \(clip.frames.count) frames) written to \(keepMap)")
+        }
+        if json {
+            var extra: [String: Any] = ["model": folder, "video": path, "prompt": prompt!, "frame_indices": clip.indices,
+                                        "total_frames": clip.totalFrames]
+            if let logitsOut { extra["logits_out"] = logitsOut }
+            if let keepMap { extra["keep_map"] = keepMap }
+            FileHandle.standardOutput.write(try result.jsonData(extra: extra))
+            print()
+            return
+        }
+        for n in result.notes { printError("note: \(n)") }
+        print("question: \(prompt!)")
+        print("answer: \(result.text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        print("video: \(clip.frames.count) of \(clip.totalFrames) frames")
         print(result.efficiencyLine)
     }
 }
