@@ -19,7 +19,7 @@ public struct VLMRunResult: @unchecked Sendable {
     public var keptIndices: [Int]
     /// LLM-side methods: the prompt indices that reached the last layer.
     public var keptPromptIndices: [Int]?
-    /// Where the image's rows sit in the expanded prompt.
+    /// Where the image's (video runs: the video's) rows sit in the expanded prompt.
     public var imageSpans: [Range<Int>]
     public var prefillMs: Double
     /// Mean wall time of the decoding steps after the prefill (0 when only one token was generated).

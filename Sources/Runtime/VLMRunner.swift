@@ -37,6 +37,9 @@ public final class VLMRunner: @unchecked Sendable {
     public private(set) var loadNotes: [String] = []
     /// What loading had to assume about video input (added to the notes of video runs only).
     public private(set) var videoLoadNotes: [String] = []
+    /// Why `video_preprocessor_config.json` could not be read: an error for video runs only, so
+    /// that image runs on the folder are unaffected.
+    let videoPreprocessorProblem: String?
 
     /// Loads `folder`; missing files and unsupported architectures fail with the reason.
     public init(folder: String) throws {
@@ -81,14 +84,22 @@ public final class VLMRunner: @unchecked Sendable {
         if model.config.variant == .onevision {
             let videoPath = (folder as NSString).appendingPathComponent("video_preprocessor_config.json")
             if FileManager.default.fileExists(atPath: videoPath) {
-                do { videoPreprocessor = try VideoPreprocessor.load(folder: folder) } catch { throw VLMRunError("\(error)") }
+                do {
+                    videoPreprocessor = try VideoPreprocessor.load(folder: folder)
+                    videoPreprocessorProblem = nil
+                } catch {
+                    videoPreprocessor = nil
+                    videoPreprocessorProblem = "\(error)"
+                }
             } else {
                 let s = model.config.vision.imageSize
                 videoPreprocessor = try VideoPreprocessor(config: try JSONValue.parse(Data(#"{"size": {"height": \#(s), "width": \#(s)}}"#.utf8)))
                 videoLoadNotes.append("no video_preprocessor_config.json: LlavaOnevisionVideoProcessor defaults at \(s)x\(s) px")
+                videoPreprocessorProblem = nil
             }
         } else {
             videoPreprocessor = nil
+            videoPreprocessorProblem = nil
         }
     }
 

@@ -32,7 +32,7 @@ extension VLMRunner {
     /// Runs the folder's video preprocessing on the sampled frames.
     public func prepare(video clip: VideoClip) throws -> VLMPreparedVideo {
         _ = try requireVideoPath()
-        guard let videoPreprocessor else { throw VLMRunError("\(folder): no video preprocessor for this model") }
+        guard let videoPreprocessor else { throw VLMRunError(videoPreprocessorProblem ?? "\(folder): no video preprocessor for this model") }
         let side = model.config.vision.imageSize
         guard videoPreprocessor.doResize ? videoPreprocessor.size == PixelSize(height: side, width: side)
                                          : clip.frames.allSatisfy({ $0.width == side && $0.height == side }) else {

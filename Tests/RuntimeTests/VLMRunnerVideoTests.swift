@@ -118,6 +118,35 @@ import TokenCompression
         #expect(throws: VLMRunError.self) { try runner.videoPrompt("what moves?") }
     }
 
+    /// Without video_preprocessor_config.json the class defaults at the tower's size are used (noted on
+    /// video runs only); an unreadable one fails video runs, naming the file, and leaves image runs alone.
+    @Test func videoPreprocessorConfigAbsentOrBroken() throws {
+        let folder = try Self.modelWithTokenizer()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let config = folder + "/video_preprocessor_config.json"
+        try FileManager.default.removeItem(atPath: config)
+        let clip = try VLMRunner.loadVideo(path: Self.videos + "/frames", frames: 2)
+        let runner = try VLMRunner(folder: folder)
+        let pre = try #require(runner.videoPreprocessor)
+        #expect(pre.size == PixelSize(height: 35, width: 35) && pre.imageMean == ImagePreprocessor.openAIClipMean)
+        let video = try runner.prepare(video: clip)
+        let r = try runner.run(prompt: try runner.videoPrompt("what?", raw: true), video: video, maxNewTokens: 1)
+        #expect(r.notes.contains { $0.contains("no video_preprocessor_config.json") })
+        let image = try runner.prepare(try VLMRunner.loadImage(path: Self.fixture + "/image_b.png"))
+        let ri = try runner.run(prompt: VLMPrompt(inputIDs: [1, 157, 27]), image: image, maxNewTokens: 1)
+        #expect(!ri.notes.contains { $0.contains("video_preprocessor_config") })
+
+        try Data(#"{"size": {"shortest_edge": 35}}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let broken = try VLMRunner(folder: folder)
+        _ = try broken.run(prompt: VLMPrompt(inputIDs: [1, 157, 27]), image: image, maxNewTokens: 1)
+        do {
+            _ = try broken.prepare(video: clip)
+            Issue.record("a broken video_preprocessor_config.json was accepted")
+        } catch let e as VLMRunError {
+            #expect(e.message.contains("video_preprocessor_config.json") && e.message.contains("size"), "\(e)")
+        }
+    }
+
     // MARK: the command line
 
     /// The `tokc` executable the test build made (next to the test bundle).

@@ -66,8 +66,10 @@ final class OpenVideoStream {
     let path: String
     var format: UnsafeMutablePointer<AVFormatContext>?
     var codec: UnsafeMutablePointer<AVCodecContext>?
-    let streamIndex: Int32
-    let width: Int, height: Int
+    // Every stored property has a value before the first `throw`, so a failed init still runs
+    // deinit and frees what it opened.
+    private(set) var streamIndex: Int32 = -1
+    private(set) var width = 0, height = 0
     let limits: VideoLimits
 
     init(path: String, limits: VideoLimits) throws {
