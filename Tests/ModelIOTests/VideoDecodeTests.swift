@@ -120,6 +120,12 @@ func videoExpectError(_ path: String, _ fragment: String, _ body: () throws -> V
         let corrupt = dir + "/corrupt.mp4"
         try Data(bytes).write(to: URL(fileURLWithPath: corrupt))
         videoExpectError(corrupt, "no frame could be decoded") { _ = try VideoClip.load(path: corrupt) }
+        // A GIF whose screen claims 65535x65535: refused before any frame buffer is made.
+        var gif = Array("GIF89a".utf8) + [0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0, 0, 0, 0, 0, 255, 255, 255]
+        gif += [0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]
+        let huge = dir + "/huge.gif"
+        try Data(gif).write(to: URL(fileURLWithPath: huge))
+        videoExpectError(huge, "frame size") { _ = try VideoClip.load(path: huge) }
         // FFmpeg opens a single PNG file as a one-frame video.
         let png = videoFixture("frames/frame_03.png")
         let one = try VideoClip.load(path: png)

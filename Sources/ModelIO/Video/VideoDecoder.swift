@@ -58,9 +58,6 @@ func ffmpegMessage(_ code: Int32) -> String {
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// FFmpeg prints its own diagnostics to stderr; errors here carry the message instead.
-private let quietFFmpeg: Void = { av_log_set_level(AV_LOG_QUIET) }()
-
 /// One opened file with its best video stream and an opened decoder; everything is freed on deinit.
 final class OpenVideoStream {
     let path: String
@@ -73,7 +70,8 @@ final class OpenVideoStream {
     let limits: VideoLimits
 
     init(path: String, limits: VideoLimits) throws {
-        _ = quietFFmpeg
+        // FFmpeg prints its own diagnostics to stderr; errors here carry the message instead.
+        av_log_set_level(AV_LOG_QUIET)
         self.path = path
         self.limits = limits
         var rc = avformat_open_input(&format, path, nil, nil)

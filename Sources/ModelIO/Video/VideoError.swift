@@ -36,7 +36,7 @@ public struct VideoLimits: Sendable, Equatable {
     /// Refuses a frame size outside the bounds (`what` names the frame in the message).
     func check(width: Int, height: Int, path: String?, what: String) throws {
         guard width > 0, height > 0 else {
-            throw VideoError(path: path, "\(what) declares a \(width)x\(height) frame size")
+            throw VideoError(path: path, "\(what) declares a \(width)x\(height) frame size (no usable dimensions)")
         }
         guard width <= maxSide, height <= maxSide, width.multipliedReportingOverflow(by: height).partialValue <= maxPixelsPerFrame else {
             throw VideoError(path: path, "\(what) declares \(width)x\(height) frames, larger than the limit (\(maxSide) px a side, \(maxPixelsPerFrame) pixels a frame)")
