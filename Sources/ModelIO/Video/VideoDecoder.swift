@@ -107,7 +107,7 @@ final class OpenVideoStream {
         avformat_close_input(&format)
     }
 
-    /// Packets of the video stream (demuxing only).
+    /// Packets of the video stream up to the end or the first read error (demuxing only).
     func countPackets() throws -> Int {
         var packet = av_packet_alloc()
         defer { av_packet_free(&packet) }
@@ -115,8 +115,8 @@ final class OpenVideoStream {
         var count = 0
         while true {
             let rc = av_read_frame(format, packet)
-            if rc == cffmpeg_error_eof() { break }
-            guard rc >= 0 else { throw VideoError(path: path, "cannot read the file after \(count) frames: \(ffmpegMessage(rc))") }
+            // A read error ends the stream here as it ends decoding (a damaged tail loses its frames).
+            if rc < 0 { break }
             if packet.pointee.stream_index == streamIndex { count += 1 }
             av_packet_unref(packet)
         }
