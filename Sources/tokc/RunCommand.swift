@@ -10,7 +10,7 @@ import TokenCompression
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Answer one image question with a LLaVA model, or classify an image with a ViT, optionally compressing tokens.",
+        abstract: "Answer one image (or, with LLaVA-OneVision, video) question, or classify an image with a ViT, optionally compressing tokens.",
         discussion: """
         With no --model, runs the built-in model (builtin/models/llava); with no --image/--prompt, \
         answers the first bundled sample (builtin/tasks/scenes/sample.jsonl) and prints the expected \
