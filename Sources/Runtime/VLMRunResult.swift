@@ -22,6 +22,9 @@ public struct VLMRunResult: @unchecked Sendable {
     /// Where the image's (video runs: the video's) rows sit in the expanded prompt.
     public var imageSpans: [Range<Int>]
     public var prefillMs: Double
+    /// The language model's part of `prefillMs`: from its first layer to the prefill's logits
+    /// (the rest is the visual encoding: tower, projector, pooling, a vision- or video-side method).
+    public var llmPrefillMs: Double
     /// Mean wall time of the decoding steps after the prefill (0 when only one token was generated).
     public var decodeMsPerToken: Double
     public var decodeSteps: Int
@@ -45,6 +48,10 @@ public struct VLMRunResult: @unchecked Sendable {
     /// image row is from its position id answers position questions differently under the two.
     public var positionsRenumbered: Bool { trace.positionsRenumbered }
 
+    /// Wall time the language model spent generating: its part of the prefill plus every decoding
+    /// step (the seed's "LLM generation latency").
+    public var llmGenerationMs: Double { llmPrefillMs + decodeMsPerToken * Double(decodeSteps) }
+
     static func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
 
     /// The one efficiency line `tokc run` prints.
@@ -65,6 +72,8 @@ public struct VLMRunResult: @unchecked Sendable {
                 "visual_tokens_total": visualTokensTotal,
                 "visual_tokens_kept": visualTokensKept,
                 "prefill_ms": prefillMs,
+                "llm_prefill_ms": llmPrefillMs,
+                "llm_generation_ms": llmGenerationMs,
                 "decode_ms_per_token": decodeMsPerToken,
                 "decode_steps": decodeSteps,
                 "kv_cache_bytes": kvCacheBytes,

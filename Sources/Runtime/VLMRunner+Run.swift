@@ -73,19 +73,23 @@ extension VLMRunner {
         }
 
         MemoryAccounting.resetPeak()
+        // Times the decoder's part of the prefill apart from the visual encoding before it.
+        let clock = VLMDecoderClock(wrapping: active?.prefillHook)
         let t0 = DispatchTime.now().uptimeNanoseconds
         let prefill: LlavaPrefillResult
         switch input {
         case .image(let image):
-            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [image.llava], hook: active?.prefillHook,
+            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [image.llava], hook: clock,
                                         visionHook: active?.visionHook)
         case .video(let video):
-            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], hook: active?.prefillHook,
+            prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], hook: clock,
                                         visionHook: active?.visionHook)
         }
         let span: Range<Int>?
         if case .video = input { span = prefill.videoSpans.first } else { span = prefill.imageSpans.first }
-        let prefillMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let prefillMs = Double(t1 - t0) / 1e6
+        let llmPrefillMs = Double(t1 - (clock.decoderStart ?? t0)) / 1e6
         let kvBytes = prefill.cache.byteCount
         let report = active?.report()
 
@@ -118,6 +122,7 @@ extension VLMRunner {
             keptPromptIndices: kept.prompt,
             imageSpans: span.map { [$0] } ?? [],
             prefillMs: prefillMs,
+            llmPrefillMs: llmPrefillMs,
             decodeMsPerToken: decodeSteps > 0 ? Double(decodeNs) / 1e6 / Double(decodeSteps) : 0,
             decodeSteps: decodeSteps,
             kvCacheBytes: kvBytes,

@@ -26,6 +26,16 @@ struct BenchCommand: ParsableCommand {
         report.html. A list replaces a method's default values (--param tome.r=4,8). r beyond what the tokens allow \
         is clamped per block as ToMe's code does; the table's notes say where.
 
+        With --task video: the seed's video table on the built-in video task (builtin/tasks/videos/test.jsonl) and \
+        the built-in LLaVA-OneVision video model (builtin/models/llava-onevision-video; an error says which is \
+        missing): random, FastV, PDrop, SparseVLM, DyCoke and VidCom² at 50%, 25% (the seed's) and 10% of the \
+        video tokens, plus uncompressed. Any task whose lines have "video" (a frame folder or video file, relative \
+        to the JSONL; optional "frames") runs the same way on a LLaVA-OneVision --model. The table leads with \
+        LLM generation latency (the LLM's part of the prefill plus decoding), total latency (from the file on disk: \
+        frame decoding, preprocessing, tower, projector, LLM), peak memory, throughput (samples/s of total time) \
+        and accuracy with its change against uncompressed. A method that cannot run on a video prompt in this \
+        build keeps its rows, failed with the reason.
+
         A row that fails (unreadable image, a method that cannot run on the input) is recorded with its \
         error and marked in the table; a rerun into the same --out retries failed rows. Exit status: 0 when \
         every row succeeded, 1 on a usage or setup error (bad option, unusable task file, no readable image \
@@ -35,8 +45,10 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .long, help: "LLaVA model folder (default: builtin/models/llava).")
     var model: String?
-    @Option(name: .long, help: "Task JSONL (default: builtin/tasks/scenes/test.jsonl, 500 samples).")
+    @Option(name: .long, help: "Task JSONL (default: builtin/tasks/scenes/test.jsonl, 500 samples), or 'video' for the built-in video task and model.")
     var task: String?
+    @Option(name: .long, help: "Video samples: frames sampled uniformly from each video whose task line gives no 'frames' (default: every frame).")
+    var frames: Int?
     @Option(name: .long, help: "Comma-separated methods (default: every runnable method).")
     var methods: String?
     @Option(name: .long, help: "Comma-separated budgets: fractions (0.5,0.25,0.11) or token counts (128,64) (LLaVA).")
@@ -83,6 +95,10 @@ struct BenchCommand: ParsableCommand {
 
     func execute() throws -> BenchDriver.Outcome {
         try applyThreads(threads)
+        if task == BenchVideo.taskAlias {
+            let builtin = try BenchVideo.builtin(model: model)
+            return try execute(model: builtin.model, task: builtin.task)
+        }
         let folder = try model ?? VLMPaths.defaultModelFolder()
         let taskPath: String
         if let task { taskPath = task } else if ClassifierRunner.isClassifier(folder: folder) {
@@ -93,7 +109,12 @@ struct BenchCommand: ParsableCommand {
             }
             taskPath = p
         }
+        return try execute(model: folder, task: taskPath)
+    }
+
+    func execute(model folder: String, task taskPath: String) throws -> BenchDriver.Outcome {
         var o = BenchOptions(model: folder, task: taskPath)
+        o.frames = frames
         o.methods = methods.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
         if let budgets {
             o.budgets = try BenchBudget.parseList(budgets)

@@ -16,6 +16,8 @@ public struct BenchOptions: Sendable {
     public var budgetsGiven = false
     /// Classifier sweeps: images per forward pass.
     public var batchSize = 32
+    /// Video samples: frames to sample when the task line gives no `frames` (nil: every frame).
+    public var frames: Int?
     public var out = "bench-out"
     public var shard = BenchShard.whole
     public var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -64,17 +66,28 @@ public enum BenchDriver {
             guard l >= 1 else { throw BenchError("--limit must be at least 1") }
             samples = Array(samples.prefix(l))
         }
-        try checkTaskImages(samples, task: o.task, log: log)
+        if let f = o.frames, f < 1 { throw BenchError("--frames must be at least 1, got \(f)") }
+        let video = samples.contains { $0.videoPath != nil }
+        if classifier, video { throw BenchError("task '\(o.task)' has video lines; an image classifier takes images only") }
+        try checkTaskInputs(samples, task: o.task, frames: o.frames, log: log)
         if classifier { return try runClassifier(o, samples: samples, log: log) }
-        let plan = try BenchPlan(methods: o.methods, budgets: o.budgets, sampleCount: samples.count)
+        let budgets = video && !o.budgetsGiven ? BenchVideo.budgets : o.budgets
+        let plan = try BenchPlan(methods: o.methods, budgets: budgets, sampleCount: samples.count, video: video)
         for (m, _) in o.settings.parameters where !plan.methods.contains(m) {
             throw BenchError("parameters given for '\(m)', which is not in the sweep (\(plan.methods.joined(separator: ", ")))")
         }
-        // Fail on a bad method parameter before loading anything.
-        for m in plan.methods { _ = try MethodCatalog.compression(method: m, budget: o.budgets[0].budget, parameters: o.settings.parameters(for: m)) }
+        // Fail on a bad method parameter before loading anything. On videos, a method of the seed's set
+        // that has no way into the model yet is kept: its rows fail with the reason.
+        for m in plan.methods {
+            do {
+                _ = try MethodCatalog.compression(method: m, budget: budgets[0].budget, parameters: o.settings.parameters(for: m))
+            } catch ModelCompressionError.unsupportedMethod(let name, let why) where video {
+                log("warning: method '\(name)' cannot run in this build (\(why)); its rows will fail")
+            }
+        }
 
         let items = plan.items(shard: o.shard)
-        let manifest = BenchManifest(
+        var manifest = BenchManifest(
             model: URL(fileURLWithPath: o.model).standardizedFileURL.path,
             weightsSHA256: try BenchManifest.weightHashes(folder: o.model, hash: o.hashWeights),
             task: URL(fileURLWithPath: o.task).standardizedFileURL.path, samples: samples.count, methods: plan.methods,
@@ -83,14 +96,23 @@ public enum BenchDriver {
             repeats: o.settings.repeats, warmup: o.settings.warmup, shard: "\(o.shard.index)/\(o.shard.count)",
             machine: BenchManifest.machineDescription(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: o.threads,
             toolkitVersion: o.toolkitVersion, date: BenchManifest.now())
+        if video {
+            manifest.kind = BenchVideo.kind
+            manifest.frames = o.frames
+        }
         var (store, skipped) = try openStore(o, manifest: manifest, keys: items.map(\.key), log: log)
 
         var ranRows: [BenchRecord] = []
         if skipped < items.count {
             log("loading \(o.model)")
             let runner = try VLMRunner(folder: o.model)
+            // Every video row would fail on a model without a video path: say so once.
+            if video, !runner.takesVideo {
+                do { _ = try runner.requireVideoPath() } catch { throw BenchError("task '\(o.task)' has video lines: \(error)") }
+            }
             let sweep = try BenchSweep(runner: runner, samples: samples, settings: o.settings)
             sweep.keepMapFolder = BenchKeepMaps.folder(in: o.out)
+            sweep.frames = o.frames
             let bar = o.progress ? BenchProgress(total: items.count - skipped) : nil
             ranRows = try sweep.run(items, store: &store) { n, _, item in
                 bar?.update(done: n, label: "\(item.method) \(item.budget?.label ?? "") \(samples[item.sampleIndex].id)")
@@ -190,25 +212,33 @@ public enum BenchDriver {
         return Outcome(markdown: md, records: records, ran: ranRows.count - failed, failed: failed, skipped: skipped)
     }
 
-    /// Stops a sweep whose task cannot produce a single row: when no sample's image decodes, every
-    /// row would fail one by one. Images are tried in order until one decodes (one decode on a good
-    /// task); missing files are counted up front and reported, since their rows will fail.
-    static func checkTaskImages(_ samples: [BenchSample], task: String, log: (String) -> Void) throws {
-        let missing = samples.filter { !FileManager.default.isReadableFile(atPath: $0.imagePath) }
+    /// Stops a sweep whose task cannot produce a single row: when no sample's image (or video)
+    /// decodes, every row would fail one by one. Inputs are tried in order until one decodes (one
+    /// decode on a good task); missing files and folders are counted up front and reported, since
+    /// their rows will fail.
+    static func checkTaskInputs(_ samples: [BenchSample], task: String, frames: Int? = nil, log: (String) -> Void) throws {
+        let fm = FileManager.default
+        let exists = { (s: BenchSample) in s.videoPath.map { fm.fileExists(atPath: $0) } ?? fm.isReadableFile(atPath: s.imagePath) }
+        let missing = samples.filter { !exists($0) }
+        let what = samples.allSatisfy { $0.videoPath != nil } ? "videos" : samples.contains { $0.videoPath != nil } ? "images and videos" : "images"
         var lastError = ""
         var decodable = false
-        for s in samples where FileManager.default.isReadableFile(atPath: s.imagePath) {
-            do { _ = try VLMRunner.loadImage(path: s.imagePath); decodable = true; break } catch { lastError = "\(error)" }
+        for s in samples where exists(s) {
+            do {
+                if let v = s.videoPath { _ = try VLMRunner.loadVideo(path: v, frames: s.frames ?? frames) } else { _ = try VLMRunner.loadImage(path: s.imagePath) }
+                decodable = true
+                break
+            } catch { lastError = "\(error)" }
         }
         guard decodable else {
             let why = missing.count == samples.count
-                ? "none of its \(samples.count) images can be read (first: '\(samples[0].imagePath)')"
-                : "none of its \(samples.count) images decodes (\(missing.count) missing; last error: \(lastError))"
+                ? "none of its \(samples.count) \(what) can be read (first: '\(samples[0].inputPath)')"
+                : "none of its \(samples.count) \(what) decodes (\(missing.count) missing; last error: \(lastError))"
             throw BenchError("task '\(task)' is unusable: \(why)")
         }
         if !missing.isEmpty {
-            let list = missing.prefix(3).map { "'\($0.imagePath)'" }.joined(separator: ", ")
-            log("warning: \(missing.count) of \(samples.count) task images cannot be read (\(list)\(missing.count > 3 ? ", …" : "")); their rows will fail")
+            let list = missing.prefix(3).map { "'\($0.inputPath)'" }.joined(separator: ", ")
+            log("warning: \(missing.count) of \(samples.count) task \(what) cannot be read (\(list)\(missing.count > 3 ? ", …" : "")); their rows will fail")
         }
     }
 }

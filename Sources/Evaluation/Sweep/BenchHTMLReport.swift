@@ -27,10 +27,11 @@ public enum BenchHTMLReport {
         h += " over \(Set(records.map(\.sampleIndex)).count) samples.</p>\n"
         let classifier = manifests.first?.isClassifier ?? false
         h += manifestSection(manifests)
-        h += classifier ? classifierTable(rows, batchSize: manifests.first?.batchSize) : mainTable(rows)
+        let video = manifests.first?.isVideo ?? false
+        h += classifier ? classifierTable(rows, batchSize: manifests.first?.batchSize) : mainTable(rows, video: video)
         h += typeTable(rows, positions: !classifier)
         h += plots(rows, axes: BenchPareto.Axis.axes(classifier: classifier))
-        h += classifier ? mergeMapSection(keepMaps, rows: rows, records: records) : keepMapSection(keepMaps, rows: rows, records: records)
+        h += classifier ? mergeMapSection(keepMaps, rows: rows, records: records) : keepMapSection(keepMaps, rows: rows, records: records, video: video)
         h += notesSection(rows)
         h += "<script>\(script)</script>\n</body></html>\n"
         return h
@@ -63,25 +64,32 @@ public enum BenchHTMLReport {
         return (max(0, centre - half) * 100, min(1, centre + half) * 100)
     }
 
-    static func mainTable(_ rows: [BenchSummaryRow]) -> String {
+    /// `video`: a Frames column after the budget (the LLM and total latencies are there for every sweep).
+    static func mainTable(_ rows: [BenchSummaryRow], video: Bool = false) -> String {
         let base = rows.first { $0.method == BenchPlan.uncompressed }
         var s = "<h2>Efficiency and accuracy</h2>\n"
         s += "<p class=\"hint\">Click a column to sort. Reductions (↓) and ratios (×) are against the uncompressed row; "
+        s += "LLM gen. ms is the language model's part of the prefill plus decoding, total ms the whole sample from its file on disk "
+        s += "(decoding the \(video ? "video's frames" : "image"), preprocessing, vision tower, projector, LLM), throughput samples per second of total time; "
         s += "accuracy has its 95% Wilson interval and its change in points.</p>\n"
         s += "<table id=\"main\" class=\"sortable\"><thead><tr>"
-        let headers = ["Method", "Budget", "Tokens req / got", "TFLOPs", "Peak mem (MiB)", "KV cache (MiB)", "Prefill ms",
-                       "Decode ms/tok", "Throughput (/s)", "Scoring ms", "Speedup meas. / FLOPs", "Answer agree %",
+        var headers = ["Method", "Budget", "Tokens req / got", "TFLOPs", "Peak mem (MiB)", "KV cache (MiB)", "Prefill ms",
+                       "LLM gen. ms", "Total ms", "Decode ms/tok", "Throughput (/s)", "Scoring ms", "Speedup meas. / FLOPs", "Answer agree %",
                        "Top-1 agree %", "KL", "Accuracy % [95% CI]", "Δ acc. (pts)", "Positions"]
+        if video { headers.insert("Frames", at: 2) }
         s += headers.enumerated().map { "<th data-col=\"\($0.offset)\">\(esc($0.element))</th>" }.joined() + "</tr></thead><tbody>\n"
         for r in rows {
             var cells: [(String, Double?)] = []
             cells.append((esc(r.method), nil))
             cells.append((esc(r.budget), nil))
+            if video { cells.append((r.frames.map { f($0, 0) } ?? "–", r.frames)) }
             cells.append(("\(f(r.requestedTokens, 0)) / \(f(r.achievedTokens, 1))", r.achievedTokens))
             cells.append(("\(f(r.tflops, 4)) \(delta(r.tflopsReduction))", r.tflops))
             cells.append(("\(f(r.peakTensorBytes / 1_048_576, 2)) \(delta(r.peakMemoryReduction))", r.peakTensorBytes))
             cells.append(("\(f(r.kvCacheBytes / 1_048_576, 2)) \(delta(r.kvReduction))", r.kvCacheBytes))
             cells.append(("\(f(r.prefillMs, 1)) \(delta(r.prefillReduction))", r.prefillMs))
+            cells.append((r.llmMs.map { "\(f($0, 1)) \(delta(r.llmReduction ?? .nan))" } ?? "–", r.llmMs))
+            cells.append((r.totalMs.map { "\(f($0, 1)) \(delta(r.totalReduction ?? .nan))" } ?? "–", r.totalMs))
             cells.append((f(r.decodeMsPerToken, 2), r.decodeMsPerToken))
             cells.append(("\(f(r.throughput, 2)) (\(f(r.throughputGain, 2))×)", r.throughput))
             cells.append((f(r.scoringMs, 2), r.scoringMs))
@@ -195,11 +203,14 @@ public enum BenchHTMLReport {
         return s + "</div>\n"
     }
 
-    static func keepMapSection(_ maps: [BenchKeepMaps.Entry], rows: [BenchSummaryRow], records: [BenchRecord]) -> String {
+    /// `video`: each map is a strip of the video's frames (drawn taller, one sample per row of budgets).
+    static func keepMapSection(_ maps: [BenchKeepMaps.Entry], rows: [BenchSummaryRow], records: [BenchRecord], video: Bool = false) -> String {
         guard !maps.isEmpty else { return "" }
         var s = "<h2>Which tokens reached the LLM</h2>\n"
         s += "<p class=\"hint\">The task's first samples side by side: lit patches reached the language model, dimmed ones were "
-        s += "dropped (a merged token lights every patch it holds). Under each map: the method's answer (✓/✗).</p>\n"
+        s += "dropped (a merged token lights every patch it holds)\(video ? "; each map is the video's sampled frames left to right, at the size the tower sees them" : ""). "
+        s += "Under each map: the method's answer (✓/✗).</p>\n"
+        let img = { (e: BenchKeepMaps.Entry) in video ? strip(e) : Self.img(e) }
         let methods = rows.map(\.method).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let budgets = rows.filter { $0.method != BenchPlan.uncompressed }.map(\.budget).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let samples = Set(maps.map(\.sample)).sorted()
@@ -263,6 +274,11 @@ public enum BenchHTMLReport {
         "<img alt=\"keep map: \(esc(e.method)) at \(esc(e.budget))\" src=\"data:image/png;base64,\(e.png.base64EncodedString())\">"
     }
 
+    /// A video's keep map: a strip of frames, shown at a fixed height so the frames stay legible.
+    static func strip(_ e: BenchKeepMaps.Entry) -> String {
+        "<img class=\"strip\" alt=\"keep map (frames): \(esc(e.method)) at \(esc(e.budget))\" src=\"data:image/png;base64,\(e.png.base64EncodedString())\">"
+    }
+
     static func esc(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
@@ -287,7 +303,7 @@ public enum BenchHTMLReport {
     .ci{color:#777;font-size:11px}.failed{color:#b00;font-weight:600}.hint{color:#666;font-size:12px}
     .summary{font-size:14px}.plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{width:440px;height:auto}figure{margin:0}figcaption{font-size:12px;color:#555;text-align:center}
     table.keepmaps td{text-align:center;padding:2px}table.keepmaps img{width:112px;height:auto;image-rendering:pixelated;display:block;margin:auto}
-    table.keepmaps th{text-align:center}table.keepmaps th.sample{border-left:3px solid #999}
+    table.keepmaps img.strip{width:auto;height:64px;max-width:none}table.keepmaps th{text-align:center}table.keepmaps th.sample{border-left:3px solid #999}
     .ans{font-size:11px;color:#333}table.manifest td{text-align:left;font-size:11px}code{font-size:11px}ul.notes{font-size:12px}
     """
 

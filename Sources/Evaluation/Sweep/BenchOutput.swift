@@ -24,9 +24,13 @@ public struct BenchManifest: Sendable, Codable, Equatable {
     public var kind: String? = nil
     /// Classifier sweeps: images per forward pass (throughput is measured at this batch size).
     public var batchSize: Int? = nil
+    /// Video sweeps: `--frames` (frames sampled from a video whose task line gives none; nil: all).
+    public var frames: Int? = nil
 
     public static let classifierKind = "classifier"
     public var isClassifier: Bool { kind == Self.classifierKind }
+    /// A sweep over video prompts (`BenchVideo`): its table leads with the seed's video columns.
+    public var isVideo: Bool { kind == BenchVideo.kind }
 
     /// `uname -srm`-like text from `utsname`.
     public static func machineDescription() -> String {
@@ -63,6 +67,7 @@ public struct BenchManifest: Sendable, Codable, Equatable {
         if seed != previous.seed { out.append("seed \(previous.seed) → \(seed)") }
         if maxNewTokens != previous.maxNewTokens { out.append("max new tokens \(previous.maxNewTokens) → \(maxNewTokens)") }
         if kind != previous.kind { out.append("sweep kind \(previous.kind ?? "llava") → \(kind ?? "llava")") }
+        if frames != previous.frames { out.append("--frames \(previous.frames.map(String.init) ?? "all") → \(frames.map(String.init) ?? "all")") }
         if batchSize != previous.batchSize { out.append("batch size \(previous.batchSize.map(String.init) ?? "–") → \(batchSize.map(String.init) ?? "–")") }
         for m in methods.sorted() {
             if let old = previous.parameters[m], let new = parameters[m], old != new {
@@ -104,6 +109,32 @@ public enum BenchOutput {
             s += " | \(f(r.measuredSpeedup, 2))× / \(f(r.predictedSpeedup, 2))× | \(opt(r.answerAgreement)) | \(opt(r.top1Agreement))"
             s += " | \(r.meanKL.map { String(format: "%.4f", $0) } ?? "–") | \(accuracyCell(r)) |\n"
         }
+        return s + typesAndNotes(rows)
+    }
+
+    /// The seed's video table first (LLM generation latency, total latency, peak memory, throughput,
+    /// accuracy and its change), then the columns every sweep has.
+    public static func videoMarkdown(_ rows: [BenchSummaryRow]) -> String {
+        var s = "| Method | Budget | Frames | Tokens (req/got) | LLM gen. ms (↓%) | Total ms (↓%) | Peak mem (↓%) | Throughput (×) | Accuracy | Δ acc. (pts) "
+        s += "| TFLOPs (↓%) | KV cache (↓%) | Prefill ms (↓%) | Speedup meas./FLOPs | Top-1 agree | KL |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        for r in rows {
+            let tflops = r.tflops.isFinite ? String(format: "%.4g", r.tflops) : "–"
+            let reduced = { (v: Double?, red: Double?) in v.map { "\(f($0)) (\(pct(red ?? .nan)))" } ?? "–" }
+            s += "| \(r.method) | \(r.budget) | \(r.frames.map { f($0, 0) } ?? "–") | \(f(r.requestedTokens, 0))/\(f(r.achievedTokens, 1))"
+            s += " | \(reduced(r.llmMs, r.llmReduction)) | \(reduced(r.totalMs, r.totalReduction))"
+            s += " | \(mib(r.peakTensorBytes)) (\(pct(r.peakMemoryReduction))) | \(f(r.throughput, 2))/s (\(f(r.throughputGain, 2))×)"
+            s += " | \(accuracyCell(r)) | \(r.accuracyChange.map { String(format: "%+.1f", $0) } ?? "–")"
+            s += " | \(tflops) (\(pct(r.tflopsReduction))) | \(mib(r.kvCacheBytes)) (\(pct(r.kvReduction))) | \(f(r.prefillMs)) (\(pct(r.prefillReduction)))"
+            s += " | \(f(r.measuredSpeedup, 2))× / \(f(r.predictedSpeedup, 2))× | \(opt(r.top1Agreement))"
+            s += " | \(r.meanKL.map { String(format: "%.4f", $0) } ?? "–") |\n"
+        }
+        return s + typesAndNotes(rows)
+    }
+
+    /// Accuracy by question type and the notes, under either table.
+    static func typesAndNotes(_ rows: [BenchSummaryRow]) -> String {
+        var s = ""
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         if !types.isEmpty {
             // Image-row positions beside the types: position questions can hinge on them.
@@ -134,7 +165,9 @@ public enum BenchOutput {
                              "peak_tensor_bytes", "peak_memory_reduction_pct", "peak_rss_bytes", "kv_cache_bytes", "kv_reduction_pct",
                              "prefill_ms", "prefill_reduction_pct", "decode_ms_per_token", "throughput_samples_per_s", "throughput_gain",
                              "scoring_ms", "measured_prefill_speedup", "flops_predicted_speedup", "speedup_efficiency",
-                             "answer_agreement_pct", "top1_agreement_pct", "mean_kl", "accuracy_pct", "accuracy_by_type", "positions", "notes"]
+                             "answer_agreement_pct", "top1_agreement_pct", "mean_kl", "accuracy_pct", "accuracy_by_type", "positions",
+                             "frames", "llm_generation_ms", "llm_reduction_pct", "total_latency_ms", "total_reduction_pct",
+                             "accuracy_change_pts", "notes"]
 
     static func csvField(_ s: String) -> String {
         s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
@@ -151,6 +184,7 @@ public enum BenchOutput {
                           n(r.kvReduction), n(r.prefillMs), n(r.prefillReduction), n(r.decodeMsPerToken), n(r.throughput),
                           n(r.throughputGain), n(r.scoringMs), n(r.measuredSpeedup), n(r.predictedSpeedup), n(r.speedupEfficiency),
                           o(r.answerAgreement), o(r.top1Agreement), o(r.meanKL), o(r.accuracy), types, r.positions,
+                          o(r.frames), o(r.llmMs), o(r.llmReduction), o(r.totalMs), o(r.totalReduction), o(r.accuracyChange),
                           r.notes.joined(separator: " | ")]
             out += fields.map(csvField).joined(separator: ",") + "\n"
         }
@@ -195,7 +229,8 @@ public enum BenchOutput {
         } catch let e as BenchError { throw e } catch {
             throw BenchError("cannot write results into '\(folder)': \(error)")
         }
-        return classifier ? classifierMarkdown(rows, batchSize: manifests.first?.batchSize) : markdown(rows)
+        if classifier { return classifierMarkdown(rows, batchSize: manifests.first?.batchSize) }
+        return manifests.first?.isVideo == true ? videoMarkdown(rows) : markdown(rows)
     }
 
     /// Copies `folder/report.html` to `path` (`--html PATH`).

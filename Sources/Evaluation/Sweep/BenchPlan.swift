@@ -87,16 +87,27 @@ public struct BenchPlan: Sendable {
     public var sampleCount: Int
 
     /// `requested` nil → every runnable method that needs no parameter; the baselines are added when missing.
-    public init(methods requested: [String]?, budgets: [BenchBudget], sampleCount: Int) throws {
-        var m = requested ?? MethodCatalog.defaultSweepMethods
+    ///
+    /// `video`: a sweep over video prompts. Its defaults are the seed's video set (`BenchVideo.methods`),
+    /// only `random` is added as a baseline (pooling acts on image tiles), and any method the catalog
+    /// knows is accepted: one that cannot run on a video prompt yet fails its rows with the reason
+    /// instead of vanishing from the table.
+    public init(methods requested: [String]?, budgets: [BenchBudget], sampleCount: Int, video: Bool = false) throws {
+        var m = requested ?? (video ? BenchVideo.methods : MethodCatalog.defaultSweepMethods)
         m = m.map { $0.lowercased() }.filter { $0 != Self.uncompressed && $0 != "none" }
-        for b in Self.baselines where !m.contains(b) { m.append(b) }
+        for b in (video ? ["random"] : Self.baselines) where !m.contains(b) { m.append(b) }
         var seen = Set<String>()
         m = m.filter { seen.insert($0).inserted }
-        let runnable = Set(MethodCatalog.llavaMethods)
-        if let bad = m.first(where: { !runnable.contains($0) }) {
-            let vit = MethodCatalog.vitMethods.contains(bad) ? " (it runs inside ViT classifiers: give --model a ViT/DeiT folder)" : ""
-            throw BenchError("method '\(bad)' cannot run inside a LLaVA model\(vit); runnable: \(MethodCatalog.llavaMethods.joined(separator: ", "))")
+        if video {
+            if let bad = m.first(where: { MethodCatalog.entry(named: $0) == nil }) {
+                throw BenchError("unknown method '\(bad)'; known: \(MethodCatalog.all.map(\.name).sorted().joined(separator: ", "))")
+            }
+        } else {
+            let runnable = Set(MethodCatalog.llavaMethods)
+            if let bad = m.first(where: { !runnable.contains($0) }) {
+                let vit = MethodCatalog.vitMethods.contains(bad) ? " (it runs inside ViT classifiers: give --model a ViT/DeiT folder)" : ""
+                throw BenchError("method '\(bad)' cannot run inside a LLaVA model\(vit); runnable: \(MethodCatalog.llavaMethods.joined(separator: ", "))")
+            }
         }
         methods = m
         self.budgets = budgets

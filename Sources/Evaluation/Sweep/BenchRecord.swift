@@ -40,6 +40,14 @@ public struct BenchRecord: Sendable, Equatable, Codable {
     public var batchSize: Int? = nil
     /// Classifier sweeps: rows each block's attention ran on for this image.
     public var tokensPerBlock: [Int]? = nil
+    /// Video rows: frames the video was sampled to (nil for image rows).
+    public var frames: Int? = nil
+    /// Median LLM generation latency: the language model's part of the prefill plus every decoding
+    /// step (the visual encoding excluded). Nil in rows written before it was recorded.
+    public var llmMs: Double? = nil
+    /// Median total latency of the sample from its file on disk: decoding the image or the video's
+    /// frames, preprocessing, the prompt, the vision tower and projector, the LLM. Nil in older rows.
+    public var totalMs: Double? = nil
 }
 
 /// The append-only results file of one output folder; what it holds is skipped on resume.

@@ -40,6 +40,17 @@ public struct BenchSummaryRow: Sendable, Codable, Equatable {
     /// followed by the mean left after the last one (nil for LLaVA sweeps).
     public var inputTokens: Double? = nil
     public var tokensPerBlock: [Double]? = nil
+    /// Video rows: mean frames per sample (nil for image rows).
+    public var frames: Double? = nil
+    /// Mean LLM generation latency (the language model's part of the prefill plus decoding), ms, and
+    /// its reduction against uncompressed in % (nil when the rows did not record it).
+    public var llmMs: Double? = nil
+    public var llmReduction: Double? = nil
+    /// Mean total latency from the input file on disk to the answer, ms, and its reduction in %.
+    public var totalMs: Double? = nil
+    public var totalReduction: Double? = nil
+    /// Accuracy minus the uncompressed row's accuracy, in points (nil when either is unknown).
+    public var accuracyChange: Double? = nil
 }
 
 public enum BenchSummary {
@@ -112,6 +123,16 @@ public enum BenchSummary {
                 accuracy: BenchMetrics.rate(ok.compactMap(\.correct)).map { $0 * 100 },
                 accuracyByType: byType, notes: notes)
             row.positions = renumbered.count > 1 ? "mixed" : renumbered.first.map { $0 ? "renumbered" : "original" } ?? "–"
+            // Latencies a row recorded in every successful sample (rows of older runs have none).
+            func recorded(_ v: [Double?]) -> Double? { v.isEmpty || v.contains(nil) ? nil : Statistics.mean(v.map { $0! }) }
+            row.frames = recorded(ok.map { $0.frames.map(Double.init) })
+            row.llmMs = recorded(ok.map(\.llmMs))
+            row.totalMs = recorded(ok.map(\.totalMs))
+            let baseLLM = recorded(base.map(\.llmMs)), baseTotal = recorded(base.map(\.totalMs))
+            row.llmReduction = row.llmMs.map { red($0, baseLLM) }
+            row.totalReduction = row.totalMs.map { red($0, baseTotal) }
+            let baseAccuracy = BenchMetrics.rate(base.compactMap(\.correct)).map { $0 * 100 }
+            if let a = row.accuracy, let b = baseAccuracy { row.accuracyChange = a - b }
             let traced = ok.compactMap(\.tokensPerBlock)
             if !traced.isEmpty, traced.count == ok.count, Set(traced.map(\.count)).count == 1 {
                 row.inputTokens = Statistics.mean(ok.map { Double($0.visualTokens) })
@@ -139,7 +160,11 @@ public enum BenchSummary {
 
     static func aggregate(_ rs: [BenchRecord]) -> Agg? {
         guard !rs.isEmpty else { return nil }
-        let e2e = rs.map(\.endToEndMs).reduce(0, +)
+        // Throughput counts the whole sample (its total latency, input decoding included) when every
+        // row recorded it; rows of older runs and classifier rows (a batch's per-image share) have only
+        // the end-to-end time from the prepared input.
+        let total = rs.allSatisfy { $0.totalMs != nil } ? rs.map { $0.totalMs! } : rs.map(\.endToEndMs)
+        let e2e = total.reduce(0, +)
         return Agg(tflops: Statistics.mean(rs.map(\.tflops)), prefillTFLOPs: Statistics.mean(rs.map(\.prefillTFLOPs)),
                    peak: Statistics.mean(rs.map { Double($0.peakTensorBytes) }), kv: Statistics.mean(rs.map { Double($0.kvCacheBytes) }),
                    prefillMs: Statistics.mean(rs.map(\.prefillMs)), throughput: e2e > 0 ? Double(rs.count) / (e2e / 1000) : .nan,

@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Models
 import Runtime
 import Tensors
@@ -30,11 +31,23 @@ public final class BenchSweep {
     public let runner: VLMRunner
     public let samples: [BenchSample]
     public let settings: BenchSettings
-    let flops: BenchFlops
+    let flops: BenchFlops?
 
-    /// Per sample: the prepared image, prompt and uncompressed reference (computed once, on demand).
+    /// A sample's input as the model takes it.
+    enum Input {
+        case image(VLMPreparedImage)
+        case video(VLMPreparedVideo)
+
+        /// Frames of a video (nil for an image).
+        var frames: Int? {
+            if case .video(let v) = self { return v.llava.frames.count }
+            return nil
+        }
+    }
+
+    /// Per sample: the prepared input, prompt and uncompressed reference (computed once, on demand).
     struct Prepared {
-        var image: VLMPreparedImage
+        var input: Input
         var prompt: VLMPrompt
         var before: Int
         var after: Int
@@ -43,6 +56,10 @@ public final class BenchSweep {
     var prepared: [Int: Prepared] = [:]
     /// Where keep maps of the first `BenchKeepMaps.sampleCount` samples go (nil: not drawn).
     public var keepMapFolder: String?
+    /// Frames sampled from a video whose task line gives no `frames` (nil: every frame).
+    public var frames: Int?
+    /// Why the analytic FLOPs cannot be computed for this model (nil: they can); rows then carry it as a note.
+    let flopsProblem: String?
 
     public init(runner: VLMRunner, samples: [BenchSample], settings: BenchSettings) throws {
         guard settings.repeats >= 1, settings.warmup >= 0, settings.maxNewTokens >= 1 else {
@@ -51,7 +68,13 @@ public final class BenchSweep {
         self.runner = runner
         self.samples = samples
         self.settings = settings
-        flops = try BenchFlops(configPath: (runner.folder as NSString).appendingPathComponent("config.json"))
+        do {
+            flops = try BenchFlops(configPath: (runner.folder as NSString).appendingPathComponent("config.json"))
+            flopsProblem = nil
+        } catch {
+            flops = nil
+            flopsProblem = "FLOPs not computed: \(error)"
+        }
     }
 
     /// Runs the `items` that have no successful row in `store` yet (failed rows are retried);
@@ -74,20 +97,46 @@ public final class BenchSweep {
 
     func prepare(_ index: Int) throws -> Prepared {
         if let p = prepared[index] { return p }
-        let s = samples[index]
-        let image = try runner.prepare(try VLMRunner.loadImage(path: s.imagePath))
-        let prompt = try runner.prompt(s.question)
-        let imageAt = prompt.inputIDs.firstIndex(of: runner.model.config.imageTokenID) ?? 0
-        let p = Prepared(image: image, prompt: prompt, before: imageAt, after: prompt.inputIDs.count - imageAt - 1)
+        let p = try load(index)
         prepared[index] = p
         return p
+    }
+
+    /// Reads and preprocesses a sample's input (an image, or a video's sampled frames) and builds its
+    /// prompt: the work a sample needs before the model, which the total latency includes.
+    func load(_ index: Int) throws -> Prepared {
+        let s = samples[index]
+        let input: Input
+        let prompt: VLMPrompt
+        let token: Int
+        if let path = s.videoPath {
+            input = .video(try runner.prepare(video: try VLMRunner.loadVideo(path: path, frames: s.frames ?? frames)))
+            prompt = try runner.videoPrompt(s.question)
+            token = try runner.requireVideoPath()
+        } else {
+            input = .image(try runner.prepare(try VLMRunner.loadImage(path: s.imagePath)))
+            prompt = try runner.prompt(s.question)
+            token = runner.model.config.imageTokenID
+        }
+        let at = prompt.inputIDs.firstIndex(of: token) ?? 0
+        return Prepared(input: input, prompt: prompt, before: at, after: prompt.inputIDs.count - at - 1)
+    }
+
+    /// One run of a prepared sample.
+    func run(_ p: Prepared, compression: ModelCompression?) throws -> VLMRunResult {
+        switch p.input {
+        case .image(let image):
+            return try runner.run(prompt: p.prompt, image: image, compression: compression, maxNewTokens: settings.maxNewTokens)
+        case .video(let video):
+            return try runner.run(prompt: p.prompt, video: video, compression: compression, maxNewTokens: settings.maxNewTokens)
+        }
     }
 
     /// The uncompressed run of a sample, the reference for fidelity.
     func reference(_ index: Int) throws -> VLMRunResult {
         var p = try prepare(index)
         if let r = p.reference { return r }
-        let r = try runner.run(prompt: p.prompt, image: p.image, compression: nil, maxNewTokens: settings.maxNewTokens)
+        let r = try run(p, compression: nil)
         p.reference = r
         prepared[index] = p
         return r
@@ -117,41 +166,58 @@ public final class BenchSweep {
             return try MethodCatalog.compression(method: item.method, budget: b.budget, parameters: self.settings.parameters(for: item.method))
         }
         for _ in 0..<settings.warmup {
-            _ = try runner.run(prompt: p.prompt, image: p.image, compression: try makeCompression(), maxNewTokens: settings.maxNewTokens)
+            _ = try run(p, compression: try makeCompression())
         }
-        var runs: [(VLMRunResult, Double)] = []
+        // Each timed repeat reads its input from disk again, so the total latency covers decoding the
+        // image or the video's frames and preprocessing; the end-to-end time starts at the prepared input.
+        var runs: [(result: VLMRunResult, endToEnd: Double, total: Double)] = []
         for _ in 0..<settings.repeats {
             let c = try makeCompression()
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let r = try runner.run(prompt: p.prompt, image: p.image, compression: c, maxNewTokens: settings.maxNewTokens)
-            runs.append((r, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6))
+            let fresh = try load(item.sampleIndex)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            let r = try run(fresh, compression: c)
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            runs.append((r, Double(t2 - t1) / 1e6, Double(t2 - t0) / 1e6))
         }
-        let first = runs[0].0
+        let first = runs[0].result
         if let folder = keepMapFolder, item.sampleIndex < BenchKeepMaps.sampleCount {
-            // What the report shows for the fixed samples: the image with the kept patches lit.
-            let map = try runner.keepMap(kept: first.keptIndices, image: p.image)
+            // What the report shows for the fixed samples: the image (a video: its frames in a strip)
+            // with the kept patches lit.
+            let map: RGBImage
+            switch p.input {
+            case .image(let image): map = try runner.keepMap(kept: first.keptIndices, image: image)
+            case .video(let video): map = try runner.keepMap(kept: first.keptIndices, video: video)
+            }
             try BenchKeepMaps.write(map, folder: folder, sample: item.sampleIndex, method: item.method, budget: rec.budget)
         }
+        rec.frames = p.input.frames
         rec.prediction = first.text.trimmingCharacters(in: .whitespacesAndNewlines)
         rec.visualTokens = first.visualTokensTotal
         let requested = try item.budget?.budget.tokens(outOf: first.visualTokensTotal) ?? first.visualTokensTotal
         rec.requestedTokens = first.methodReport?.requestedVisualTokens ?? requested
         rec.achievedTokens = first.visualTokensKept
-        rec.prefillMsRepeats = runs.map { $0.0.prefillMs }
+        rec.prefillMsRepeats = runs.map { $0.result.prefillMs }
         rec.prefillMs = Statistics.median(rec.prefillMsRepeats)
-        rec.decodeMsPerToken = Statistics.median(runs.map { $0.0.decodeMsPerToken })
-        rec.endToEndMs = Statistics.median(runs.map { $0.1 })
+        rec.decodeMsPerToken = Statistics.median(runs.map { $0.result.decodeMsPerToken })
+        rec.endToEndMs = Statistics.median(runs.map(\.endToEnd))
+        rec.llmMs = Statistics.median(runs.map { $0.result.llmGenerationMs })
+        rec.totalMs = Statistics.median(runs.map(\.total))
         rec.kvCacheBytes = first.kvCacheBytes
-        rec.peakTensorBytes = runs.map { $0.0.peakTensorBytes }.max() ?? 0
-        rec.peakRSSBytes = runs.map { $0.0.processPeakRSS }.max() ?? 0
-        rec.scoringMs = Statistics.median(runs.map { ($0.0.methodReport?.scoringSeconds ?? 0) * 1000 })
+        rec.peakTensorBytes = runs.map { $0.result.peakTensorBytes }.max() ?? 0
+        rec.peakRSSBytes = runs.map { $0.result.processPeakRSS }.max() ?? 0
+        rec.scoringMs = Statistics.median(runs.map { ($0.result.methodReport?.scoringSeconds ?? 0) * 1000 })
         rec.notes = first.notes
         rec.positionsRenumbered = first.positionsRenumbered
-        let f = try flops.compute(trace: first.trace, visual: first.visualTokensTotal, before: p.before, after: p.after,
-                                  decodeTokens: first.decodeSteps, method: first.method)
-        rec.tflops = f.total
-        rec.prefillTFLOPs = f.prefill
-        rec.flopsNote = f.note
+        if let flops {
+            let f = try flops.compute(trace: first.trace, visual: first.visualTokensTotal, before: p.before, after: p.after,
+                                      decodeTokens: first.decodeSteps, method: first.method)
+            rec.tflops = f.total
+            rec.prefillTFLOPs = f.prefill
+            rec.flopsNote = f.note
+        } else {
+            rec.flopsNote = flopsProblem
+        }
         if let a = samples[item.sampleIndex].answer { rec.correct = BenchMetrics.isCorrect(prediction: rec.prediction, answer: a) }
         let ref = item.budget == nil ? first : try reference(item.sampleIndex)
         if item.budget == nil, prepared[item.sampleIndex] != nil { prepared[item.sampleIndex]!.reference = first }
