@@ -21,11 +21,13 @@ public enum BenchVideo {
 
     /// The built-in video task and (unless `model` is given) model, found as `VLMPaths.resolve` finds
     /// the image defaults; an error naming what is missing (they ship with the trained video model).
-    public static func builtin(model given: String? = nil, executable: String? = nil) throws -> (task: String, model: String) {
+    /// `resolve` finds a bundled path (tests give their own).
+    public static func builtin(model given: String? = nil,
+                               resolve: (String) -> String? = { VLMPaths.resolve($0) }) throws -> (task: String, model: String) {
         var missing: [String] = []
-        let task = VLMPaths.resolve(builtinTask, executable: executable)
+        let task = resolve(builtinTask)
         if task == nil { missing.append("task '\(builtinTask)'") }
-        let model = given ?? VLMPaths.resolve(builtinModel, executable: executable)
+        let model = given ?? resolve(builtinModel)
         if model == nil { missing.append("model '\(builtinModel)'") }
         guard let task, let model else {
             throw BenchError("--task video needs the built-in video \(missing.joined(separator: " and ")), not found in the current directory or above the executable (they ship with the trained LLaVA-OneVision video model); pass --task FILE.jsonl with video lines and --model a LLaVA-OneVision folder")
