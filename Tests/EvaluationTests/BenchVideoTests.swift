@@ -210,6 +210,8 @@ struct BenchVideoSweepTests {
         #expect(four.width == 4 * 35 + 3 * 4)
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
         #expect(html.contains("<img class=\"strip\"") && html.contains("<th data-col=\"2\">Frames</th>") && html.contains("LLM gen. ms"))
+        // Plots against the LLM and total latencies, TFLOPs and KV cache.
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4 && html.contains("against llm generation latency (ms)"))
 
         // Resume: the successful rows are kept, the failed ones are retried (and fail again).
         let second = try BenchDriver.run(o)

@@ -30,7 +30,7 @@ public enum BenchHTMLReport {
         let video = manifests.first?.isVideo ?? false
         h += classifier ? classifierTable(rows, batchSize: manifests.first?.batchSize) : mainTable(rows, video: video)
         h += typeTable(rows, positions: !classifier)
-        h += plots(rows, axes: BenchPareto.Axis.axes(classifier: classifier))
+        h += plots(rows, axes: BenchPareto.Axis.axes(classifier: classifier, video: video))
         h += classifier ? mergeMapSection(keepMaps, rows: rows, records: records) : keepMapSection(keepMaps, rows: rows, records: records, video: video)
         h += notesSection(rows)
         h += "<script>\(script)</script>\n</body></html>\n"

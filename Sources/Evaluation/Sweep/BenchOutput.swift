@@ -221,7 +221,8 @@ public enum BenchOutput {
         do {
             try Data((classifier ? classifierCSV(rows) : csv(rows)).utf8).write(to: URL(fileURLWithPath: path("results.csv")), options: .atomic)
             try json(rows, manifests: manifests).write(to: URL(fileURLWithPath: path("results.json")), options: .atomic)
-            let plot = BenchPareto(rows: rows, axis: classifier ? .imagesPerSecond : .prefillMs)
+            let video = manifests.first?.isVideo ?? false
+            let plot = BenchPareto(rows: rows, axis: classifier ? .imagesPerSecond : video ? .llmMs : .prefillMs)
             try Data(plot.svg().utf8).write(to: URL(fileURLWithPath: path("pareto.svg")), options: .atomic)
             try plot.png().writePNG(path: path("pareto.png"))
             try Data(BenchHTMLReport.render(rows: rows, records: records, manifests: manifests, keepMaps: keepMaps).utf8)

@@ -16,6 +16,8 @@ public struct BenchPareto {
         case kvCacheMiB = "KV cache (MiB)"
         case imagesPerSecond = "images/s"
         case gflopsPerImage = "GFLOPs per image"
+        case llmMs = "llm generation latency (ms)"
+        case totalMs = "total latency (ms)"
 
         func value(_ r: BenchSummaryRow) -> Double {
             switch self {
@@ -24,11 +26,17 @@ public struct BenchPareto {
             case .kvCacheMiB: return r.kvCacheBytes / 1_048_576
             case .imagesPerSecond: return r.throughput
             case .gflopsPerImage: return r.tflops * 1000
+            case .llmMs: return r.llmMs ?? .nan
+            case .totalMs: return r.totalMs ?? .nan
             }
         }
 
         /// The axes of a sweep's plots: LLaVA (prefill, TFLOPs, KV cache) or classifier (throughput, GFLOPs).
-        public static func axes(classifier: Bool) -> [Axis] { classifier ? [.imagesPerSecond, .gflopsPerImage] : [.prefillMs, .tflops, .kvCacheMiB] }
+        /// A video sweep is plotted against the seed's video latencies (the LLM's and the total) first.
+        public static func axes(classifier: Bool, video: Bool = false) -> [Axis] {
+            if classifier { return [.imagesPerSecond, .gflopsPerImage] }
+            return video ? [.llmMs, .totalMs, .tflops, .kvCacheMiB] : [.prefillMs, .tflops, .kvCacheMiB]
+        }
     }
 
     public var series: [Series] = []
