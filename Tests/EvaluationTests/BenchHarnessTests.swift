@@ -415,6 +415,11 @@ struct BenchEndToEndTests {
         let base = try #require(first.records.first { $0.method == "uncompressed" })
         #expect(base.klDivergence == 0 && base.answerAgrees == true && pooling.tflops < base.tflops)
         #expect(first.markdown.contains("| pooling | 25% |"))
+        // Image rows record the LLM's share and the total from the image file too; no frames.
+        for r in first.records {
+            let llm = try #require(r.llmMs), total = try #require(r.totalMs)
+            #expect(r.frames == nil && llm > 0 && llm <= r.endToEndMs && r.endToEndMs <= total, "\(r.key)")
+        }
         // Pooling splices fewer rows in (renumbered); random drops rows inside the LLM (original positions).
         #expect(pooling.positionsRenumbered == true && base.positionsRenumbered == false)
         #expect(first.records.first { $0.method == "random" }?.positionsRenumbered == false)

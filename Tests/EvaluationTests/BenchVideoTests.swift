@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Models
+import Runtime
 import Testing
 @testable import Evaluation
 
@@ -222,6 +223,28 @@ struct BenchVideoSweepTests {
         other.frames = 2
         let e = #expect(throws: BenchError.self) { try BenchDriver.run(other) }
         #expect(e?.description.contains("--frames all → 2") == true)
+    }
+
+    /// The runner's split of the prefill (decoder start to logits) changes nothing the model computes:
+    /// the same logits as a prefill with no hook at all, with and without a method's own hook.
+    @Test func theDecoderClockIsInvisibleToTheModel() throws {
+        let dir = benchTempFolder("video-clock")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runner = try VLMRunner(folder: try Self.model(in: dir))
+        let video = try runner.prepare(video: try VLMRunner.loadVideo(path: Self.videos + "/frames"))
+        let prompt = try runner.videoPrompt("Which way does it move?")
+        let plain = try runner.model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava])
+        let run = try runner.run(prompt: prompt, video: video, maxNewTokens: 3)
+        #expect(run.logits.values == plain.logits.values)
+        #expect(run.llmPrefillMs > 0 && run.llmPrefillMs <= run.prefillMs)
+        #expect(abs(run.llmGenerationMs - (run.llmPrefillMs + run.decodeMsPerToken * Double(run.decodeSteps))) < 1e-9)
+        let c = try MethodCatalog.compression(method: "fastv", budget: .ratio(0.25), parameters: ["layer": "1"])
+        let hooked = try runner.model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], hook: c.prefillHook)
+        let compressed = try runner.run(prompt: prompt, video: video,
+                                        compression: try MethodCatalog.compression(method: "fastv", budget: .ratio(0.25), parameters: ["layer": "1"]),
+                                        maxNewTokens: 1)
+        #expect(compressed.logits.values == hooked.logits.values && compressed.visualTokensKept < compressed.visualTokensTotal)
+        #expect(compressed.llmPrefillMs > 0 && compressed.llmPrefillMs <= compressed.prefillMs)
     }
 
     @Test func aMissingVideoFailsItsRowsNotTheSweep() throws {
