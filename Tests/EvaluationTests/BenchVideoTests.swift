@@ -271,5 +271,9 @@ struct BenchVideoSweepTests {
         try Data(#"{"video": "nowhere", "question": "q"}"#.utf8).write(to: URL(fileURLWithPath: dir + "/none.jsonl"))
         let none = #expect(throws: BenchError.self) { try BenchDriver.run(Self.options(model: Self.fixture, task: dir + "/none.jsonl", out: dir + "/o2", methods: ["fastv"])) }
         #expect(none?.description.contains("none of its 1 videos can be read") == true)
+        var zero = Self.options(model: Self.fixture, task: dir + "/none.jsonl", out: dir + "/o3", methods: ["fastv"])
+        zero.frames = 0
+        let frames = #expect(throws: BenchError.self) { try BenchDriver.run(zero) }
+        #expect(frames?.description.contains("--frames must be at least 1") == true)
     }
 }
