@@ -275,5 +275,9 @@ struct BenchVideoSweepTests {
         zero.frames = 0
         let frames = #expect(throws: BenchError.self) { try BenchDriver.run(zero) }
         #expect(frames?.description.contains("--frames must be at least 1") == true)
+        var images = Self.options(model: Self.fixture, task: benchRepoRoot + "/builtin/tasks/scenes/sample.jsonl", out: dir + "/o4", methods: ["fastv"])
+        images.frames = 4
+        let noVideo = #expect(throws: BenchError.self) { try BenchDriver.run(images) }
+        #expect(noVideo?.description.contains("--frames samples the frames of video lines") == true)
     }
 }

@@ -69,6 +69,7 @@ public enum BenchDriver {
         if let f = o.frames, f < 1 { throw BenchError("--frames must be at least 1, got \(f)") }
         let video = samples.contains { $0.videoPath != nil }
         if classifier, video { throw BenchError("task '\(o.task)' has video lines; an image classifier takes images only") }
+        if o.frames != nil, !video { throw BenchError("--frames samples the frames of video lines; task '\(o.task)' has none") }
         try checkTaskInputs(samples, task: o.task, frames: o.frames, log: log)
         if classifier { return try runClassifier(o, samples: samples, log: log) }
         let budgets = video && !o.budgetsGiven ? BenchVideo.budgets : o.budgets
