@@ -5,11 +5,11 @@ import Tensors
 
 /// The tensors of a checkpoint, kept memory-mapped in their stored dtype.
 ///
-/// A 7B model in F16 is 14 GB as stored and 28 GB as Float32, so weights are converted when a
-/// layer uses them and dropped right after (`keepConverted == false`, the default): peak memory
-/// is the mapping (paged in and out by the kernel) plus one converted matrix at a time.
-/// F32 weights whose data is 4-byte aligned are used straight from the mapping, no copy.
-/// With `keepConverted`, conversions are cached for speed when memory allows.
+/// A 7B model in F16 is 14 GB as stored and 28 GB as Float32, so half-precision matrices are never
+/// converted whole by default: linear layers read them from the mapping (`withHalfPrecision`,
+/// `HalfMatmul` widens in registers or in reused tiles), and other uses convert one tensor for the
+/// call and drop it. F32 weights whose data is 4-byte aligned are used straight from the mapping.
+/// With `keepConverted`, Float32 copies are cached and every product runs on sgemm (memory allowing).
 public final class WeightStore: @unchecked Sendable {
     /// The checkpoint behind the store (nil for in-memory weights).
     public let checkpoint: Checkpoint?
@@ -112,6 +112,24 @@ public final class WeightStore: @unchecked Sendable {
         return try t.withUnsafeBufferPointer { try body($0.baseAddress!) }
     }
 
+    /// Calls `body` with the stored bytes of a F16 or BF16 tensor, straight from the mapping, for kernels
+    /// that widen in registers (`HalfMatmul`). Nil, without calling `body`, when the tensor is held as
+    /// Float32 (in memory, or cached), stored in another dtype, or not 2-byte aligned, and always with
+    /// `keepConverted`: that store asks for Float32 copies kept for sgemm.
+    public func withHalfPrecision<R>(_ name: String, _ body: (UnsafeRawPointer, HalfFormat) throws -> R) throws -> R? {
+        if keepConverted || memory[name] != nil || cache.withLock({ $0[name] != nil }) { return nil }
+        let info = try info(name)
+        let format: HalfFormat
+        switch info.dtype {
+        case .F16: format = .f16
+        case .BF16: format = .bf16
+        default: return nil
+        }
+        let raw = try fileOfName[name]!.rawBytes(name)
+        guard let base = raw.baseAddress, Int(bitPattern: base) % 2 == 0, raw.count >= info.elementCount * 2 else { return nil }
+        return try body(base, format)
+    }
+
     /// Selected rows of a 2-D tensor as Float32 (embedding lookup without converting the table).
     public func rows(_ name: String, _ indices: [Int]) throws -> Tensor {
         let info = try info(name)
@@ -172,7 +190,11 @@ public struct LinearWeight: Sendable {
         self.inFeatures = inFeatures
     }
 
-    /// `x · Wᵀ + b` for `x` of shape `[rows, in]` (one BLAS sgemm).
+    /// `x · Wᵀ + b` for `x` of shape `[rows, in]`.
+    ///
+    /// Half-precision weights (F16, BF16) are read from the mapping by `HalfMatmul` — the direct
+    /// kernel for few rows (decoding), widened tiles + sgemm for many (prefill) — so no step converts
+    /// a whole matrix; Float32 weights (and `keepConverted` caches) go to one threaded sgemm.
     public func callAsFunction(_ x: Tensor, store: WeightStore) throws -> Tensor {
         guard x.columns == inFeatures else {
             throw ModelError("linear '\(weight)': input has \(x.columns) features, expected \(inFeatures)")
@@ -188,6 +210,13 @@ public struct LinearWeight: Sendable {
             }
         }
         let cBase = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        let half: Void? = try store.withHalfPrecision(weight) { w, format in
+            x.withUnsafeBufferPointer { a in
+                HalfMatmul.linear(x: a.baseAddress!, rows: m, weight: w, format: format, outFeatures: n, inFeatures: k,
+                                  into: cBase, accumulate: bias != nil)
+            }
+        }
+        if half != nil { return out }
         let beta: Float = bias == nil ? 0 : 1
         try store.withFloats(weight) { w in
             x.withUnsafeBufferPointer { a in
