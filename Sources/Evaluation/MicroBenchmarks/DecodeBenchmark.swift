@@ -1,0 +1,95 @@
+import Foundation
+import Models
+import Tensors
+
+/// Decode and prefill speed of a decoder checkpoint, next to what the machine allows: decoding reads
+/// every weight once per token, so its floor is the weight bytes over the read bandwidth measured in
+/// the same run (`StreamRead`); prefill is arithmetic, compared with the sgemm rate.
+///
+/// `tokc bench-decode` prints it; tools/bench/pytorch_decode.py times the same protocol in PyTorch.
+public enum DecodeBenchmark {
+    public struct Result: Sendable {
+        public var promptTokens: Int
+        public var prefillMs: Double
+        /// Matrix-product FLOPs of the prefill (linear layers and attention's two products, 2 per multiply-add).
+        public var prefillFlops: Double
+        public var decodeMs: [Double]
+        /// Bytes of weights one decode step reads (every linear layer and the LM head, as stored).
+        public var weightBytesPerToken: Double
+        /// Read bandwidth of this run in bytes/s.
+        public var bandwidth: Double
+        /// Minor page faults during the prefill and during all decode steps (getrusage).
+        public var prefillMinorFaults: Int
+        public var decodeMinorFaults: Int
+
+        public var decodeMedianMs: Double { Statistics.median(decodeMs) }
+        public var floorMs: Double { weightBytesPerToken / bandwidth * 1000 }
+        public var prefillTokensPerSecond: Double { Double(promptTokens) / (prefillMs / 1000) }
+        public var prefillGflops: Double { prefillFlops / (prefillMs * 1e6) }
+    }
+
+    /// Bytes the linear layers and the LM head of `model` hold as stored (what one decode step reads).
+    public static func weightBytesPerToken(_ model: DecoderLM) throws -> Double {
+        let c = model.config
+        let d = c.hiddenSize, qw = c.heads * c.headDim, kvw = c.kvHeads * c.headDim
+        let perLayer = d * qw + 2 * d * kvw + qw * d + 3 * d * c.intermediateSize
+        let elements = c.layers * perLayer + c.vocabSize * d
+        guard let any = model.store.names.first(where: { $0.hasSuffix("mlp.down_proj.weight") }) else {
+            throw ModelError("\(model.store.location): no mlp.down_proj weight to read the stored dtype from")
+        }
+        let size = try model.store.info(any).dtype.size
+        return Double(elements * size)
+    }
+
+    static func minorFaults() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Int(usage.ru_minflt)
+    }
+
+    static func milliseconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
+
+    /// Prefills `promptTokens` pseudo-random token ids, then decodes `decodeTokens` greedily, timing each
+    /// step. One untimed decode step first pages the weights in (a cold mapping is a disk benchmark).
+    public static func run(model: DecoderLM, promptTokens: Int, decodeTokens: Int, bandwidthBytes: Int = 1 << 29) throws -> Result {
+        guard promptTokens > 0, decodeTokens > 0 else { throw ModelError("bench-decode: prompt and decode token counts must be positive") }
+        let c = model.config
+        guard promptTokens + decodeTokens + 1 <= c.maxPositionEmbeddings else {
+            throw ModelError("bench-decode: \(promptTokens) + \(decodeTokens) tokens exceed max_position_embeddings \(c.maxPositionEmbeddings)")
+        }
+        let ids = (0..<promptTokens).map { ($0 * 7919 + 13) % c.vocabSize }
+        // Warm-up: a one-token prefill and step read every weight once.
+        let warm = try model.prefill(inputIDs: [ids[0]])
+        _ = try model.decodeStep(token: DecoderLM.argmax(warm.logits), cache: warm.cache)
+
+        var faults = minorFaults()
+        var start = DispatchTime.now().uptimeNanoseconds
+        let prefill = try model.prefill(inputIDs: ids)
+        let prefillMs = milliseconds(since: start)
+        let prefillFaults = minorFaults() - faults
+
+        faults = minorFaults()
+        var steps: [Double] = []
+        var logits = prefill.logits
+        for _ in 0..<decodeTokens {
+            start = DispatchTime.now().uptimeNanoseconds
+            logits = try model.decodeStep(token: DecoderLM.argmax(logits), cache: prefill.cache)
+            steps.append(milliseconds(since: start))
+        }
+        let decodeFaults = minorFaults() - faults
+        let bandwidth = StreamRead.bandwidth(bytes: bandwidthBytes)
+
+        let d = Double(c.hiddenSize), qw = Double(c.heads * c.headDim), kvw = Double(c.kvHeads * c.headDim)
+        let p = Double(promptTokens)
+        let linear = 2 * p * (d * qw + 2 * d * kvw + qw * d + 3 * d * Double(c.intermediateSize))
+        let attention = 2 * 2 * p * p * qw  // QKᵀ and PV over all heads (full square, as computed)
+        let flops = Double(c.layers) * (linear + attention) + 2 * d * Double(c.vocabSize)
+        return Result(promptTokens: promptTokens, prefillMs: prefillMs, prefillFlops: flops, decodeMs: steps,
+                      weightBytesPerToken: try weightBytesPerToken(model), bandwidth: bandwidth,
+                      prefillMinorFaults: prefillFaults, decodeMinorFaults: decodeFaults)
+    }
+}
