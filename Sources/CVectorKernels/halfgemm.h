@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define TC_HG_NR 4
+#define TC_HG_AHEAD 1024  /* elements: 2 KiB */
 
 // ---------------------------------------------------------------- AVX-512F, 16 lanes
 static inline __attribute__((always_inline, target("avx512f"))) __m512 tc_widen16(int bf16, const uint16_t *p) {
@@ -28,40 +29,55 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 tc_widen1
     return _mm512_cvtph_ps(h);
 }
 
+// Accumulators are named variables, not arrays: the importer's C code generation does not unroll
+// small loops over register arrays (measured: a 4×4 array lived on the stack, one store per FMA).
+// Rows r ≥ MR are dead code (MR is a literal at every call).
+#define TC_ACC4(V, r) V a##r##0 = ZERO, a##r##1 = ZERO, a##r##2 = ZERO, a##r##3 = ZERO;
+#define TC_FMA4(r, xv) { a##r##0 = FMA(xv, v0, a##r##0); a##r##1 = FMA(xv, v1, a##r##1); \
+                         a##r##2 = FMA(xv, v2, a##r##2); a##r##3 = FMA(xv, v3, a##r##3); }
+#define TC_STORE4(r) if (MR > r) { float *yr = y + r * ldy; float s[4] = {HSUM(a##r##0), HSUM(a##r##1), HSUM(a##r##2), HSUM(a##r##3)}; \
+                         for (int c = 0; c < nr; c++) yr[c] = accumulate ? yr[c] + s[c] : s[c]; }
+
+#define ZERO _mm512_setzero_ps()
+#define FMA _mm512_fmadd_ps
+#define HSUM _mm512_reduce_add_ps
 static inline __attribute__((always_inline, target("avx512f")))
-void tc_hblock_avx512(int bf16, int mr, const float *x, long ldx, const uint16_t *const *w, long k,
+void tc_hblock_avx512(int bf16, int MR, const float *x, long ldx, const uint16_t *const *w, long k,
                       float *y, long ldy, int nr, int accumulate) {
-    __m512 acc[4][TC_HG_NR];
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm512_setzero_ps();
+    TC_ACC4(__m512, 0) TC_ACC4(__m512, 1) TC_ACC4(__m512, 2) TC_ACC4(__m512, 3)
+    const uint16_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     long i = 0;
     for (; i + 16 <= k; i += 16) {
-        __m512 wv[TC_HG_NR];
-        for (int c = 0; c < TC_HG_NR; c++) wv[c] = tc_widen16(bf16, w[c] + i);
-        for (int r = 0; r < mr; r++) {
-            __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
-            for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+        // The hardware prefetcher stops at 4 KiB pages; fetch 2 KiB ahead of each of the four streams.
+        if ((i & 31) == 0) {
+            _mm_prefetch((const char *)(w0 + i + TC_HG_AHEAD), _MM_HINT_T0); _mm_prefetch((const char *)(w1 + i + TC_HG_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w2 + i + TC_HG_AHEAD), _MM_HINT_T0); _mm_prefetch((const char *)(w3 + i + TC_HG_AHEAD), _MM_HINT_T0);
         }
+        __m512 v0 = tc_widen16(bf16, w0 + i), v1 = tc_widen16(bf16, w1 + i), v2 = tc_widen16(bf16, w2 + i), v3 = tc_widen16(bf16, w3 + i);
+        TC_FMA4(0, _mm512_loadu_ps(x + i))
+        if (MR > 1) TC_FMA4(1, _mm512_loadu_ps(x + ldx + i))
+        if (MR > 2) TC_FMA4(2, _mm512_loadu_ps(x + 2 * ldx + i))
+        if (MR > 3) TC_FMA4(3, _mm512_loadu_ps(x + 3 * ldx + i))
     }
     if (i < k) {
         long rest = k - i;
         __mmask16 mask = (__mmask16)((1u << rest) - 1u);
-        uint16_t tail[TC_HG_NR][16];
-        for (int c = 0; c < TC_HG_NR; c++)
-            for (long t = 0; t < 16; t++) tail[c][t] = t < rest ? w[c][i + t] : 0;
-        __m512 wv[TC_HG_NR];
-        for (int c = 0; c < TC_HG_NR; c++) wv[c] = tc_widen16(bf16, tail[c]);
-        for (int r = 0; r < mr; r++) {
-            __m512 xv = _mm512_maskz_loadu_ps(mask, x + r * ldx + i);
-            for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+        uint16_t t0[16], t1[16], t2[16], t3[16];
+        for (long t = 0; t < 16; t++) {
+            t0[t] = t < rest ? w0[i + t] : 0; t1[t] = t < rest ? w1[i + t] : 0;
+            t2[t] = t < rest ? w2[i + t] : 0; t3[t] = t < rest ? w3[i + t] : 0;
         }
+        __m512 v0 = tc_widen16(bf16, t0), v1 = tc_widen16(bf16, t1), v2 = tc_widen16(bf16, t2), v3 = tc_widen16(bf16, t3);
+        TC_FMA4(0, _mm512_maskz_loadu_ps(mask, x + i))
+        if (MR > 1) TC_FMA4(1, _mm512_maskz_loadu_ps(mask, x + ldx + i))
+        if (MR > 2) TC_FMA4(2, _mm512_maskz_loadu_ps(mask, x + 2 * ldx + i))
+        if (MR > 3) TC_FMA4(3, _mm512_maskz_loadu_ps(mask, x + 3 * ldx + i))
     }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) {
-            float s = _mm512_reduce_add_ps(acc[r][c]);
-            y[r * ldy + c] = accumulate ? y[r * ldy + c] + s : s;
-        }
+    TC_STORE4(0) TC_STORE4(1) TC_STORE4(2) TC_STORE4(3)
 }
+#undef ZERO
+#undef FMA
+#undef HSUM
 
 static inline __attribute__((always_inline, target("avx512f")))
 void tc_hgemm_avx512_impl(int bf16, const float *x, long m, long ldx, const uint16_t *w, long k,
@@ -135,41 +151,42 @@ static inline __attribute__((always_inline, target("avx2,fma,f16c"))) float tc_h
     return _mm_cvtss_f32(s);
 }
 
+#define ZERO _mm256_setzero_ps()
+#define FMA _mm256_fmadd_ps
+#define HSUM tc_hsum8
 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-void tc_hblock_avx2(int bf16, int mr, const float *x, long ldx, const uint16_t *const *w, long k,
+void tc_hblock_avx2(int bf16, int MR, const float *x, long ldx, const uint16_t *const *w, long k,
                     float *y, long ldy, int nr, int accumulate) {
-    __m256 acc[2][TC_HG_NR];
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm256_setzero_ps();
+    TC_ACC4(__m256, 0) TC_ACC4(__m256, 1)
+    const uint16_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     long i = 0;
     for (; i + 8 <= k; i += 8) {
-        __m256 wv[TC_HG_NR];
-        for (int c = 0; c < TC_HG_NR; c++) wv[c] = tc_widen8(bf16, w[c] + i);
-        for (int r = 0; r < mr; r++) {
-            __m256 xv = _mm256_loadu_ps(x + r * ldx + i);
-            for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
-        }
+        __m256 v0 = tc_widen8(bf16, w0 + i), v1 = tc_widen8(bf16, w1 + i), v2 = tc_widen8(bf16, w2 + i), v3 = tc_widen8(bf16, w3 + i);
+        TC_FMA4(0, _mm256_loadu_ps(x + i))
+        if (MR > 1) TC_FMA4(1, _mm256_loadu_ps(x + ldx + i))
     }
     if (i < k) {
         long rest = k - i;
-        uint16_t tail[TC_HG_NR][8];
-        float xt[8];
-        for (int c = 0; c < TC_HG_NR; c++)
-            for (long t = 0; t < 8; t++) tail[c][t] = t < rest ? w[c][i + t] : 0;
-        __m256 wv[TC_HG_NR];
-        for (int c = 0; c < TC_HG_NR; c++) wv[c] = tc_widen8(bf16, tail[c]);
-        for (int r = 0; r < mr; r++) {
-            for (long t = 0; t < 8; t++) xt[t] = t < rest ? x[r * ldx + i + t] : 0.0f;
-            __m256 xv = _mm256_loadu_ps(xt);
-            for (int c = 0; c < TC_HG_NR; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+        uint16_t t0[8], t1[8], t2[8], t3[8];
+        float x0[8], x1[8];
+        for (long t = 0; t < 8; t++) {
+            t0[t] = t < rest ? w0[i + t] : 0; t1[t] = t < rest ? w1[i + t] : 0;
+            t2[t] = t < rest ? w2[i + t] : 0; t3[t] = t < rest ? w3[i + t] : 0;
+            x0[t] = t < rest ? x[i + t] : 0.0f;
+            x1[t] = MR > 1 && t < rest ? x[ldx + i + t] : 0.0f;
         }
+        __m256 v0 = tc_widen8(bf16, t0), v1 = tc_widen8(bf16, t1), v2 = tc_widen8(bf16, t2), v3 = tc_widen8(bf16, t3);
+        TC_FMA4(0, _mm256_loadu_ps(x0))
+        if (MR > 1) TC_FMA4(1, _mm256_loadu_ps(x1))
     }
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) {
-            float s = tc_hsum8(acc[r][c]);
-            y[r * ldy + c] = accumulate ? y[r * ldy + c] + s : s;
-        }
+    TC_STORE4(0) TC_STORE4(1)
 }
+#undef ZERO
+#undef FMA
+#undef HSUM
+#undef TC_ACC4
+#undef TC_FMA4
+#undef TC_STORE4
 
 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 void tc_hgemm_avx2_impl(int bf16, const float *x, long m, long ldx, const uint16_t *w, long k,

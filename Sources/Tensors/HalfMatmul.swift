@@ -92,16 +92,35 @@ public enum HalfMatmul {
 
     /// The direct kernel for any `m` (meant for few rows), output rows split over threads in
     /// blocks of four (the kernel's register block).
+    ///
+    /// The rows are cut into up to 8 pieces per thread that the threads take in turn from a shared
+    /// counter: a thread the host deschedules for a while (a shared 2-core machine) leaves its share
+    /// to the others instead of stalling the product at its fixed half.
     public static func gemv(x: UnsafePointer<Float>, rows m: Int, weight: UnsafeRawPointer, format: HalfFormat,
                             outFeatures n: Int, inFeatures k: Int, into y: UnsafeMutablePointer<Float>,
                             accumulate: Bool, level: FastMath.Level = HalfMatmul.level) {
         let w = weight.assumingMemoryBound(to: UInt16.self)
         let blocks = (n + 3) / 4
-        // Below ~64 K weights a thread costs more to start than it saves.
+        // Below ~64 K weights a piece costs more to hand out than it saves.
         let minimumBlocks = max(1, (1 << 16) / (4 * k))
-        Parallel.forEachChunk(blocks, minimumPerThread: minimumBlocks) { range in
-            let j0 = range.lowerBound * 4, j1 = min(n, range.upperBound * 4)
-            kernel(x: x, m: m, w: w, k: k, j0: j0, j1: j1, y: y, ldy: n, format: format, accumulate: accumulate, level: level)
+        let threads = min(Parallel.threadCount, blocks / minimumBlocks)
+        let pieces = min(8 * max(threads, 1), max(1, blocks / minimumBlocks))
+        func run(_ piece: Int) {
+            let b0 = piece * blocks / pieces, b1 = (piece + 1) * blocks / pieces
+            kernel(x: x, m: m, w: w, k: k, j0: b0 * 4, j1: min(n, b1 * 4), y: y, ldy: n, format: format,
+                   accumulate: accumulate, level: level)
+        }
+        guard threads > 1 else {
+            for p in 0..<pieces { run(p) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            while true {
+                let p = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if p >= pieces { break }
+                run(p)
+            }
         }
     }
 
