@@ -100,15 +100,23 @@ public enum HalfMatmul {
                             outFeatures n: Int, inFeatures k: Int, into y: UnsafeMutablePointer<Float>,
                             accumulate: Bool, level: FastMath.Level = HalfMatmul.level) {
         let w = weight.assumingMemoryBound(to: UInt16.self)
-        let blocks = (n + 3) / 4
         // Below ~64 K weights a piece costs more to hand out than it saves.
-        let minimumBlocks = max(1, (1 << 16) / (4 * k))
+        forEachPiece(outputs: n, block: 4, minimumOutputs: max(4, (1 << 16) / k)) { r in
+            kernel(x: x, m: m, w: w, k: k, j0: r.lowerBound, j1: r.upperBound, y: y, ldy: n, format: format,
+                   accumulate: accumulate, level: level)
+        }
+    }
+
+    /// Splits `0..<outputs` into pieces (multiples of `block`, at least `minimumOutputs` each, up to 8
+    /// per thread) that `Parallel.threadCount` threads take in turn from a shared counter.
+    public static func forEachPiece(outputs n: Int, block: Int, minimumOutputs: Int, _ body: (Range<Int>) -> Void) {
+        let blocks = (n + block - 1) / block
+        let minimumBlocks = max(1, (minimumOutputs + block - 1) / block)
         let threads = min(Parallel.threadCount, blocks / minimumBlocks)
         let pieces = min(8 * max(threads, 1), max(1, blocks / minimumBlocks))
         func run(_ piece: Int) {
             let b0 = piece * blocks / pieces, b1 = (piece + 1) * blocks / pieces
-            kernel(x: x, m: m, w: w, k: k, j0: b0 * 4, j1: min(n, b1 * 4), y: y, ldy: n, format: format,
-                   accumulate: accumulate, level: level)
+            if b0 < b1 { body((b0 * block)..<min(n, b1 * block)) }
         }
         guard threads > 1 else {
             for p in 0..<pieces { run(p) }
@@ -187,6 +195,16 @@ public enum HalfMatmul {
                            outFeatures n: Int, inFeatures k: Int, into y: UnsafeMutablePointer<Float>,
                            accumulate: Bool, level: FastMath.Level) {
         let w = weight.assumingMemoryBound(to: UInt16.self)
+        tiledSgemm(x: x, rows: m, outFeatures: n, inFeatures: k, into: y, accumulate: accumulate) { j0, count, buffer in
+            widen(w + j0 * k, format: format, into: buffer, count: count * k, level: level)
+        }
+    }
+
+    /// `y = x · Wᵀ` for a `W` that `widenRows(j0, count, into)` writes as Float32, `count` rows from
+    /// `j0`, into a pooled tile; each thread sgemms its tiles single-threaded.
+    public static func tiledSgemm(x: UnsafePointer<Float>, rows m: Int, outFeatures n: Int, inFeatures k: Int,
+                                  into y: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                  widenRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let tile = tileRows(inFeatures: k)
         let tiles = (n + tile - 1) / tile
         BLAS.useSingleThreadedKernels()
@@ -196,7 +214,7 @@ public enum HalfMatmul {
             ScratchPool.shared.withBuffer(count: tile * k) { buffer in
                 for t in range {
                     let j0 = t * tile, rowsHere = min(tile, n - j0)
-                    widen(w + j0 * k, format: format, into: buffer, count: rowsHere * k, level: level)
+                    widenRows(j0, rowsHere, buffer)
                     BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: rowsHere, k: k,
                                a: x, lda: k, b: buffer, ldb: k, beta: accumulate ? 1 : 0, c: y + j0, ldc: n)
                 }

@@ -28,17 +28,23 @@ public enum DecodeBenchmark {
         public var prefillGflops: Double { prefillFlops / (prefillMs * 1e6) }
     }
 
-    /// Bytes the linear layers and the LM head of `model` hold as stored (what one decode step reads).
+    /// Bytes the linear layers and the LM head of `model` hold as stored (what one decode step reads;
+    /// data and scales for quantized matrices).
     public static func weightBytesPerToken(_ model: DecoderLM) throws -> Double {
-        let c = model.config
-        let d = c.hiddenSize, qw = c.heads * c.headDim, kvw = c.kvHeads * c.headDim
-        let perLayer = d * qw + 2 * d * kvw + qw * d + 3 * d * c.intermediateSize
-        let elements = c.layers * perLayer + c.vocabSize * d
-        guard let any = model.store.names.first(where: { $0.hasSuffix("mlp.down_proj.weight") }) else {
-            throw ModelError("\(model.store.location): no mlp.down_proj weight to read the stored dtype from")
+        let store = model.store
+        var logical = Set<String>()
+        for n in store.names {
+            var name = n
+            for suffix in [WeightStore.quantizedDataSuffix, WeightStore.quantizedScalesSuffix] where name.hasSuffix(suffix) {
+                name = String(name.dropLast(suffix.count))
+            }
+            if name.hasSuffix("_proj.weight") || name.hasSuffix("lm_head.weight") { logical.insert(name) }
         }
-        let size = try model.store.info(any).dtype.size
-        return Double(elements * size)
+        if model.config.tieWordEmbeddings, let embed = store.names.first(where: { $0.hasSuffix("embed_tokens.weight") }) {
+            logical.insert(embed)
+        }
+        guard !logical.isEmpty else { throw ModelError("\(store.location): no linear weights (*_proj.weight) found") }
+        return Double(try logical.reduce(0) { $0 + (try store.storedBytes($1)) })
     }
 
     static func minorFaults() -> Int {
