@@ -16,8 +16,10 @@ public enum DecodeBenchmark {
         public var decodeMs: [Double]
         /// Bytes of weights one decode step reads (every linear layer and the LM head, as stored).
         public var weightBytesPerToken: Double
-        /// Read bandwidth of this run in bytes/s.
+        /// Read bandwidth of this run in bytes/s (best of the passes before and after the timed phases).
         public var bandwidth: Double
+        /// One pass of the one-row kernels over the same matrices, nothing else (nil for F32 weights).
+        public var linearOnlyMs: Double?
         /// Minor page faults during the prefill and during all decode steps (getrusage).
         public var prefillMinorFaults: Int
         public var decodeMinorFaults: Int
@@ -28,9 +30,8 @@ public enum DecodeBenchmark {
         public var prefillGflops: Double { prefillFlops / (prefillMs * 1e6) }
     }
 
-    /// Bytes the linear layers and the LM head of `model` hold as stored (what one decode step reads;
-    /// data and scales for quantized matrices).
-    public static func weightBytesPerToken(_ model: DecoderLM) throws -> Double {
+    /// Names of the matrices one decode step multiplies by (linear layers and the LM head).
+    static func linearNames(_ model: DecoderLM) throws -> [String] {
         let store = model.store
         var logical = Set<String>()
         for n in store.names {
@@ -44,7 +45,40 @@ public enum DecodeBenchmark {
             logical.insert(embed)
         }
         guard !logical.isEmpty else { throw ModelError("\(store.location): no linear weights (*_proj.weight) found") }
-        return Double(try logical.reduce(0) { $0 + (try store.storedBytes($1)) })
+        return logical.sorted()
+    }
+
+    /// Bytes the linear layers and the LM head of `model` hold as stored (what one decode step reads;
+    /// data and scales for quantized matrices).
+    public static func weightBytesPerToken(_ model: DecoderLM) throws -> Double {
+        Double(try linearNames(model).reduce(0) { $0 + (try model.store.storedBytes($1)) })
+    }
+
+    /// Milliseconds of one pass of one-row products over every matrix of a decode step and nothing else
+    /// (the kernels' share of a step; the rest is attention, norms, RoPE and dispatch). Nil for F32 weights.
+    public static func linearOnlyMs(_ model: DecoderLM) throws -> Double? {
+        var total = 0.0
+        for name in try linearNames(model) {
+            let info = try model.store.info(name)
+            let (n, k) = (info.shape[0], info.shape[1])
+            let x = PrefillBenchmark.random([1, k], scale: 1, seed: 5)
+            var y = [Float](repeating: 0, count: n)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let ran: Bool = try x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { yp in
+                    if try model.store.withQuantized(name, { QuantizedMatmul.gemv(x: xp.baseAddress!, rows: 1, matrix: $0, into: yp.baseAddress!, accumulate: false) }) != nil {
+                        return true
+                    }
+                    return try model.store.withHalfPrecision(name) { w, format in
+                        HalfMatmul.gemv(x: xp.baseAddress!, rows: 1, weight: w, format: format, outFeatures: n, inFeatures: k,
+                                        into: yp.baseAddress!, accumulate: false)
+                    } != nil
+                }
+            }
+            guard ran else { return nil }
+            total += milliseconds(since: start)
+        }
+        return total
     }
 
     static func minorFaults() -> Int {
@@ -68,6 +102,9 @@ public enum DecodeBenchmark {
             throw ModelError("bench-decode: \(promptTokens) + \(decodeTokens) tokens exceed max_position_embeddings \(c.maxPositionEmbeddings)")
         }
         let ids = (0..<promptTokens).map { ($0 * 7919 + 13) % c.vocabSize }
+        // Bandwidth before and after the timed phases, the larger kept: on a shared host a single
+        // short measurement can land in a busy moment and flatter the ratio to the floor.
+        let bandwidthBefore = StreamRead.bandwidth(bytes: bandwidthBytes)
         // Warm-up: a one-token prefill and step read every weight once.
         let warm = try model.prefill(inputIDs: [ids[0]])
         _ = try model.decodeStep(token: DecoderLM.argmax(warm.logits), cache: warm.cache)
@@ -87,7 +124,8 @@ public enum DecodeBenchmark {
             steps.append(milliseconds(since: start))
         }
         let decodeFaults = minorFaults() - faults
-        let bandwidth = StreamRead.bandwidth(bytes: bandwidthBytes)
+        let linearOnly = try linearOnlyMs(model)
+        let bandwidth = max(bandwidthBefore, StreamRead.bandwidth(bytes: bandwidthBytes))
 
         let d = Double(c.hiddenSize), qw = Double(c.heads * c.headDim), kvw = Double(c.kvHeads * c.headDim)
         let p = Double(promptTokens)
@@ -95,7 +133,7 @@ public enum DecodeBenchmark {
         let attention = 2 * 2 * p * p * qw  // QKᵀ and PV over all heads (full square, as computed)
         let flops = Double(c.layers) * (linear + attention) + 2 * d * Double(c.vocabSize)
         return Result(promptTokens: promptTokens, prefillMs: prefillMs, prefillFlops: flops, decodeMs: steps,
-                      weightBytesPerToken: try weightBytesPerToken(model), bandwidth: bandwidth,
+                      weightBytesPerToken: try weightBytesPerToken(model), bandwidth: bandwidth, linearOnlyMs: linearOnly,
                       prefillMinorFaults: prefillFaults, decodeMinorFaults: decodeFaults)
     }
 }
