@@ -52,7 +52,7 @@ struct BenchDecodeCommand: ParsableCommand {
                      r.decodeMedianMs, r.decodeMs.min() ?? 0, r.decodeMs.max() ?? 0, r.decodeMs.count,
                      r.decodeMedianMs / max(r.floorMs, 1e-9), r.decodeMinorFaults))
         if let linear = r.linearOnlyMs {
-            print(String(format: "kernels alone (one pass of one-row products over the same matrices): %.1f ms = %.2f× the floor, %.1f GB/s",
+            print(String(format: "kernels alone (one-row products over the same matrices, best of 3 passes): %.1f ms = %.2f× the floor, %.1f GB/s",
                          linear, linear / max(r.floorMs, 1e-9), r.weightBytesPerToken / (linear / 1000) / 1e9))
         }
         print(String(format: "prefill: %d tokens in %.0f ms = %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm 2048³ (%.1f GFLOP/s); %d minor faults",

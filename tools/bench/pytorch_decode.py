@@ -8,6 +8,7 @@ prefills --prompt tokens (the same pseudo-random ids as tokc: (i·7919 + 13) mod
 import argparse
 import statistics
 import time
+import warnings
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=8)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5 renames past_key_values
     dtype = getattr(torch, args.dtype)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).eval()
     vocab = model.config.vocab_size
