@@ -49,6 +49,12 @@ public struct SafetensorsWriter {
         try append(Entry(name: name, dtype: .U8, shape: shape ?? [values.count], bytes: Data(values)))
     }
 
+    /// Adds a tensor from its stored little-endian bytes in any dtype (copied from another file, or
+    /// written by a quantizer); the byte count must match the shape.
+    public mutating func add(_ name: String, bytes: Data, dtype: SafetensorsDType, shape: [Int]) throws {
+        try append(Entry(name: name, dtype: dtype, shape: shape, bytes: bytes))
+    }
+
     private mutating func append(_ entry: Entry) throws {
         guard entry.shape.reduce(1, *) * entry.dtype.size == entry.bytes.count else {
             throw SafetensorsError(file: "(writer)", tensor: entry.name, "shape \(entry.shape) does not match \(entry.bytes.count) bytes of \(entry.dtype.rawValue)")

@@ -28,7 +28,8 @@ import Tensors
         let a = try DecoderLM.load(folder: folder)
         let b = try DecoderLM.load(folder: folder, keepConverted: true)
         let ids = [1, 5, 9, 13]
-        #expect(modelsMaxAbs(try a.prefill(inputIDs: ids).logits, try b.prefill(inputIDs: ids).logits) == 0)
+        // The mapped half weights go through HalfMatmul, the cached Float32 copies through sgemm: summation order differs.
+        #expect(modelsMaxAbs(try a.prefill(inputIDs: ids).logits, try b.prefill(inputIDs: ids).logits) < 1e-4)
         #expect(a.store.residentBytes < b.store.residentBytes)
     }
 

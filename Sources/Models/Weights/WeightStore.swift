@@ -5,11 +5,11 @@ import Tensors
 
 /// The tensors of a checkpoint, kept memory-mapped in their stored dtype.
 ///
-/// A 7B model in F16 is 14 GB as stored and 28 GB as Float32, so weights are converted when a
-/// layer uses them and dropped right after (`keepConverted == false`, the default): peak memory
-/// is the mapping (paged in and out by the kernel) plus one converted matrix at a time.
-/// F32 weights whose data is 4-byte aligned are used straight from the mapping, no copy.
-/// With `keepConverted`, conversions are cached for speed when memory allows.
+/// A 7B model in F16 is 14 GB as stored and 28 GB as Float32, so half-precision matrices are never
+/// converted whole by default: linear layers read them from the mapping (`withHalfPrecision`,
+/// `HalfMatmul` widens in registers or in reused tiles), and other uses convert one tensor for the
+/// call and drop it. F32 weights whose data is 4-byte aligned are used straight from the mapping.
+/// With `keepConverted`, Float32 copies are cached and every product runs on sgemm (memory allowing).
 public final class WeightStore: @unchecked Sendable {
     /// The checkpoint behind the store (nil for in-memory weights).
     public let checkpoint: Checkpoint?
@@ -41,22 +41,39 @@ public final class WeightStore: @unchecked Sendable {
         memory = tensors
     }
 
-    /// Shape and stored dtype of one tensor.
+    /// Shape and stored dtype of one tensor. A quantized matrix (`tokc quantize`) reports its logical
+    /// `[out, in]` shape, the dtype of its data (I8 for int8, U8 for packed int4) and `quantization`.
     public struct WeightInfo: Sendable, Equatable {
         public let shape: [Int]
         public let dtype: SafetensorsDType
+        public var quantization: QuantizedFormat? = nil
         public var elementCount: Int { shape.reduce(1, *) }
     }
+
+    /// Suffixes of the two tensors a quantized `NAME` is stored as: `NAME.qdata` (I8 `[out, in]`, or U8
+    /// `[out, in/2]` for int4) and `NAME.qscales` (F32 `[out]`, or `[out, in/32]` for int4).
+    public static let quantizedDataSuffix = ".qdata"
+    public static let quantizedScalesSuffix = ".qscales"
 
     public convenience init(folder: String, keepConverted: Bool = false) throws {
         self.init(checkpoint: try Checkpoint(path: folder), keepConverted: keepConverted)
     }
 
     public var names: [String] { (Array(fileOfName.keys) + Array(memory.keys)).sorted() }
-    public func contains(_ name: String) -> Bool { fileOfName[name] != nil || memory[name] != nil }
+    public func contains(_ name: String) -> Bool {
+        fileOfName[name] != nil || memory[name] != nil || fileOfName[name + Self.quantizedDataSuffix] != nil
+    }
 
     public func info(_ name: String) throws -> WeightInfo {
         if let t = memory[name] { return WeightInfo(shape: t.shape, dtype: .F32) }
+        if fileOfName[name] == nil, let q = fileOfName[name + Self.quantizedDataSuffix] {
+            let i = try q.info(name + Self.quantizedDataSuffix)
+            guard i.shape.count == 2, i.dtype == .I8 || i.dtype == .U8 else {
+                throw ModelError("\(location): quantized '\(name)' has data \(i.dtype.rawValue) \(i.shape), expected I8 [out, in] or U8 [out, in/2]")
+            }
+            let format: QuantizedFormat = i.dtype == .I8 ? .int8 : .int4
+            return WeightInfo(shape: [i.shape[0], format == .int8 ? i.shape[1] : i.shape[1] * 2], dtype: i.dtype, quantization: format)
+        }
         guard let f = fileOfName[name] else { throw ModelError("\(location): missing tensor '\(name)'") }
         let i = try f.info(name)
         return WeightInfo(shape: i.shape, dtype: i.dtype)
@@ -78,6 +95,14 @@ public final class WeightStore: @unchecked Sendable {
     public func tensor(_ name: String, shape: [Int]? = nil, alwaysCache: Bool = false) throws -> Tensor {
         if let t = memory[name] ?? cache.withLock({ $0[name] }) { return t }
         let info = try info(name)
+        if info.quantization != nil {
+            if let shape, info.shape != shape {
+                throw ModelError("\(location): tensor '\(name)' has shape \(info.shape), the config implies \(shape)")
+            }
+            var t = Tensor(overwrittenShape: info.shape)
+            try withQuantized(name) { m in t.withUnsafeMutableBufferPointer { m.dequantize(rows: 0, count: m.rows, into: $0.baseAddress!) } }
+            return t
+        }
         try checkShape(name, info, shape)
         let t = try fileOfName[name]!.tensor(name)
         if keepConverted || alwaysCache { cache.withLock { $0[name] = t } }
@@ -89,6 +114,7 @@ public final class WeightStore: @unchecked Sendable {
     public func withFloats<R>(_ name: String, shape: [Int]? = nil, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
         if let t = memory[name] ?? cache.withLock({ $0[name] }) { return try t.withUnsafeBufferPointer { try body($0.baseAddress!) } }
         let info = try info(name)
+        if info.quantization != nil { return try tensor(name, shape: shape).withUnsafeBufferPointer { try body($0.baseAddress!) } }
         try checkShape(name, info, shape)
         let file = fileOfName[name]!
         let raw = try file.rawBytes(name)
@@ -110,6 +136,61 @@ public final class WeightStore: @unchecked Sendable {
         }
         if keepConverted { cache.withLock { $0[name] = t } }
         return try t.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// Calls `body` with the stored bytes of a F16 or BF16 tensor, straight from the mapping, for kernels
+    /// that widen in registers (`HalfMatmul`). Nil, without calling `body`, when the tensor is held as
+    /// Float32 (in memory, or cached), stored in another dtype, or not 2-byte aligned, and always with
+    /// `keepConverted`: that store asks for Float32 copies kept for sgemm.
+    public func withHalfPrecision<R>(_ name: String, _ body: (UnsafeRawPointer, HalfFormat) throws -> R) throws -> R? {
+        if keepConverted || memory[name] != nil || cache.withLock({ $0[name] != nil }) { return nil }
+        let info = try info(name)
+        let format: HalfFormat
+        switch info.dtype {
+        case .F16: format = .f16
+        case .BF16: format = .bf16
+        default: return nil
+        }
+        let raw = try fileOfName[name]!.rawBytes(name)
+        guard let base = raw.baseAddress, Int(bitPattern: base) % 2 == 0, raw.count >= info.elementCount * 2 else { return nil }
+        return try body(base, format)
+    }
+
+    /// Calls `body` with a quantized matrix (`tokc quantize`) read from the mapping; nil, without calling
+    /// `body`, when `name` is not stored quantized. Scales not 4-byte aligned in the file are copied.
+    public func withQuantized<R>(_ name: String, _ body: (QuantizedMatrix) throws -> R) throws -> R? {
+        guard fileOfName[name] == nil, memory[name] == nil, let dataFile = fileOfName[name + Self.quantizedDataSuffix] else { return nil }
+        let info = try info(name)
+        guard let format = info.quantization else { return nil }
+        let (rows, columns) = (info.shape[0], info.shape[1])
+        let scalesName = name + Self.quantizedScalesSuffix
+        guard let scalesFile = fileOfName[scalesName] else { throw ModelError("\(location): quantized '\(name)' has no '\(scalesName)'") }
+        let si = try scalesFile.info(scalesName)
+        let expected = format == .int8 ? [rows] : [rows, columns / QuantizedFormat.groupSize]
+        guard si.dtype == .F32, si.shape == expected, format == .int8 || columns % QuantizedFormat.groupSize == 0 else {
+            throw ModelError("\(location): '\(scalesName)' is \(si.dtype.rawValue) \(si.shape), expected F32 \(expected) for \(format.rawValue) [\(rows), \(columns)]")
+        }
+        let data = try dataFile.rawBytes(name + Self.quantizedDataSuffix)
+        let scales = try scalesFile.rawBytes(scalesName)
+        if let base = scales.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return try body(QuantizedMatrix(format: format, rows: rows, columns: columns, data: data.baseAddress!,
+                                            scales: base.assumingMemoryBound(to: Float.self)))
+        }
+        // Unaligned in the file: a copy, for the call.
+        let copy = (0..<(scales.count / 4)).map { scales.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        return try copy.withUnsafeBufferPointer {
+            try body(QuantizedMatrix(format: format, rows: rows, columns: columns, data: data.baseAddress!, scales: $0.baseAddress!))
+        }
+    }
+
+    /// Bytes a tensor occupies as stored (data and scales for a quantized matrix).
+    public func storedBytes(_ name: String) throws -> Int {
+        if let t = memory[name] { return t.byteCount }
+        if fileOfName[name] == nil, fileOfName[name + Self.quantizedDataSuffix] != nil {
+            return try [Self.quantizedDataSuffix, Self.quantizedScalesSuffix].reduce(0) { $0 + (try fileOfName[name + $1]?.rawBytes(name + $1).count ?? 0) }
+        }
+        guard let f = fileOfName[name] else { throw ModelError("\(location): missing tensor '\(name)'") }
+        return try f.rawBytes(name).count
     }
 
     /// Selected rows of a 2-D tensor as Float32 (embedding lookup without converting the table).
@@ -172,7 +253,11 @@ public struct LinearWeight: Sendable {
         self.inFeatures = inFeatures
     }
 
-    /// `x · Wᵀ + b` for `x` of shape `[rows, in]` (one BLAS sgemm).
+    /// `x · Wᵀ + b` for `x` of shape `[rows, in]`.
+    ///
+    /// Half-precision weights (F16, BF16) are read from the mapping by `HalfMatmul` — the direct
+    /// kernel for few rows (decoding), widened tiles + sgemm for many (prefill) — so no step converts
+    /// a whole matrix; Float32 weights (and `keepConverted` caches) go to one threaded sgemm.
     public func callAsFunction(_ x: Tensor, store: WeightStore) throws -> Tensor {
         guard x.columns == inFeatures else {
             throw ModelError("linear '\(weight)': input has \(x.columns) features, expected \(inFeatures)")
@@ -188,6 +273,19 @@ public struct LinearWeight: Sendable {
             }
         }
         let cBase = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        let quantized: Void? = try store.withQuantized(weight) { matrix in
+            x.withUnsafeBufferPointer { a in
+                QuantizedMatmul.linear(x: a.baseAddress!, rows: m, matrix: matrix, into: cBase, accumulate: bias != nil)
+            }
+        }
+        if quantized != nil { return out }
+        let half: Void? = try store.withHalfPrecision(weight) { w, format in
+            x.withUnsafeBufferPointer { a in
+                HalfMatmul.linear(x: a.baseAddress!, rows: m, weight: w, format: format, outFeatures: n, inFeatures: k,
+                                  into: cBase, accumulate: bias != nil)
+            }
+        }
+        if half != nil { return out }
         let beta: Float = bias == nil ? 0 : 1
         try store.withFloats(weight) { w in
             x.withUnsafeBufferPointer { a in
