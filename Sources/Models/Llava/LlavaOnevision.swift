@@ -94,6 +94,35 @@ extension LlavaModel {
         return VideoFeatures(features: try Tensor.concatenateRows(rows), towerRowsPerFrame: towerRows, projectedRows: all.rows)
     }
 
+    /// The video's layout as it reaches the LLM: `frames` frames of ⌈side/2⌉² pooled cells, one newline.
+    public func videoLayout(frames: Int) -> VideoLayout {
+        let pooled = (config.vision.patchesPerSide + 1) / 2
+        return VideoLayout(frames: frames, gridRows: pooled, gridColumns: pooled, trailingNewline: true)
+    }
+
+    /// The video hook point: `features` (pooled rows + newline, as `videoFeatures` returns them)
+    /// through `hook`, checked; without a hook (or when it declines) the rows pass unchanged.
+    func compressVideo(_ features: Tensor, frames: Int, index: Int, hook: VideoTokenHook?) throws -> CompressedVideo {
+        let layout = videoLayout(frames: frames)
+        let unchanged = { try CompressedVideo(rows: features, sources: Array(0..<layout.rowCount), positions: .notApplicable) }
+        guard let hook else { return try unchanged() }
+        guard features.rows == layout.rowCount else {
+            throw ModelError("video \(index): \(features.rows) pooled rows, the layout \(frames)×\(layout.tokensPerFrame) + 1 expects \(layout.rowCount)")
+        }
+        let video = PooledVideo(index: index, tokens: try features.rows(0..<layout.frameTokens),
+                                newline: try features.rows(layout.frameTokens..<layout.rowCount), layout: layout)
+        guard let out = try hook.compressVideo(video) else { return try unchanged() }
+        guard out.rows.columns == features.columns, out.sources.allSatisfy({ (0..<layout.rowCount).contains($0) }) else {
+            throw ModelError("video hook: video \(index) returned \(out.rows.shape) rows with sources outside 0..<\(layout.rowCount) (rows must be [n, \(features.columns)])")
+        }
+        if out.positions == .keepOriginal {
+            guard zip(out.sources, out.sources.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ModelError("video hook: video \(index) keeps original positions, so its sources must be strictly ascending")
+            }
+        }
+        return out
+    }
+
     // MARK: images
 
     /// Cells down and across an unpadded `height × width` feature grid keeps after the

@@ -1,0 +1,116 @@
+import Foundation
+import ModelIO
+import Testing
+import Evaluation
+import Tensors
+import TokenCompression
+@testable import Models
+
+/// The tiny OneVision video fixture (tools/fixtures/make_onevision_video_compressed_fixtures.py):
+/// 8 frames of 3×3 pooled cells (5×5 patches, so the pooling interpolates), 73 video rows.
+enum VideoCompressionFixture {
+    static var folder: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/compressed-video/onevision").path
+    }
+    static let videoStart = 4
+    static let videoRows = 73
+
+    static func model() throws -> LlavaModel { try LlavaModel.load(folder: folder) }
+
+    static func inputs() throws -> (ids: [Int], video: LlavaVideo) {
+        let f = try SafetensorsFile(path: folder + "/inputs.safetensors")
+        return (try f.integers("input_ids").map { Int($0) }, try LlavaVideo(pixelValues: try f.tensor("pixel_values_video")))
+    }
+}
+
+/// Video compression inside LLaVA-OneVision against transformers fed the same video rows and
+/// position ids: VidCom² and DyCoke (before the LLM; DyCoke's decode-time KV pruning recomputed
+/// by the script from its rule), FastV and random (decoder cuts over the video span). With
+/// `TOKC_WRITE_KEPT=DIR` set, the test writes what our runtime keeps to DIR/kept.json instead.
+@Suite struct CompressionVideoParityTests {
+    struct Run: Codable, Equatable {
+        var video_sources: [Int]
+        var positions: [Int]
+        var stages: [CompressionParityTests.Stage]
+        var dycoke_layer: Int?
+        var dycoke_ratio: Double?
+        var decode_selections: [[Int]?]?
+    }
+
+    static let runs: [(name: String, method: String, budget: Budget, parameters: [String: String])] = [
+        ("vidcom2", "vidcom2", .ratio(0.25), [:]),
+        ("dycoke", "dycoke", .ratio(0.25), ["k": "0.7", "l": "2", "p": "0.7"]),
+        ("fastv", "fastv", .ratio(0.25), [:]),
+        ("random", "random", .ratio(0.25), [:]),
+    ]
+
+    struct Ours {
+        var run: Run
+        var prefill: LlavaPrefillResult
+        var report: CompressionRunReport
+        /// Greedy tokens and, for DyCoke, each decode step's logits.
+        var tokens: [Int]
+        var stepLogits: [Tensor]
+    }
+
+    static func ours(_ name: String) throws -> Ours {
+        let spec = runs.first { $0.name == name }!
+        let model = try VideoCompressionFixture.model()
+        let (ids, video) = try VideoCompressionFixture.inputs()
+        let c = try MethodCatalog.compression(method: spec.method, budget: spec.budget, parameters: spec.parameters)
+        let recorder = c.prefillHook.map { CompressionParityTests.Recorder($0) }
+        let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: recorder, videoHook: c.videoHook)
+        let expanded = p.expandedInputIDs.count
+        // Decoder positions as the prefill started: contiguous unless the video hook kept gaps.
+        let positions = Array(0..<expanded)
+        var tokens: [Int] = [], steps: [Tensor] = []
+        var logits = p.logits
+        for _ in 0..<3 {
+            let t = DecoderLM.argmax(logits)
+            tokens.append(t)
+            logits = try model.language.decodeStep(token: t, cache: p.cache, hook: c.decodeHook)
+            steps.append(logits)
+        }
+        var run = Run(video_sources: p.videoSources[0], positions: positions, stages: recorder?.stages ?? [])
+        if let dycoke = c.decodeHook as? DyCokeHook {
+            run.dycoke_layer = dycoke.pruneLayer
+            run.dycoke_ratio = dycoke.pruneRatio
+            run.decode_selections = dycoke.decodeSteps.map(\.selectedPositions)
+        }
+        return Ours(run: run, prefill: p, report: c.report(), tokens: tokens, stepLogits: steps)
+    }
+
+    @Test func writeKeptWhenAsked() throws {
+        guard let dir = ProcessInfo.processInfo.environment["TOKC_WRITE_KEPT"] else { return }
+        var all: [String: Run] = [:]
+        for r in Self.runs { all[r.name] = try Self.ours(r.name).run }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(all).write(to: URL(fileURLWithPath: dir + "/kept.json"))
+    }
+
+    @Test(arguments: runs.map(\.name))
+    func compressedLogitsMatchTransformers(_ name: String) throws {
+        let folder = VideoCompressionFixture.folder
+        let expected = try JSONDecoder().decode([String: Run].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/kept.json")))
+        let reference = try SafetensorsFile(path: folder + "/reference.safetensors")
+        let ours = try Self.ours(name)
+        // The reference was fed exactly what we keep now, and something was dropped.
+        #expect(ours.run == expected[name])
+        let visualAtEnd = ours.prefill.decoder.visualRowsPerLayer.last ?? VideoCompressionFixture.videoRows
+        #expect(visualAtEnd < VideoCompressionFixture.videoRows, "\(name) kept every video row")
+        let d = modelsMaxAbs(ours.prefill.logits, try reference.tensor("\(name)_logits"))
+        #expect(d <= 1e-4, "\(name): compressed logits differ from transformers by \(d)")
+        print("video parity \(name): \(ours.report.visualTokensBefore) → \(ours.report.achievedVisualTokens) tokens, max abs logits difference \(d)")
+        #expect(ours.tokens == (try reference.integers("\(name)_greedy").map { Int($0) }))
+        if reference.contains("\(name)_step_logits") {
+            let steps = try reference.tensor("\(name)_step_logits")
+            for (i, s) in ours.stepLogits.enumerated() {
+                let ds = modelsMaxAbs(s, try steps.reshaped([steps.shape[0], steps.shape[1]]).rows(i..<(i + 1)))
+                #expect(ds <= 1e-4, "\(name): decode step \(i) logits differ from transformers by \(ds)")
+            }
+        }
+    }
+}
