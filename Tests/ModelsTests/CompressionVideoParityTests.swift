@@ -15,6 +15,7 @@ enum VideoCompressionFixture {
     }
     static let videoStart = 4
     static let videoRows = 73
+    static let videoToken = 158
 
     static func model() throws -> LlavaModel { try LlavaModel.load(folder: folder) }
 
