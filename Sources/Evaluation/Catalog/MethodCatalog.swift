@@ -34,8 +34,8 @@ public enum MethodCatalog {
         MethodEntry(EViT.info, vitAdapter: ViTEViTCompression.adapter, conformer: EViTConformer.self),
         MethodEntry(SparseTuning.info, vitAdapter: ViTSparseTuningCompression.adapter),
         // video LLM
-        MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, conformer: VidCom2Conformer.self),
-        MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, conformer: DyCokeConformer.self),
+        MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
+        MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
         MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
         MethodEntry(PruneVid.info, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
@@ -77,10 +77,20 @@ public enum MethodCatalog {
     /// What runs on a video prompt (sorted): the video methods and the image methods that act in
     /// the decoder (their visual span is then the video's rows).
     public static var videoPromptMethods: [String] {
-        all.filter { $0.videoAdapter != nil || ($0.adapter != nil && actsInDecoder($0.info.placement)) }.map { $0.name }.sorted()
+        all.filter(runsOnVideo).map { $0.name }.sorted()
     }
 
-    /// Placed in the decoder only (the vision-feature hook acts on images, not on video frames).
+    /// A video method, or a LLaVA method without a vision-feature hook (that hook acts on images
+    /// before the projector and is refused on video prompts). Methods that cannot be built from a
+    /// budget alone (FitPrune's scheme) are judged by where they are placed.
+    static func runsOnVideo(_ entry: MethodEntry) -> Bool {
+        if entry.videoAdapter != nil { return true }
+        guard let adapter = entry.adapter else { return false }
+        if let built = try? adapter.make(budget: .ratio(0.5)) { return built.visionHook == nil }
+        return actsInDecoder(entry.info.placement)
+    }
+
+    /// Placed in the decoder only.
     static func actsInDecoder(_ placement: Placement) -> Bool {
         switch placement {
         case .llmLayer, .llmLayers, .decodeStep: return true

@@ -34,16 +34,28 @@ public enum VideoDyCokeCompression {
     /// The K whose m = int((1 − K)·N) keeps the most frame tokens not above `target`, from the
     /// frame pattern TTM itself gives (run on a 2-token dummy: whole frames keep 2, pruned 1, an
     /// odd F's dropped last frame 0).
-    static func mergingRatio(forTarget target: Int, frames: Int, tokensPerFrame n: Int) throws -> (k: Double, m: Int, reachable: Bool) {
-        let dummy = Tensor(zeros: [frames * 2, 1])
-        let pattern = try DyCoke.temporalMerge(tokens: dummy, parameters: .init(tokensPerFrame: 2, mergingRatio: 0.5)).frameTokenCounts
-        let whole = pattern.filter { $0 == 2 }.count, pruned = pattern.filter { $0 == 1 }.count
+    public static func mergingRatio(forTarget target: Int, frames: Int, tokensPerFrame n: Int) throws -> (k: Double, m: Int, reachable: Bool) {
+        let (whole, pruned) = try framePattern(frames: frames)
         guard pruned > 0 else { return (0, n, true) }
         let room = target - whole * n
         let m = min(n, max(0, room / pruned))
         // (1 − K)·N = m + ½ so that int() lands on m whatever the float rounding.
         let k = m >= n ? 0 : 1 - (Double(m) + 0.5) / Double(n)
         return (k, m, room >= 0)
+    }
+
+    /// Frames TTM keeps whole and frames it prunes to m tokens, for an F-frame video (an odd F's
+    /// last frame is neither: TTM drops it).
+    public static func framePattern(frames: Int) throws -> (whole: Int, pruned: Int) {
+        let dummy = Tensor(zeros: [frames * 2, 1])
+        let pattern = try DyCoke.temporalMerge(tokens: dummy, parameters: .init(tokensPerFrame: 2, mergingRatio: 0.5)).frameTokenCounts
+        return (pattern.filter { $0 == 2 }.count, pattern.filter { $0 == 1 }.count)
+    }
+
+    /// Frame tokens TTM keeps for an F-frame video of N tokens per frame at merging ratio K.
+    public static func keptFrameTokens(frames: Int, tokensPerFrame n: Int, mergingRatio k: Double) throws -> Int {
+        let (whole, pruned) = try framePattern(frames: frames)
+        return whole * n + pruned * DyCoke.Parameters(tokensPerFrame: n, mergingRatio: k).keptPerPrunedFrame
     }
 }
 
