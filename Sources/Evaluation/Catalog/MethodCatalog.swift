@@ -37,7 +37,7 @@ public enum MethodCatalog {
         MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
         MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
         MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
-        MethodEntry(PruneVid.info, conformer: PruneVidConformer.self),
+        MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
         MethodEntry(HoliTom.info, conformer: HoliTomConformer.self),
         // diffusion caching
