@@ -41,6 +41,10 @@ enum VideoCompressionFixture {
         var video_groups: [[Int]]?
         /// Layers 0...this whose cache the method cut to the last stage's rows after the prefill.
         var compact_layers: Int?
+        /// Methods that make new values (HoliTom's β-weighted merges): the video rows themselves, and
+        /// the tower attention they were chosen with (the reference recomputes that in transformers).
+        var video_values: [[Float]]?
+        var received_attention: [Float]?
     }
 
     static let runs: [(name: String, method: String, budget: Budget, parameters: [String: String])] = [
@@ -49,6 +53,7 @@ enum VideoCompressionFixture {
         ("fastv", "fastv", .ratio(0.25), [:]),
         ("random", "random", .ratio(0.25), [:]),
         ("prunevid", "prunevid", .ratio(0.25), ["layer": "1", "tau": "0.9"]),
+        ("holitom", "holitom", .ratio(0.25), ["tau": "0.8"]),
     ]
 
     struct Ours {
@@ -90,6 +95,12 @@ enum VideoCompressionFixture {
             let m = try PruneVid.merge(frames: try pooled.rows(0..<72), frameCount: 8, parameters: hook.parameters)
             run.video_groups = m.compression.merged.map(\.sources) + [[72]]
             run.compact_layers = hook.parameters.selectedLayer
+        }
+        if spec.method == "holitom" {
+            let e = try model.embedPrompt(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
+            let span = e.videoSpans[0]
+            run.video_values = try (span.lowerBound..<span.upperBound).map { try e.embeddings.rows($0..<($0 + 1)).values }
+            run.received_attention = try model.videoFeatures(video, receivedAttention: true).receivedAttention?.values
         }
         return Ours(run: run, prefill: p, report: c.report(), tokens: tokens, stepLogits: steps)
     }

@@ -141,3 +141,51 @@ import TokenCompression
         }
     }
 }
+
+/// PruneVid and HoliTom in the model: each hook calls its method's function on the model's own signals.
+@Suite struct CompressionVideoMergeTests {
+    @Test func holiTomUsesTheTowersReceivedAttention() throws {
+        let (model, ids, video, features) = try CompressionVideoTests.pooled()
+        let c = try MethodCatalog.compression(method: "holitom", budget: .ratio(0.25), parameters: ["tau": "0.8"])
+        let p = try model.prefill(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
+        let attention = try #require(try model.videoFeatures(video, receivedAttention: true).receivedAttention)
+        #expect(attention.shape == [8, 9])
+        // Each frame's received attention is a mean of softmax columns: it sums to (25 patches / 25) pooled.
+        #expect(attention.values.allSatisfy { $0 > 0 })
+        let direct = try HoliTom.outer(features: try features.rows(0..<72), frames: 8, attention: attention,
+                                       parameters: .init(retainRatio: 0.25, staticThreshold: 0.8))
+        let e = try model.embedPrompt(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
+        #expect(try e.embeddings.rows(4..<(4 + direct.tokens.rows)).values == direct.tokens.values)
+        #expect(p.videoTokens == [direct.tokens.rows + 1] && c.report().achievedVisualTokens == direct.compression.achievedCount)
+        #expect(c.report().requestedVisualTokens == 18)
+    }
+
+    @Test func pruneVidMergesThenSelects() throws {
+        let (model, ids, video, features) = try CompressionVideoTests.pooled()
+        let c = try MethodCatalog.compression(method: "prunevid", budget: .ratio(0.25), parameters: ["layer": "1", "tau": "0.9"])
+        let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: c.prefillHook, videoHook: c.videoHook)
+        let merge = try PruneVid.merge(frames: try features.rows(0..<72), frameCount: 8, parameters: .init(staticThreshold: 0.9))
+        #expect(p.videoTokens == [merge.tokens.rows + 1])
+        // Layers 0–1 ran on every row; from layer 2 on only the selected rows; the caches of 0–1 were cut too.
+        let rows = p.decoder.tokensPerLayer
+        #expect(rows[0] == rows[1] && rows[2] < rows[1] && rows[2] == rows[3])
+        #expect(p.cache.tokenCounts.allSatisfy { $0 == rows[2] })
+        #expect(c.report().positionPolicy == .keepOriginal && c.report().achievedVisualTokens == rows[2] - (ids.count - 73) - 1)
+    }
+
+    @Test func pruneVidAndHoliTomRefuseWhatTheirCodeCannotDo() throws {
+        let (model, _, video, _) = try CompressionVideoTests.pooled()
+        let six = LlavaVideo(frames: Array(video.frames.prefix(6)))
+        let ids = [1, 15, VideoCompressionFixture.videoToken, 33]
+        let c = try MethodCatalog.compression(method: "prunevid", budget: .ratio(0.25))
+        #expect { _ = try model.prefill(inputIDs: ids, images: [], videos: [six], hook: c.prefillHook, videoHook: c.videoHook) } throws: {
+            "\($0)".contains("7 nearest of 6")
+        }
+        // The selection layer beyond the model: merge only, said so.
+        let deep = try MethodCatalog.compression(method: "prunevid", budget: .ratio(0.25), parameters: ["layer": "10"])
+        let (fullIDs, full) = try VideoCompressionFixture.inputs()
+        _ = try model.prefill(inputIDs: fullIDs, images: [], videos: [full], hook: deep.prefillHook, videoHook: deep.videoHook)
+        #expect(deep.report().notes.contains { $0.contains("merge stage only") })
+        #expect { _ = try MethodCatalog.compression(method: "holitom", budget: .ratio(0.25), parameters: ["beta": "2"]) } throws: { "\($0)".contains("β") }
+    }
+}

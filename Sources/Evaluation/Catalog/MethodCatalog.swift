@@ -39,7 +39,7 @@ public enum MethodCatalog {
         MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
         MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
-        MethodEntry(HoliTom.info, conformer: HoliTomConformer.self),
+        MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
         // diffusion caching
         MethodEntry(ToCa.info, conformer: ToCaConformer.self),
         MethodEntry(DuCa.info, conformer: DuCaConformer.self),
@@ -135,7 +135,7 @@ public enum MethodCatalog {
         return try adapter.make(parameters: parameters, shape: shape)
     }
 
-    /// "35 methods: 23 run inside a model (18 in LLaVA, 3 in ViTs, 2 on LLaVA-OneVision videos), 29 have conformance
+    /// "35 methods: 25 run inside a model (18 in LLaVA, 3 in ViTs, 4 on LLaVA-OneVision videos), 29 have conformance
     /// cases" (`tokc methods`' last line; a test holds the README to it).
     public static var summary: String {
         "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs, \(videoMethods.count) on LLaVA-OneVision videos), \(conformers.count) have conformance cases"

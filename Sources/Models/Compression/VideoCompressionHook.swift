@@ -35,6 +35,10 @@ class VideoCompressionHook: CompressionHook, VideoTokenHook {
         super.init(method: method, policy: policy)
     }
 
+    /// Declared here so that subclasses can override it (a protocol extension's default would be
+    /// chosen statically for every subclass).
+    var wantsReceivedAttention: Bool { false }
+
     func compressVideo(_ video: PooledVideo) throws -> CompressedVideo? {
         if video.index == 0 {
             beginReport(visualBefore: 0, requested: 0, achieved: 0, policy: report.positionPolicy)

@@ -42,6 +42,9 @@ public struct PooledVideo: @unchecked Sendable {
     /// `[1, C]`: the `image_newline` row the model appends after the last frame.
     public var newline: Tensor
     public var layout: VideoLayout
+    /// `[F, N]`: attention each pooled cell received in the tower's feature layer (mean over heads
+    /// and queries, pooled like the rows), when the hook asked for it (`wantsReceivedAttention`).
+    public var receivedAttention: Tensor?
 }
 
 /// What a video hook sends to the LLM in place of a video's rows.
@@ -70,6 +73,13 @@ public struct CompressedVideo: @unchecked Sendable {
 /// Where video-token methods (VidCom², DyCoke's temporal merging, …) plug into LLaVA-OneVision:
 /// once per video, on the pooled rows before they are spliced into the prompt.
 public protocol VideoTokenHook: AnyObject {
+    /// Whether the tower must record the attention its feature layer's patches receive (HoliTom);
+    /// it costs one full attention matrix per frame, so only hooks that read it ask. Default false.
+    var wantsReceivedAttention: Bool { get }
     /// The rows that replace the video's, or nil to leave it unchanged.
     func compressVideo(_ video: PooledVideo) throws -> CompressedVideo?
+}
+
+extension VideoTokenHook {
+    public var wantsReceivedAttention: Bool { false }
 }

@@ -98,8 +98,8 @@ final class PruneVidHook: VideoCompressionHook, PrefillHook {
     }
 
     func afterPrefill(_ summary: PrefillSummary) throws {
-        if pending != nil && !acted {
-            noOp("the model has \(summary.tokensPerLayer.count) layers, so the selection at layer \(parameters.selectedLayer) cuts nothing after it")
+        if !acted && parameters.selectedLayer + 1 >= summary.tokensPerLayer.count {
+            noOp("the model has \(summary.tokensPerLayer.count) layers, so the selection at layer \(parameters.selectedLayer) cuts nothing after it (merge stage only)")
         }
         report.keptIndices = summary.keptOriginalIndices
     }
