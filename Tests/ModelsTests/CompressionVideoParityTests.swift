@@ -54,7 +54,26 @@ enum VideoCompressionFixture {
         ("random", "random", .ratio(0.25), [:]),
         ("prunevid", "prunevid", .ratio(0.25), ["layer": "1", "tau": "0.9"]),
         ("holitom", "holitom", .ratio(0.25), ["tau": "0.8"]),
+        // Not a registered method: every third frame row at its ORIGINAL position (FastVID's policy),
+        // so the gaps in the position ids and the text after the video are checked against transformers.
+        ("original-positions", "", .ratio(0.25), [:]),
     ]
+
+    /// Keeps rows 0, 3, 6, … of the frames and the newline, at their original positions.
+    final class KeepOriginalHook: VideoTokenHook {
+        func compressVideo(_ video: PooledVideo) throws -> CompressedVideo? {
+            let kept = Array(stride(from: 0, to: video.layout.frameTokens, by: 3))
+            let rows = try Tensor.concatenateRows([try video.tokens.gatherRows(kept), video.newline])
+            return try CompressedVideo(rows: rows, sources: kept + [video.layout.frameTokens], positions: .keepOriginal)
+        }
+    }
+
+    static func compression(_ spec: (name: String, method: String, budget: Budget, parameters: [String: String])) throws -> ModelCompression {
+        guard spec.method.isEmpty else { return try MethodCatalog.compression(method: spec.method, budget: spec.budget, parameters: spec.parameters) }
+        let hook = KeepOriginalHook()
+        return ModelCompression(info: FastVID.info, budget: spec.budget, prefillHook: nil, visionHook: nil, videoHook: hook,
+                                report: { .empty(.keepOriginal) })
+    }
 
     struct Ours {
         var run: Run
@@ -69,12 +88,12 @@ enum VideoCompressionFixture {
         let spec = runs.first { $0.name == name }!
         let model = try VideoCompressionFixture.model()
         let (ids, video) = try VideoCompressionFixture.inputs()
-        let c = try MethodCatalog.compression(method: spec.method, budget: spec.budget, parameters: spec.parameters)
+        let c = try compression(spec)
         let recorder = c.prefillHook.map { CompressionParityTests.Recorder($0) }
+        // Decoder positions as the prefill starts: contiguous unless the video hook kept gaps.
+        let embedded = try model.embedPrompt(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
         let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: recorder, videoHook: c.videoHook)
-        let expanded = p.expandedInputIDs.count
-        // Decoder positions as the prefill started: contiguous unless the video hook kept gaps.
-        let positions = Array(0..<expanded)
+        let positions = embedded.positions ?? Array(0..<p.expandedInputIDs.count)
         var tokens: [Int] = [], steps: [Tensor] = []
         var logits = p.logits
         for _ in 0..<3 {
@@ -127,6 +146,11 @@ enum VideoCompressionFixture {
         #expect(visualAtEnd < VideoCompressionFixture.videoRows, "\(name) kept every video row")
         let d = modelsMaxAbs(ours.prefill.logits, try reference.tensor("\(name)_logits"))
         #expect(d <= 1e-4, "\(name): compressed logits differ from transformers by \(d)")
+        if name == "original-positions" {
+            // Frame rows at 4 + 3i, the newline at 4 + 72, the text after it where it was (… 81).
+            #expect(Array(ours.run.positions[4...6]) == [4, 7, 10] && ours.run.positions[28] == 76 && ours.run.positions.last == 81)
+            #expect(ours.prefill.cache.nextPosition == 82 + 3 && !ours.prefill.trace.positionsRenumbered)
+        }
         print("video parity \(name): \(ours.report.visualTokensBefore) → \(ours.report.achievedVisualTokens) tokens, max abs logits difference \(d)")
         let greedy = try reference.integers("\(name)_greedy").map { Int($0) }
         #expect(ours.tokens == greedy, "\(name): greedy \(ours.tokens), transformers \(greedy)")

@@ -42,6 +42,7 @@ final class PruneVidHook: VideoCompressionHook, PrefillHook {
         var results: [PruneVid.MergeResult] = []
         super.init(method: "prunevid", policy: .renumber, budget: budget, budgetDriven: false) { video, _ in
             let m = try PruneVid.merge(frames: video.tokens, frameCount: video.layout.frames, parameters: parameters)
+            if video.index == 0 { results = [] }  // a new prompt: forget videos of one that never reached the decoder
             results.append(m)
             let sources = m.compression.merged.map { $0.sources.min() ?? 0 }
             return VideoChoice(rows: m.tokens, sources: sources, policy: .renumber, requested: m.tokens.rows,
