@@ -45,6 +45,9 @@ enum VideoCompressionFixture {
         /// the tower attention they were chosen with (the reference recomputes that in transformers).
         var video_values: [[Float]]?
         var received_attention: [Float]?
+        /// FastVID: the pooling head's global features and salience (the reference recomputes them).
+        var global_features: [Float]?
+        var salience: [Float]?
     }
 
     static let runs: [(name: String, method: String, budget: Budget, parameters: [String: String])] = [
@@ -54,6 +57,7 @@ enum VideoCompressionFixture {
         ("random", "random", .ratio(0.25), [:]),
         ("prunevid", "prunevid", .ratio(0.25), ["layer": "1", "tau": "0.9"]),
         ("holitom", "holitom", .ratio(0.25), ["tau": "0.8"]),
+        ("fastvid", "fastvid", .ratio(0.5), ["segments": "2", "anchor_stride": "2"]),
         // Not a registered method: every third frame row at its ORIGINAL position (FastVID's policy),
         // so the gaps in the position ids and the text after the video are checked against transformers.
         ("original-positions", "", .ratio(0.25), [:]),
@@ -114,6 +118,15 @@ enum VideoCompressionFixture {
             let m = try PruneVid.merge(frames: try pooled.rows(0..<72), frameCount: 8, parameters: hook.parameters)
             run.video_groups = m.compression.merged.map(\.sources) + [[72]]
             run.compact_layers = hook.parameters.selectedLayer
+        }
+        if spec.method == "fastvid" {
+            let span = p.videoSpans[0]
+            let e = try model.embedPrompt(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
+            run.video_values = try span.map { try e.embeddings.rows($0..<($0 + 1)).values }
+            let frames = try #require(try model.videoFeatures(video, towerFeatures: true).towerFeatures)
+            let signals = try SigLIPPoolingHead(model: model).signals(frames: frames, pooledSide: 3)
+            run.global_features = signals.global.values
+            run.salience = signals.salience.values
         }
         if spec.method == "holitom" {
             let e = try model.embedPrompt(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)

@@ -189,3 +189,31 @@ import TokenCompression
         #expect { _ = try MethodCatalog.compression(method: "holitom", budget: .ratio(0.25), parameters: ["beta": "2"]) } throws: { "\($0)".contains("β") }
     }
 }
+
+/// FastVID in the model: the pooling head's signals, original positions, and a clear error without the head.
+@Suite struct CompressionVideoFastVIDTests {
+    @Test func fastVIDKeepsOriginalPositions() throws {
+        let (model, ids, video, features) = try CompressionVideoTests.pooled()
+        let c = try MethodCatalog.compression(method: "fastvid", budget: .ratio(0.5), parameters: ["segments": "2", "anchor_stride": "2"])
+        let p = try model.prefill(inputIDs: ids, images: [], videos: [video], videoHook: c.videoHook)
+        let frames = try #require(try model.videoFeatures(video, towerFeatures: true).towerFeatures)
+        let signals = try SigLIPPoolingHead(model: model).signals(frames: frames, pooledSide: 3)
+        #expect(signals.global.shape == [8, 32] && signals.salience.shape == [8, 9])
+        let direct = try FastVID.compress(videoTokens: try features.rows(0..<72), frames: 8, salience: signals.salience, globalFeatures: signals.global,
+                                          parameters: .init(retentionRatio: 0.5, segmentCount: 2, anchorStride: 2))
+        #expect(p.videoSources[0] == direct.compression.kept + [72])
+        // Positions: prefix 0…3, the kept rows at 4 + their index, the newline at 76, the text after at 77…81.
+        #expect(p.decoder.positions == Array(0..<4) + direct.compression.kept.map { 4 + $0 } + [76] + Array(77..<82))
+        #expect(c.report().positionPolicy == .keepOriginal && !p.trace.positionsRenumbered && p.cache.nextPosition == 82)
+    }
+
+    @Test func fastVIDNeedsThePoolingHead() throws {
+        let model = try LlavaModel.load(folder: modelsFixture("llava-onevision"))
+        let ref = try ModelsReference("llava-onevision")
+        let video = try LlavaOnevisionTests.video(ref)
+        let frames = Array(repeating: video.frames, count: 2).flatMap { $0 }  // 8 frames
+        let c = try MethodCatalog.compression(method: "fastvid", budget: .ratio(0.5))
+        #expect { _ = try model.prefill(inputIDs: [1, LlavaOnevisionTests.videoToken, 2], images: [], videos: [LlavaVideo(frames: frames)],
+                                         videoHook: c.videoHook) } throws: { "\($0)".contains("attention-pooling head") }
+    }
+}

@@ -36,7 +36,7 @@ public enum MethodCatalog {
         // video LLM
         MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
         MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
-        MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
+        MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, conformer: FastVIDConformer.self),
         MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
         MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
@@ -135,7 +135,7 @@ public enum MethodCatalog {
         return try adapter.make(parameters: parameters, shape: shape)
     }
 
-    /// "35 methods: 25 run inside a model (18 in LLaVA, 3 in ViTs, 4 on LLaVA-OneVision videos), 29 have conformance
+    /// "35 methods: 26 run inside a model (18 in LLaVA, 3 in ViTs, 5 on LLaVA-OneVision videos), 29 have conformance
     /// cases" (`tokc methods`' last line; a test holds the README to it).
     public static var summary: String {
         "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs, \(videoMethods.count) on LLaVA-OneVision videos), \(conformers.count) have conformance cases"

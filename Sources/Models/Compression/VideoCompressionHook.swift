@@ -38,6 +38,7 @@ class VideoCompressionHook: CompressionHook, VideoTokenHook {
     /// Declared here so that subclasses can override it (a protocol extension's default would be
     /// chosen statically for every subclass).
     var wantsReceivedAttention: Bool { false }
+    var wantsPoolingHeadSignals: Bool { false }
 
     func compressVideo(_ video: PooledVideo) throws -> CompressedVideo? {
         if video.index == 0 {

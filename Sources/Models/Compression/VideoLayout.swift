@@ -45,6 +45,16 @@ public struct PooledVideo: @unchecked Sendable {
     /// `[F, N]`: attention each pooled cell received in the tower's feature layer (mean over heads
     /// and queries, pooled like the rows), when the hook asked for it (`wantsReceivedAttention`).
     public var receivedAttention: Tensor?
+    /// SigLIP's attention-pooling head on each frame, when the hook asked (`wantsPoolingHeadSignals`).
+    public var poolingHead: PoolingHeadSignals?
+}
+
+/// What SigLIP's attention-pooling (MAP) head says about each frame (FastVID's signals).
+public struct PoolingHeadSignals: @unchecked Sendable {
+    /// `[F, D_vision]`: the head's output per frame.
+    public var global: Tensor
+    /// `[F, N]`: the probe's attention over the patches (mean over heads), pooled like the rows.
+    public var salience: Tensor
 }
 
 /// What a video hook sends to the LLM in place of a video's rows.
@@ -76,10 +86,13 @@ public protocol VideoTokenHook: AnyObject {
     /// Whether the tower must record the attention its feature layer's patches receive (HoliTom);
     /// it costs one full attention matrix per frame, so only hooks that read it ask. Default false.
     var wantsReceivedAttention: Bool { get }
+    /// Whether the hook reads the pooling head's signals (`PooledVideo.poolingHead`). Default false.
+    var wantsPoolingHeadSignals: Bool { get }
     /// The rows that replace the video's, or nil to leave it unchanged.
     func compressVideo(_ video: PooledVideo) throws -> CompressedVideo?
 }
 
 extension VideoTokenHook {
     public var wantsReceivedAttention: Bool { false }
+    public var wantsPoolingHeadSignals: Bool { false }
 }

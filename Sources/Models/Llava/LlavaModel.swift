@@ -350,10 +350,12 @@ public final class LlavaModel: @unchecked Sendable {
         var videoSources: [[Int]] = []
         var videoKeepsPositions: [Bool] = []
         for (i, video) in videos.enumerated() {
-            let f = try self.videoFeatures(video, index: i, receivedAttention: videoHook?.wantsReceivedAttention ?? false)
+            let f = try self.videoFeatures(video, index: i, receivedAttention: videoHook?.wantsReceivedAttention ?? false,
+                                           towerFeatures: videoHook?.wantsPoolingHeadSignals ?? false)
             towerRows += f.towerRowsPerFrame
             projectedRows += f.projectedRows
-            let c = try compressVideo(f.features, frames: video.frames.count, index: i, hook: videoHook, received: f.receivedAttention)
+            let c = try compressVideo(f.features, frames: video.frames.count, index: i, hook: videoHook, received: f.receivedAttention,
+                                      towerFeatures: f.towerFeatures)
             videoFeatures.append(c.rows)
             videoSources.append(c.sources)
             videoKeepsPositions.append(c.positions == .keepOriginal)

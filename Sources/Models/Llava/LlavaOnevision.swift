@@ -56,10 +56,13 @@ extension LlavaModel {
         /// `[F, ⌈side/2⌉²]` when asked: attention each patch of the feature layer received (mean
         /// over heads and queries), pooled like the rows.
         public var receivedAttention: Tensor? = nil
+        /// Per frame, the selected tower features before the projector, when asked.
+        public var towerFeatures: [Tensor]? = nil
     }
 
     /// `get_video_features` of one video.
-    public func videoFeatures(_ video: LlavaVideo, index: Int = 0, receivedAttention: Bool = false) throws -> VideoFeatures {
+    public func videoFeatures(_ video: LlavaVideo, index: Int = 0, receivedAttention: Bool = false,
+                              towerFeatures: Bool = false) throws -> VideoFeatures {
         guard config.variant == .onevision else { throw ModelError("only LLaVA-OneVision takes videos (this model is \(config.variant.rawValue))") }
         guard !video.frames.isEmpty else {
             throw ModelError("video \(index) has no frames (a <video> prompt needs the video's frames, [3, \(config.vision.imageSize), \(config.vision.imageSize)] each)")
@@ -106,6 +109,7 @@ extension LlavaModel {
         rows.append(try newlineRow())
         var out = VideoFeatures(features: try Tensor.concatenateRows(rows), towerRowsPerFrame: towerRows, projectedRows: all.rows)
         if receivedAttention { out.receivedAttention = try Tensor.concatenateRows(received).reshaped([video.frames.count, pooledSide * pooledSide]) }
+        if towerFeatures { out.towerFeatures = perFrame }
         return out
     }
 
@@ -133,16 +137,21 @@ extension LlavaModel {
 
     /// The video hook point: `features` (pooled rows + newline, as `videoFeatures` returns them)
     /// through `hook`, checked; without a hook (or when it declines) the rows pass unchanged.
-    func compressVideo(_ features: Tensor, frames: Int, index: Int, hook: VideoTokenHook?, received: Tensor? = nil) throws -> CompressedVideo {
+    func compressVideo(_ features: Tensor, frames: Int, index: Int, hook: VideoTokenHook?, received: Tensor? = nil,
+                       towerFeatures: [Tensor]? = nil) throws -> CompressedVideo {
         let layout = videoLayout(frames: frames)
         let unchanged = { try CompressedVideo(rows: features, sources: Array(0..<layout.rowCount), positions: .notApplicable) }
         guard let hook else { return try unchanged() }
         guard features.rows == layout.rowCount else {
             throw ModelError("video \(index): \(features.rows) pooled rows, the layout \(frames)×\(layout.tokensPerFrame) + 1 expects \(layout.rowCount)")
         }
-        let video = PooledVideo(index: index, tokens: try features.rows(0..<layout.frameTokens),
+        var video = PooledVideo(index: index, tokens: try features.rows(0..<layout.frameTokens),
                                 newline: try features.rows(layout.frameTokens..<layout.rowCount), layout: layout,
                                 receivedAttention: received)
+        if hook.wantsPoolingHeadSignals {
+            guard let towerFeatures else { throw ModelError("video \(index): the pooling head needs the frames' tower features") }
+            video.poolingHead = try SigLIPPoolingHead(model: self).signals(frames: towerFeatures, pooledSide: layout.gridRows)
+        }
         guard let out = try hook.compressVideo(video) else { return try unchanged() }
         guard out.rows.columns == features.columns, out.sources.allSatisfy({ (0..<layout.rowCount).contains($0) }) else {
             throw ModelError("video hook: video \(index) returned \(out.rows.shape) rows with sources outside 0..<\(layout.rowCount) (rows must be [n, \(features.columns)])")
