@@ -39,6 +39,9 @@ import Testing
         #expect(low.plan.llmVisual[0] <= 2501 && low.plan.llmVisual[0] > 2400)
         let fastv = try Self.request(frames: 32, method: "fastv", keep: 1568)
         #expect(fastv.plan.llmVisual[1] == 6273 && fastv.plan.llmVisual[2] == 1568)
+        // FastVID's default ρ = 10 %: int(196·0.1) = 19 per frame, 608 of 6272 (the paper's 90.3 % pruned).
+        let fastvid = try Self.request(frames: 32, method: "fastvid")
+        #expect(fastvid.plan.llmVisual[0] == 608 + 1)
         let report = try FlopsCalculator.report(dycoke)
         #expect(report.stages.prefill < 0.6 * report.baseline.prefill && report.stages.vision == report.baseline.vision)
     }

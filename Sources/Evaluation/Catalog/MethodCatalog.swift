@@ -36,7 +36,7 @@ public enum MethodCatalog {
         // video LLM
         MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
         MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
-        MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, conformer: FastVIDConformer.self),
+        MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, flops: S.fastvid, conformer: FastVIDConformer.self),
         MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
         MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),

@@ -42,4 +42,18 @@ extension MethodSchedules {
                                settings: "TTM K=\(String(format: "%.3f", k)) over \(v.frames)×\(v.tokensPerFrame) → \(kept) + newline (decode-time KV pruning not counted)\(note)",
                                llmVisual: Array(repeating: kept + 1, count: c.llmLayers), projectorTokens: c.visual)
     }
+
+    /// FastVID (LLaVA-OneVision file): every frame keeps b = int(N·ρ) tokens, s = b − int(b·d) salient and the
+    /// rest as anchors spread over the segment's anchor frames, so the total is F·b up to the floor in each
+    /// multi-frame segment's anchor split (the cuts depend on the video). ρ = 10 % by default, or keep / (F·N).
+    static func fastvid(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
+        let v = try videoContext("fastvid", c)
+        let ratio = keep.map { Double(min($0, v.frames * v.tokensPerFrame)) / Double(v.frames * v.tokensPerFrame) }
+            ?? FastVID.Parameters().retentionRatio
+        let perFrame = Int(Double(v.tokensPerFrame) * ratio)
+        let kept = v.frames * perFrame
+        return VisualTokenPlan(method: "fastvid",
+                               settings: "ρ=\(String(format: "%.3f", ratio)): b = int(\(v.tokensPerFrame)·ρ) = \(perFrame) per frame × \(v.frames) → ≈\(kept) + newline (original positions)",
+                               llmVisual: Array(repeating: kept + 1, count: c.llmLayers), projectorTokens: c.visual)
+    }
 }
