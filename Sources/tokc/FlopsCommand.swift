@@ -19,6 +19,7 @@ struct FlopsCommand: ParsableCommand {
           tokc flops --preset llava-1.5-7b --method fastv                        (K=2, R=50%)
           tokc flops --preset llava-1.5-7b --convention macs --ffn-matrices 2    (3.33 T, FastV Eq.)
           tokc flops --preset llava-1.5-7b --method sparsevlm --keep 192 --convention macs --ffn-matrices 3
+          tokc flops --preset llava-onevision-7b --frames 32 --method vidcom2   (32 × 196 + 1 video tokens)
         Methods: \(MethodSchedulesNames.list).
         """
     )
@@ -31,6 +32,9 @@ struct FlopsCommand: ParsableCommand {
 
     @Option(name: .long, help: "Uncompressed visual tokens N (default: the model's usual single image).")
     var visualTokens: Int?
+
+    @Option(name: .long, help: "A video of N frames instead of an image (LLaVA-OneVision: N × pooled tokens per frame + 1).")
+    var frames: Int?
 
     @Option(name: .long, help: "Prompt tokens after the image (question + template).")
     var textTokens: Int = 30
@@ -68,6 +72,7 @@ struct FlopsCommand: ParsableCommand {
         if let f = ffnMatrices, f != 2 && f != 3 { throw ValidationError("--ffn-matrices must be 2 or 3") }
         if keep != nil && method == nil { throw ValidationError("--keep needs --method") }
         if schedule != nil && method != nil { throw ValidationError("give --method or --schedule, not both") }
+        if frames != nil && visualTokens != nil { throw ValidationError("give --frames or --visual-tokens, not both (a video's tokens follow from its frames)") }
     }
 
     func run() throws {
@@ -87,7 +92,14 @@ struct FlopsCommand: ParsableCommand {
             for d in parsed.defaulted { printError("note: \(d)") }
             shape = parsed.shape
         }
-        let visual = visualTokens ?? shape.defaultVisualTokens
+        var visual = visualTokens ?? shape.defaultVisualTokens
+        var video: (frames: Int, tokensPerFrame: Int)?
+        if let frames {
+            let v = try VideoFlops.visualTokens(shape: shape, frames: frames)
+            visual = v.visual
+            video = (frames, v.tokensPerFrame)
+            if let method { try VideoFlops.checkMethod(method) }
+        }
         let layers = shape.llm.layers
         let plan: VisualTokenPlan
         if let schedule {
@@ -97,15 +109,17 @@ struct FlopsCommand: ParsableCommand {
             let v = shape.vision
             let context = MethodSchedules.Context(
                 visual: visual, llmLayers: layers, visionLayers: v?.encoder.layers ?? 0, tokensPerPass: v?.tokensPerPass ?? 0,
-                encoderTokensPerPass: (v?.patchesPerPass ?? 0) + (v?.hasCLS == true ? 1 : 0))
+                encoderTokensPerPass: (v?.patchesPerPass ?? 0) + (v?.hasCLS == true ? 1 : 0), video: video)
             plan = try MethodSchedules.plan(method: method, keep: keep, context: context)
         } else {
             plan = .uncompressed(visual: visual, layers: layers)
         }
-        return FlopsRequest(shape: shape, visualTokens: visual, systemTokens: systemTokens, textTokens: textTokens,
-                            decodeTokens: decodeTokens, plan: plan,
-                            convention: FlopsConvention(unit: FlopsConvention.Unit(rawValue: convention)!, ffnMatrices: ffnMatrices),
-                            bytesPerElement: bytesPerElement)
+        var request = FlopsRequest(shape: shape, visualTokens: visual, systemTokens: systemTokens, textTokens: textTokens,
+                                   decodeTokens: decodeTokens, plan: plan,
+                                   convention: FlopsConvention(unit: FlopsConvention.Unit(rawValue: convention)!, ffnMatrices: ffnMatrices),
+                                   bytesPerElement: bytesPerElement)
+        request.videoFrames = frames
+        return request
     }
 }
 

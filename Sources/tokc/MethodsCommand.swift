@@ -37,6 +37,9 @@ struct MethodsCommand: ParsableCommand {
                         print("      in-model parameters (--param): \(names.isEmpty ? "none" : names.joined(separator: ", "))")
                         if let needs = MethodCatalog.entry(named: m.name)?.adapter?.requires { print("      requires \(needs)") }
                     }
+                    if let video = MethodCatalog.entry(named: m.name)?.videoAdapter {
+                        print("      on LLaVA-OneVision videos, before the LLM (--param): \(video.parameters.joined(separator: ", "))")
+                    }
                     if let vit = MethodCatalog.entry(named: m.name)?.vitAdapter {
                         print("      in a ViT (--param): \(vit.parameters.joined(separator: ", ")); classifier sweep: \(vit.sweep.parameter) = \(vit.sweep.values.joined(separator: ", "))")
                         if let needs = vit.requires { print("      requires \(needs)") }

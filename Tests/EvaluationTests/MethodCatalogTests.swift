@@ -14,7 +14,12 @@ import TokenCompression
         }
         #expect(MethodCatalog.llavaMethods == names.filter { MethodCatalog.entry(named: $0)?.adapter != nil }.sorted())
         #expect(MethodCatalog.vitMethods == ["tome", "evit", "sparse_tuning"])
-        #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods).sorted())
+        #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods + MethodCatalog.videoMethods).sorted())
+        for e in MethodCatalog.all { if let v = e.videoAdapter { #expect(v.method == e.name && e.info.domain == .videoLLM, "\(e.name)") } }
+        #expect(MethodCatalog.videoMethods.starts(with: ["vidcom2", "dycoke"]))
+        // On video prompts: the video methods and the decoder-side image methods, not the vision-side ones.
+        #expect(Set(["vidcom2", "dycoke", "random", "fastv", "pdrop", "sparsevlm", "dart"]).isSubset(of: MethodCatalog.videoPromptMethods))
+        #expect(Set(["visionzip", "fastervlm", "hired", "pooling", "tome"]).isDisjoint(with: MethodCatalog.videoPromptMethods))
         for e in MethodCatalog.all { if let v = e.vitAdapter { #expect(v.method == e.name && e.info.domain == .vit, "\(e.name)") } }
         #expect(MethodCatalog.info(named: "DART")?.displayName == "DART")
     }
@@ -26,9 +31,10 @@ import TokenCompression
         #expect { try MethodCatalog.compression(method: "tome", budget: .count(8)) } throws: {
             "\($0)".contains("runs inside the blocks of a ViT")
         }
-        #expect { try MethodCatalog.compression(method: "vidcom2", budget: .count(8)) } throws: {
+        #expect { try MethodCatalog.compression(method: "toca", budget: .count(8)) } throws: {
             "\($0)".contains("not wired into the model runtime yet")
         }
+        #expect(try MethodCatalog.compression(method: "vidcom2", budget: .count(8)).videoHook != nil)
         let shape = ViTModelShape(layers: 12, width: 768, heads: 12, patchesPerSide: 14, classTokens: 1)
         #expect(try MethodCatalog.vitCompression(method: "ToMe", parameters: ["r": "8"], shape: shape).setting == "r=8")
         #expect { try MethodCatalog.vitCompression(method: "fastv", shape: shape) } throws: { "\($0)".contains("runs in LLaVA models") }

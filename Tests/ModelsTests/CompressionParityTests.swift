@@ -28,6 +28,7 @@ import TokenCompression
         init(_ inner: PrefillHook) { self.inner = inner }
         func attentionRecord(layer: Int) -> AttentionRecord { inner.attentionRecord(layer: layer) }
         func afterPrefill(_ summary: PrefillSummary) throws { try inner.afterPrefill(summary) }
+        func cacheCompaction(_ summary: PrefillSummary) throws -> [Int: [Int]] { try inner.cacheCompaction(summary) }
         func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision? {
             guard let d = try inner.beforeLayer(layer, state: state) else { return nil }
             let positions = d.positions == .renumber ? Array(d.keptRows.indices) : d.keptRows.map { state.positions[$0] }

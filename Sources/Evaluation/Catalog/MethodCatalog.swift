@@ -34,12 +34,12 @@ public enum MethodCatalog {
         MethodEntry(EViT.info, vitAdapter: ViTEViTCompression.adapter, conformer: EViTConformer.self),
         MethodEntry(SparseTuning.info, vitAdapter: ViTSparseTuningCompression.adapter),
         // video LLM
-        MethodEntry(VidCom2.info, conformer: VidCom2Conformer.self),
-        MethodEntry(DyCoke.info, conformer: DyCokeConformer.self),
-        MethodEntry(FastVID.info, conformer: FastVIDConformer.self),
-        MethodEntry(PruneVid.info, conformer: PruneVidConformer.self),
+        MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
+        MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
+        MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, flops: S.fastvid, conformer: FastVIDConformer.self),
+        MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
         MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
-        MethodEntry(HoliTom.info, conformer: HoliTomConformer.self),
+        MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
         // diffusion caching
         MethodEntry(ToCa.info, conformer: ToCaConformer.self),
         MethodEntry(DuCa.info, conformer: DuCaConformer.self),
@@ -71,6 +71,34 @@ public enum MethodCatalog {
     /// Methods that run inside the blocks of a ViT (`ViTAdapter`; in list order).
     public static var vitMethods: [String] { all.filter { $0.vitAdapter != nil }.map { $0.name } }
 
+    /// Video methods that run on LLaVA-OneVision's video path (`videoAdapter`; in list order).
+    public static var videoMethods: [String] { all.filter { $0.videoAdapter != nil }.map { $0.name } }
+
+    /// What runs on a video prompt (sorted): the video methods and the image methods that act in
+    /// the decoder (their visual span is then the video's rows).
+    public static var videoPromptMethods: [String] {
+        all.filter(runsOnVideo).map { $0.name }.sorted()
+    }
+
+    /// A video method, or a LLaVA method without a vision-feature hook (that hook acts on images
+    /// before the projector and is refused on video prompts). Methods that cannot be built from a
+    /// budget alone (FitPrune's scheme) are judged by where they are placed.
+    static func runsOnVideo(_ entry: MethodEntry) -> Bool {
+        if entry.videoAdapter != nil { return true }
+        guard let adapter = entry.adapter else { return false }
+        if let built = try? adapter.make(budget: .ratio(0.5)) { return built.visionHook == nil }
+        return actsInDecoder(entry.info.placement)
+    }
+
+    /// Placed in the decoder only.
+    static func actsInDecoder(_ placement: Placement) -> Bool {
+        switch placement {
+        case .llmLayer, .llmLayers, .decodeStep: return true
+        case .multiple(let parts): return parts.allSatisfy(actsInDecoder)
+        default: return false
+        }
+    }
+
     /// What `tokc bench` sweeps on a LLaVA model by default: the LLaVA methods that run on a budget alone.
     public static var defaultSweepMethods: [String] {
         all.filter { $0.adapter != nil && $0.adapter?.requires == nil }.map { $0.name }.sorted()
@@ -85,7 +113,7 @@ public enum MethodCatalog {
         guard let entry = entry(named: method) else {
             throw ModelCompressionError.unsupportedMethod(method.lowercased(), "unknown method; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
         }
-        guard let adapter = entry.adapter else {
+        guard let adapter = entry.adapter ?? entry.videoAdapter else {
             if entry.vitAdapter != nil {
                 throw ModelCompressionError.unsupportedMethod(entry.name, "runs inside the blocks of a ViT (a ViT/DeiT classifier folder), not in LLaVA; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
             }
@@ -107,9 +135,9 @@ public enum MethodCatalog {
         return try adapter.make(parameters: parameters, shape: shape)
     }
 
-    /// "35 methods: 21 run inside a model (18 in LLaVA, 3 in ViTs), 29 have conformance cases" (`tokc methods`' last line;
-    /// a test holds the README to it).
+    /// "35 methods: 26 run inside a model (18 in LLaVA, 3 in ViTs, 5 on LLaVA-OneVision videos), 29 have conformance
+    /// cases" (`tokc methods`' last line; a test holds the README to it).
     public static var summary: String {
-        "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs), \(conformers.count) have conformance cases"
+        "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs, \(videoMethods.count) on LLaVA-OneVision videos), \(conformers.count) have conformance cases"
     }
 }

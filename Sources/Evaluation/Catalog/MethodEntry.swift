@@ -15,6 +15,10 @@ public struct MethodEntry {
     /// How it runs inside the blocks of a ViT (`ViTClassifier`, CLIP's vision tower: `tokc run`/`tokc bench`
     /// on a ViT folder); nil: not a ViT method, or not wired yet.
     public let vitAdapter: ViTAdapter?
+    /// How it runs on the videos of a LLaVA-OneVision prompt (`VideoTokenHook`, and `DecodeHook` for
+    /// DyCoke's decode-time stage); nil: not a video method, or not wired yet. Image methods that act
+    /// in the decoder run on video prompts through `adapter`, with the video's rows as their span.
+    public let videoAdapter: InModelAdapter?
     /// Its analytic per-layer visual-token plan from a keep budget (`tokc flops --method`).
     let flopsPlan: MethodSchedules.Builder?
     /// Its own scoring and selection on synthetic signals of a model's shapes (`tokc bench-methods`).
@@ -22,19 +26,20 @@ public struct MethodEntry {
     /// Runs its conformance cases (the authors' code's outputs); nil: no cases yet.
     public let conformer: (any MethodConformer.Type)?
 
-    init(_ info: MethodInfo, adapter: InModelAdapter? = nil, vitAdapter: ViTAdapter? = nil, flops: MethodSchedules.Builder? = nil,
-         scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
+    init(_ info: MethodInfo, adapter: InModelAdapter? = nil, vitAdapter: ViTAdapter? = nil, videoAdapter: InModelAdapter? = nil,
+         flops: MethodSchedules.Builder? = nil, scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
         self.info = info
         self.adapter = adapter
         self.vitAdapter = vitAdapter
+        self.videoAdapter = videoAdapter
         flopsPlan = flops
         self.scoring = scoring
         self.conformer = conformer
     }
 
     public var name: String { info.name }
-    /// Whether it runs inside some model (LLaVA or ViT).
-    public var runsInModel: Bool { adapter != nil || vitAdapter != nil }
+    /// Whether it runs inside some model (LLaVA, ViT or LLaVA-OneVision's video path).
+    public var runsInModel: Bool { adapter != nil || vitAdapter != nil || videoAdapter != nil }
     public var hasFlopsPlan: Bool { flopsPlan != nil }
     public var hasScoringBenchmark: Bool { scoring != nil }
 }

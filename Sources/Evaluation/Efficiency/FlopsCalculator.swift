@@ -15,6 +15,10 @@ public struct FlopsRequest: Sendable {
     public var convention: FlopsConvention
     /// KV-cache element size (2 = fp16/bf16).
     public var bytesPerElement: Int
+    /// A video of this many frames instead of an image (LLaVA-OneVision): one tower pass per
+    /// frame, the projector over every frame's patches (video methods act after it, on the pooled
+    /// rows), `visualTokens` = frames × pooled tokens per frame + 1 newline. nil: an image.
+    public var videoFrames: Int?
 
     public init(shape: ModelShape, visualTokens: Int, systemTokens: Int = 35, textTokens: Int = 30, decodeTokens: Int = 0,
                 plan: VisualTokenPlan? = nil, convention: FlopsConvention = .design, bytesPerElement: Int = 2) {
@@ -44,6 +48,14 @@ public struct FlopsRequest: Sendable {
             throw FlopsError.invalidRequest("\(name) must be ≥ 0, got \(v)")
         }
         guard bytesPerElement > 0 else { throw FlopsError.invalidRequest("bytes per element must be positive") }
+        if let f = videoFrames {
+            guard f > 0, let perFrame = shape.videoTokensPerFrame, shape.vision?.patchesPerPass ?? 0 > 0 else {
+                throw FlopsError.invalidRequest("a video needs frames > 0 (got \(f)) and a model with a video path (LLaVA-OneVision); \(shape.name) has none")
+            }
+            guard visualTokens == f * perFrame + 1 else {
+                throw FlopsError.invalidRequest("a \(f)-frame video gives \(f) × \(perFrame) + 1 = \(f * perFrame + 1) visual tokens, not \(visualTokens)")
+            }
+        }
         guard plan.llmVisual.count == shape.llm.layers else {
             throw FlopsError.invalidRequest("schedule has \(plan.llmVisual.count) layers; \(shape.name) has \(shape.llm.layers)")
         }
@@ -118,7 +130,10 @@ public enum FlopsCalculator {
         guard let v = r.shape.vision, r.visualTokens > 0 else { return (0, 0) }
         let c = r.convention
         let passes: Int, patches: Int
-        if v.tokensPerPass > 0 {
+        if let frames = r.videoFrames {
+            passes = frames
+            patches = v.patchesPerPass
+        } else if v.tokensPerPass > 0 {
             passes = (r.visualTokens + v.tokensPerPass - 1) / v.tokensPerPass
             patches = v.patchesPerPass
         } else {
@@ -131,7 +146,8 @@ public enum FlopsCalculator {
         var perPass = LayerFlops.dense(rows: patches, widths: [embedWidth, v.encoder.hidden], c)
         for n in schedule.prefix(v.encoder.layers) { perPass += LayerFlops.prefill(v.encoder, tokens: n, c) }
         // The projector maps merged LLM tokens; widths start at the merged feature width.
-        let projector = LayerFlops.dense(rows: r.plan.projectorTokens, widths: v.projector, c)
+        let projectorRows = r.videoFrames.map { $0 * v.patchesPerPass } ?? r.plan.projectorTokens
+        let projector = LayerFlops.dense(rows: projectorRows, widths: v.projector, c)
         return (Double(passes) * perPass, projector)
     }
 }

@@ -17,7 +17,9 @@ extension FlopsReport {
         }
         lines.append(model)
         let n0 = r.systemTokens + r.visualTokens + r.textTokens
-        lines.append("input: \(r.systemTokens) system + \(r.visualTokens) visual + \(r.textTokens) text = \(n0) prompt tokens; \(r.decodeTokens) decoded")
+        let visual = r.videoFrames.map { f in "\(r.visualTokens) visual (video: \(f) frames × \(s.videoTokensPerFrame ?? 0) pooled + 1 newline; tower and projector on \(f) × \(s.vision?.patchesPerPass ?? 0) patches)" }
+            ?? "\(r.visualTokens) visual"
+        lines.append("input: \(r.systemTokens) system + \(visual) + \(r.textTokens) text = \(n0) prompt tokens; \(r.decodeTokens) decoded")
         lines.append("method: \(r.plan.method) — \(r.plan.settings)")
         lines.append("visual tokens entering each LLM layer: \(r.plan.compactSchedule)  (layer average \(String(format: "%.1f", r.plan.averageVisual)))")
         lines.append("convention: \(r.convention.description)")
@@ -50,7 +52,7 @@ extension FlopsReport {
         }
         var reductions: [String: Double] = [:]
         for (name, v, ref) in rows { reductions[name] = Self.reduction(v, of: ref) }
-        return [
+        var out: [String: Any] = [
             "model": r.shape.name, "convention": r.convention.unit.rawValue,
             "ffnMatrices": r.convention.matrices(for: r.shape.llm), "unit": r.convention.unit == .design ? "FLOPs" : "MACs",
             "systemTokens": r.systemTokens, "visualTokens": r.visualTokens, "textTokens": r.textTokens,
@@ -60,6 +62,8 @@ extension FlopsReport {
             "kvCache": ["bytesPerElement": r.bytesPerElement, "prefillBytes": kvBytesPrefill, "finalBytes": kvBytesFinal,
                         "uncompressedPrefillBytes": baselineKVBytesPrefill, "bytesPerToken": kvBytesPerToken] as [String: Any],
         ]
+        if let f = r.videoFrames { out["video"] = ["frames": f, "tokensPerFrame": r.shape.videoTokensPerFrame ?? 0] }
+        return out
     }
 
     public func jsonString() throws -> String {

@@ -20,13 +20,17 @@ public enum MethodSchedules {
         public var tokensPerPass: Int
         /// Encoder tokens per pass (patches + [CLS]).
         public var encoderTokensPerPass: Int
+        /// A video's frames and pooled tokens per frame (then `visual` = frames × perFrame + 1); nil: an image.
+        public var video: (frames: Int, tokensPerFrame: Int)?
 
-        public init(visual: Int, llmLayers: Int, visionLayers: Int = 24, tokensPerPass: Int = 576, encoderTokensPerPass: Int = 577) {
+        public init(visual: Int, llmLayers: Int, visionLayers: Int = 24, tokensPerPass: Int = 576, encoderTokensPerPass: Int = 577,
+                    video: (frames: Int, tokensPerFrame: Int)? = nil) {
             self.visual = visual
             self.llmLayers = llmLayers
             self.visionLayers = visionLayers
-            self.tokensPerPass = tokensPerPass
+            self.tokensPerPass = video == nil ? tokensPerPass : 0
             self.encoderTokensPerPass = encoderTokensPerPass
+            self.video = video
         }
 
         /// Encoder passes (base + crops for AnyRes).

@@ -47,7 +47,9 @@ public enum ShapeConfigParser {
         }
         try llm.validate("\(textName)")
         try vision?.encoder.validate("vision_config")
-        let shape = ModelShape(name: name, llm: llm, vision: vision, defaultVisualTokens: visualTokens)
+        let perFrame = modelType == "llava_onevision" && (vision?.patchesPerPass ?? 0) > 0
+            ? ModelShape.onevisionPooledTokens(patchesPerFrame: vision!.patchesPerPass) : nil
+        let shape = ModelShape(name: name, llm: llm, vision: vision, defaultVisualTokens: visualTokens, videoTokensPerFrame: perFrame)
         return Parsed(shape: shape, defaulted: top.defaulted)
     }
 

@@ -37,7 +37,9 @@ public enum ShapePresets {
         ModelShape(name: "llava-1.5-13b", llm: vicuna13B, vision: clipL336(projectTo: 5120), defaultVisualTokens: 576),
         // AnyRes with the largest grids: base + 4 crops = 5 passes of 576.
         ModelShape(name: "llava-next-7b", llm: vicuna7B, vision: clipL336(projectTo: 4096), defaultVisualTokens: 2880),
-        ModelShape(name: "llava-onevision-7b", llm: qwen2_7B, vision: siglip384, defaultVisualTokens: 729),
+        // Video: each frame's 27×27 patches pooled to 14×14 = 196 tokens.
+        ModelShape(name: "llava-onevision-7b", llm: qwen2_7B, vision: siglip384, defaultVisualTokens: 729,
+                   videoTokensPerFrame: ModelShape.onevisionPooledTokens(patchesPerFrame: 729)),
         // Native resolution: 1024 tokens ≈ an 896×896 image (4096 patches).
         ModelShape(name: "qwen2-vl-7b", llm: qwen2_7B, vision: qwen2VLVision, defaultVisualTokens: 1024),
     ]

@@ -91,12 +91,22 @@ public struct ModelShape: Sendable, Equatable, Codable {
     public var vision: VisionTowerShape?
     /// Visual tokens of the model's usual single-image input (the CLI default).
     public var defaultVisualTokens: Int
+    /// LLM tokens one video frame becomes after the model's pooling (LLaVA-OneVision: the 2×2
+    /// bilinear pooling of each frame's patch grid, ⌈27/2⌉² = 196 on the 7B); nil: no video path.
+    public var videoTokensPerFrame: Int?
 
-    public init(name: String, llm: TransformerShape, vision: VisionTowerShape?, defaultVisualTokens: Int) {
+    public init(name: String, llm: TransformerShape, vision: VisionTowerShape?, defaultVisualTokens: Int, videoTokensPerFrame: Int? = nil) {
         self.name = name
         self.llm = llm
         self.vision = vision
         self.defaultVisualTokens = defaultVisualTokens
+        self.videoTokensPerFrame = videoTokensPerFrame
+    }
+
+    /// OneVision's pooled tokens per frame for a square patch grid of `patches` patches: ⌈side/2⌉².
+    public static func onevisionPooledTokens(patchesPerFrame patches: Int) -> Int {
+        let side = Int(Double(patches).squareRoot().rounded())
+        return ((side + 1) / 2) * ((side + 1) / 2)
     }
 }
 

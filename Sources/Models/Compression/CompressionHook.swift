@@ -43,6 +43,6 @@ extension ModelCompression {
     /// A method whose one hook plays the decoder part, the vision part or both.
     convenience init(info: MethodInfo, budget: Budget, hook: CompressionHook) {
         self.init(info: info, budget: budget, prefillHook: hook as? PrefillHook, visionHook: hook as? VisionFeatureHook,
-                  report: { hook.lastReport() })
+                  videoHook: hook as? VideoTokenHook, decodeHook: hook as? DecodeHook, report: { hook.lastReport() })
     }
 }

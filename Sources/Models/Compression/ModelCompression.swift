@@ -13,14 +13,21 @@ public final class ModelCompression {
     public let prefillHook: PrefillHook?
     /// Vision-side hook (before the projector); nil for LLM-side methods.
     public let visionHook: VisionFeatureHook?
+    /// Video hook (LLaVA-OneVision: on each video's pooled rows, before the LLM); nil for image methods.
+    public let videoHook: VideoTokenHook?
+    /// Decode-time hook (which cache rows each decoding step attends to: DyCoke); pass it to `generate`.
+    public let decodeHook: DecodeHook?
     private let reporter: () -> CompressionRunReport
 
     public init(info: MethodInfo, budget: Budget, prefillHook: PrefillHook?, visionHook: VisionFeatureHook?,
+                videoHook: VideoTokenHook? = nil, decodeHook: DecodeHook? = nil,
                 report: @escaping () -> CompressionRunReport) {
         self.info = info
         self.budget = budget
         self.prefillHook = prefillHook
         self.visionHook = visionHook
+        self.videoHook = videoHook
+        self.decodeHook = decodeHook
         reporter = report
     }
 

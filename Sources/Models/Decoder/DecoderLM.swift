@@ -152,7 +152,7 @@ public final class DecoderLM: @unchecked Sendable {
     /// One decoder block over `hidden` (the rows after the cached ones, updated in place; `rotary`
     /// holds their positions), appending to `cache`.
     func runLayer(_ i: Int, hidden: inout Tensor, rotary: RotaryTable, cache: KVCache,
-                  record: AttentionRecord) throws -> RecordedAttention? {
+                  record: AttentionRecord, attendedRows: [Int]? = nil) throws -> RecordedAttention? {
         let layer = layers[i]
         let x = try OpProfile.measure("norm") { try rms(hidden, layer.inputNorm) }
         let (qRaw, kRaw, v) = try OpProfile.measure("q/k/v projections") {
@@ -162,7 +162,14 @@ public final class DecoderLM: @unchecked Sendable {
         try OpProfile.measure("kv cache append") { try cache.append(layer: i, keys: k, values: v) }
         let kv = cache.layers[i]
         let (a, recorded) = try OpProfile.measure("attention") {
-            try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
+            if let rows = attendedRows {
+                // A decode hook's subset (DyCoke): the query is the last selected row.
+                guard let last = rows.last, last == kv.count - 1, zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }), rows[0] >= 0 else {
+                    throw ModelError("decode hook at layer \(i): attended rows must be ascending cache rows ending with the current token (\(kv.count - 1))")
+                }
+                return try attention(q: q, k: try kv.keys.gatherRows(rows), v: try kv.values.gatherRows(rows), record: record)
+            }
+            return try attention(q: q, k: kv.keyStorage, v: kv.valueStorage, keyCount: kv.count, record: record)
         }
         let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
         try OpProfile.measure("residual add") { try hidden.addInPlace(o) }
@@ -268,16 +275,19 @@ public final class DecoderLM: @unchecked Sendable {
     }
 
     /// One decoding step: feeds `token` at `cache.nextPosition`, returns the next logits `[vocab]`.
-    public func decodeStep(token: Int, cache: KVCache) throws -> Tensor {
+    public func decodeStep(token: Int, cache: KVCache, hook: DecodeHook? = nil) throws -> Tensor {
         guard cache.layers.count == config.layers else { throw ModelError("decode: cache has \(cache.layers.count) layers, the model \(config.layers)") }
         guard cache.nextPosition < config.maxPositionEmbeddings else {
             throw ModelError("decode: position \(cache.nextPosition) reaches max_position_embeddings \(config.maxPositionEmbeddings)")
         }
         var h = try embed([token])
         let shared = rope.table(positions: [cache.nextPosition])
+        var recorded: RecordedAttention?
         for i in 0..<config.layers {
             let rotary = cache.decodePositionsPerLayer ? rope.table(positions: [cache.layers[i].count]) : shared
-            _ = try runLayer(i, hidden: &h, rotary: rotary, cache: cache, record: .none)
+            let rows = try hook?.attendedRows(layer: i, cacheLength: cache.layers[i].count + 1, previousAttention: recorded)
+            recorded = try runLayer(i, hidden: &h, rotary: rotary, cache: cache, record: hook?.decodeAttentionRecord(layer: i) ?? .none,
+                                    attendedRows: rows)
         }
         cache.nextPosition += 1
         return try lmHeadLogits(try finalNorm(h)).reshaped([config.vocabSize])
@@ -285,7 +295,8 @@ public final class DecoderLM: @unchecked Sendable {
 
     /// Greedy continuation after a prefill: up to `maxNewTokens` tokens, stopping after a token
     /// of `stopTokens` (default: the config's EOS ids), which is included in the result.
-    public func generate(after prefill: DecoderPrefillResult, maxNewTokens: Int, stopTokens: Set<Int>? = nil) throws -> [Int] {
+    public func generate(after prefill: DecoderPrefillResult, maxNewTokens: Int, stopTokens: Set<Int>? = nil,
+                         decodeHook: DecodeHook? = nil) throws -> [Int] {
         let stops = stopTokens ?? Set(config.eosTokenIDs)
         var tokens: [Int] = []
         var logits = prefill.logits
@@ -294,7 +305,7 @@ public final class DecoderLM: @unchecked Sendable {
             let t = Self.argmax(logits)
             tokens.append(t)
             if stops.contains(t) || tokens.count == maxNewTokens { break }
-            logits = try decodeStep(token: t, cache: prefill.cache)
+            logits = try decodeStep(token: t, cache: prefill.cache, hook: decodeHook)
         }
         return tokens
     }

@@ -23,8 +23,12 @@ public struct LlavaPrefillResult: @unchecked Sendable {
     /// Visual rows per image before and after the vision hook.
     public var visualTokensBefore: [Int]
     public var visualTokensAfter: [Int]
-    /// OneVision: rows per video (frames × pooled cells + one `image_newline`).
+    /// OneVision: rows per video entering the LLM (after a `VideoTokenHook`).
     public var videoTokens: [Int] = []
+    /// OneVision: rows per video before a `VideoTokenHook` (frames × pooled cells + one `image_newline`).
+    public var videoTokensBefore: [Int] = []
+    /// OneVision: per video, the video-local index each row entering the LLM stands at.
+    public var videoSources: [[Int]] = []
     /// Rows per layer of the tower and the decoder, as this prefill ran them.
     public var trace: PrefillTrace
     public var logits: Tensor { decoder.logits }
@@ -287,8 +291,15 @@ public final class LlavaModel: @unchecked Sendable {
         /// Visual rows per image before and after the vision hook.
         public var before: [Int]
         public var after: [Int]
-        /// Visual rows per video (frames × pooled cells + one newline).
+        /// Visual rows per video entering the LLM (after the video hook).
         public var videoTokens: [Int]
+        /// Visual rows per video before the video hook (frames × pooled cells + one newline).
+        public var videoTokensBefore: [Int]
+        /// Per video, the video-local index each of its rows stands at (see `CompressedVideo.sources`).
+        public var videoSources: [[Int]]
+        /// Position id of every row, or nil for `0..<rows`: a video hook that keeps original
+        /// positions (FastVID) leaves gaps where its dropped rows were.
+        public var positions: [Int]?
         /// Rows entering each tower layer: every tile of every image, then every frame of every video.
         public var towerRowsPerTile: [[Int]]
         public var projectedRows: Int
@@ -299,9 +310,10 @@ public final class LlavaModel: @unchecked Sendable {
     /// For each modality separately, `inputIDs` holds per item in order either one token (the
     /// config's image or video token: a placeholder, expanded to the rows) or the run the processor
     /// expanded it to (`imageTokenCount` / `videoTokenCount` copies). A `VisionFeatureHook` acts on
-    /// images only; with videos in the prompt it is refused (video methods have their own hook).
-    public func embedPrompt(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], visionHook: VisionFeatureHook? = nil) throws
-        -> PromptEmbedding {
+    /// images only; with videos in the prompt it is refused (video methods have their own hook,
+    /// `videoHook`, which replaces each video's pooled rows before the splice).
+    public func embedPrompt(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], visionHook: VisionFeatureHook? = nil,
+                            videoHook: VideoTokenHook? = nil) throws -> PromptEmbedding {
         if !videos.isEmpty {
             guard config.variant == .onevision, config.videoTokenID != nil else {
                 throw ModelError("\(videos.count) video(s) given, but only LLaVA-OneVision takes videos (this model is \(config.variant.rawValue))")
@@ -335,11 +347,18 @@ public final class LlavaModel: @unchecked Sendable {
             projectedRows += f.projectedRows
         }
         var videoFeatures: [Tensor] = []
+        var videoSources: [[Int]] = []
+        var videoKeepsPositions: [Bool] = []
         for (i, video) in videos.enumerated() {
-            let f = try self.videoFeatures(video, index: i)
-            videoFeatures.append(f.features)
+            let f = try self.videoFeatures(video, index: i, receivedAttention: videoHook?.wantsReceivedAttention ?? false,
+                                           towerFeatures: videoHook?.wantsPoolingHeadSignals ?? false)
             towerRows += f.towerRowsPerFrame
             projectedRows += f.projectedRows
+            let c = try compressVideo(f.features, frames: video.frames.count, index: i, hook: videoHook, received: f.receivedAttention,
+                                      towerFeatures: f.towerFeatures)
+            videoFeatures.append(c.rows)
+            videoSources.append(c.sources)
+            videoKeepsPositions.append(c.positions == .keepOriginal)
         }
         // Walk the prompt: text ids stay, each image's (video's) run becomes its feature rows.
         enum Piece { case text([Int]), image(Int), video(Int) }
@@ -347,6 +366,10 @@ public final class LlavaModel: @unchecked Sendable {
         var pieces: [Piece] = []
         var imageSpans: [Range<Int>] = [], videoSpans: [Range<Int>] = [], visualSpans: [Range<Int>] = []
         var text: [Int] = []
+        // Position of each expanded row as the uncompressed prompt counts it; only a video hook
+        // that keeps original positions makes it differ from 0..<rows.
+        var positions: [Int] = []
+        var original = 0
         var i = 0
         var image = 0, video = 0
         while i < inputIDs.count {
@@ -367,9 +390,16 @@ public final class LlavaModel: @unchecked Sendable {
                 }
                 visualSpans.append(span)
                 expanded += Array(repeating: id, count: rows)
+                if !isImage, videoKeepsPositions[item] {
+                    positions += videoSources[item].map { original + $0 }
+                    original += expectedVideo[item]
+                } else {
+                    positions += Array(original..<(original + rows))
+                    original += rows
+                }
                 i += run
             } else {
-                text.append(id); expanded.append(id); i += 1
+                text.append(id); expanded.append(id); positions.append(original); original += 1; i += 1
             }
         }
         if !text.isEmpty { pieces.append(.text(text)) }
@@ -382,7 +412,8 @@ public final class LlavaModel: @unchecked Sendable {
         }
         return PromptEmbedding(embeddings: try Tensor.concatenateRows(parts), expandedIDs: expanded, imageSpans: imageSpans,
                                videoSpans: videoSpans, visualSpans: visualSpans, before: before,
-                               after: imageFeatures.map(\.rows), videoTokens: videoFeatures.map(\.rows),
+                               after: imageFeatures.map(\.rows), videoTokens: videoFeatures.map(\.rows), videoTokensBefore: expectedVideo,
+                               videoSources: videoSources, positions: positions == Array(0..<positions.count) ? nil : positions,
                                towerRowsPerTile: towerRows, projectedRows: projectedRows)
     }
 
@@ -393,17 +424,19 @@ public final class LlavaModel: @unchecked Sendable {
     }
 
     /// Prefill of a prompt with images and (OneVision) videos. The decoder's `PrefillHook` sees every
-    /// visual span (image and video rows, in prompt order) as its image spans.
+    /// visual span (image and video rows, in prompt order, after the `videoHook`) as its image spans.
     public func prefill(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], hook: PrefillHook? = nil,
-                        visionHook: VisionFeatureHook? = nil) throws -> LlavaPrefillResult {
-        let p = try embedPrompt(inputIDs: inputIDs, images: images, videos: videos, visionHook: visionHook)
-        let d = try language.prefill(embeddings: p.embeddings, imageSpans: p.visualSpans, hook: hook)
+                        visionHook: VisionFeatureHook? = nil, videoHook: VideoTokenHook? = nil) throws -> LlavaPrefillResult {
+        let p = try embedPrompt(inputIDs: inputIDs, images: images, videos: videos, visionHook: visionHook, videoHook: videoHook)
+        let d = try language.prefill(embeddings: p.embeddings, positions: p.positions, imageSpans: p.visualSpans, hook: hook)
+        let videoRenumbered = p.positions == nil && p.videoTokens.reduce(0, +) < p.videoTokensBefore.reduce(0, +)
         let trace = PrefillTrace(towerRowsPerTile: p.towerRowsPerTile, towerLayers: config.vision.layers, projectedRows: p.projectedRows,
                                  decoderRowsPerLayer: d.tokensPerLayer, decoderVisualRowsPerLayer: d.visualRowsPerLayer,
                                  insertedRows: d.insertedRows,
-                                 positionsRenumbered: d.positionsRenumbered || p.after.reduce(0, +) < p.before.reduce(0, +))
+                                 positionsRenumbered: d.positionsRenumbered || p.after.reduce(0, +) < p.before.reduce(0, +) || videoRenumbered)
         return LlavaPrefillResult(decoder: d, expandedInputIDs: p.expandedIDs, imageSpans: p.imageSpans, videoSpans: p.videoSpans,
-                                  visualTokensBefore: p.before, visualTokensAfter: p.after, videoTokens: p.videoTokens, trace: trace)
+                                  visualTokensBefore: p.before, visualTokensAfter: p.after, videoTokens: p.videoTokens,
+                                  videoTokensBefore: p.videoTokensBefore, videoSources: p.videoSources, trace: trace)
     }
 
     /// LLaVA-1.5 convenience: one `[3, S, S]` image.
@@ -422,10 +455,12 @@ public final class LlavaModel: @unchecked Sendable {
         return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens), p)
     }
 
-    /// Prefill of a prompt with images and (OneVision) videos, then greedy decoding.
+    /// Prefill of a prompt with images and (OneVision) videos, then greedy decoding (a
+    /// `DecodeHook` may restrict what each step attends to: DyCoke's KV pruning).
     public func generate(inputIDs: [Int], images: [LlavaImage], videos: [LlavaVideo], maxNewTokens: Int, stopTokens: Set<Int>? = nil,
-                         hook: PrefillHook? = nil, visionHook: VisionFeatureHook? = nil) throws -> (tokens: [Int], prefill: LlavaPrefillResult) {
-        let p = try prefill(inputIDs: inputIDs, images: images, videos: videos, hook: hook, visionHook: visionHook)
-        return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens), p)
+                         hook: PrefillHook? = nil, visionHook: VisionFeatureHook? = nil, videoHook: VideoTokenHook? = nil,
+                         decodeHook: DecodeHook? = nil) throws -> (tokens: [Int], prefill: LlavaPrefillResult) {
+        let p = try prefill(inputIDs: inputIDs, images: images, videos: videos, hook: hook, visionHook: visionHook, videoHook: videoHook)
+        return (try language.generate(after: p.decoder, maxNewTokens: maxNewTokens, stopTokens: stopTokens, decodeHook: decodeHook), p)
     }
 }

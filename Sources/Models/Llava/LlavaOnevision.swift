@@ -53,10 +53,16 @@ extension LlavaModel {
         public var towerRowsPerFrame: [[Int]]
         /// Feature rows the projector mapped (all frames, before pooling).
         public var projectedRows: Int
+        /// `[F, ⌈side/2⌉²]` when asked: attention each patch of the feature layer received (mean
+        /// over heads and queries), pooled like the rows.
+        public var receivedAttention: Tensor? = nil
+        /// Per frame, the selected tower features before the projector, when asked.
+        public var towerFeatures: [Tensor]? = nil
     }
 
     /// `get_video_features` of one video.
-    public func videoFeatures(_ video: LlavaVideo, index: Int = 0) throws -> VideoFeatures {
+    public func videoFeatures(_ video: LlavaVideo, index: Int = 0, receivedAttention: Bool = false,
+                              towerFeatures: Bool = false) throws -> VideoFeatures {
         guard config.variant == .onevision else { throw ModelError("only LLaVA-OneVision takes videos (this model is \(config.variant.rawValue))") }
         guard !video.frames.isEmpty else {
             throw ModelError("video \(index) has no frames (a <video> prompt needs the video's frames, [3, \(config.vision.imageSize), \(config.vision.imageSize)] each)")
@@ -70,12 +76,22 @@ extension LlavaModel {
         let drop = config.visionFeatureStrategy == .default && config.vision.hasClassToken
         var perFrame: [Tensor] = []
         var towerRows: [[Int]] = []
+        // The deepest layer the projector reads (`hidden_states[i + 1]` is layer i's output).
+        let featureLayer = (config.visionFeatureLayers.map { $0 < 0 ? n + 1 + $0 : $0 }.max() ?? n) - 1
+        let capture = receivedAttention ? VisionCaptureRequest(attention: [featureLayer: .probabilities(rows: nil)]) : .none
+        var received: [Tensor] = []
         for (f, pixels) in video.frames.enumerated() {
             guard pixels.shape == [c, s, s] else {
                 throw ModelError("video \(index) frame \(f) has shape \(pixels.shape), expected [\(c), \(s), \(s)] (resize frames to the tower's image size with the video preprocessor)")
             }
-            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers)
+            let out = try vision.forward(pixels, hiddenStates: config.visionFeatureLayers, capture: capture)
             towerRows.append(out.rowsPerLayer)
+            if receivedAttention {
+                guard let a = out.captures[featureLayer]?.attention?.values else {
+                    throw ModelError("video \(index) frame \(f): the tower recorded no attention at layer \(featureLayer)")
+                }
+                received.append(try Self.receivedAttention(a, side: side))
+            }
             let parts = config.visionFeatureLayers.map { out.hiddenStates[$0 < 0 ? n + 1 + $0 : $0]! }
             var features = parts.count == 1 ? parts[0] : try Self.concatenateColumns(parts)
             if drop { features = try features.rows(1..<features.rows) }
@@ -91,7 +107,61 @@ extension LlavaModel {
             rows.append(try Self.bilinearResize(grid, height: side, width: side, toHeight: pooledSide, toWidth: pooledSide))
         }
         rows.append(try newlineRow())
-        return VideoFeatures(features: try Tensor.concatenateRows(rows), towerRowsPerFrame: towerRows, projectedRows: all.rows)
+        var out = VideoFeatures(features: try Tensor.concatenateRows(rows), towerRowsPerFrame: towerRows, projectedRows: all.rows)
+        if receivedAttention { out.receivedAttention = try Tensor.concatenateRows(received).reshaped([video.frames.count, pooledSide * pooledSide]) }
+        if towerFeatures { out.towerFeatures = perFrame }
+        return out
+    }
+
+    /// Column means of one frame's `[heads, side², side²]` attention (what each patch received,
+    /// averaged over heads and queries), bilinear-pooled like the rows: `[1, ⌈side/2⌉²]`.
+    static func receivedAttention(_ probabilities: Tensor, side: Int) throws -> Tensor {
+        let heads = probabilities.shape[0], q = probabilities.shape[1], k = probabilities.shape[2]
+        guard k == side * side else { throw ModelError("received attention: \(k) keys for a \(side)×\(side) patch grid") }
+        var mean = Tensor(zeros: [k, 1])
+        probabilities.withUnsafeBufferPointer { p in
+            mean.withUnsafeMutableBufferPointer { m in
+                for h in 0..<heads { for i in 0..<q { for j in 0..<k { m[j] += p[(h * q + i) * k + j] } } }
+                for j in 0..<k { m[j] /= Float(heads * q) }
+            }
+        }
+        let pooled = (side + 1) / 2
+        return try bilinearResize(mean, height: side, width: side, toHeight: pooled, toWidth: pooled).reshaped([1, pooled * pooled])
+    }
+
+    /// The video's layout as it reaches the LLM: `frames` frames of ⌈side/2⌉² pooled cells, one newline.
+    public func videoLayout(frames: Int) -> VideoLayout {
+        let pooled = (config.vision.patchesPerSide + 1) / 2
+        return VideoLayout(frames: frames, gridRows: pooled, gridColumns: pooled, trailingNewline: true)
+    }
+
+    /// The video hook point: `features` (pooled rows + newline, as `videoFeatures` returns them)
+    /// through `hook`, checked; without a hook (or when it declines) the rows pass unchanged.
+    func compressVideo(_ features: Tensor, frames: Int, index: Int, hook: VideoTokenHook?, received: Tensor? = nil,
+                       towerFeatures: [Tensor]? = nil) throws -> CompressedVideo {
+        let layout = videoLayout(frames: frames)
+        let unchanged = { try CompressedVideo(rows: features, sources: Array(0..<layout.rowCount), positions: .notApplicable) }
+        guard let hook else { return try unchanged() }
+        guard features.rows == layout.rowCount else {
+            throw ModelError("video \(index): \(features.rows) pooled rows, the layout \(frames)×\(layout.tokensPerFrame) + 1 expects \(layout.rowCount)")
+        }
+        var video = PooledVideo(index: index, tokens: try features.rows(0..<layout.frameTokens),
+                                newline: try features.rows(layout.frameTokens..<layout.rowCount), layout: layout,
+                                receivedAttention: received)
+        if hook.wantsPoolingHeadSignals {
+            guard let towerFeatures else { throw ModelError("video \(index): the pooling head needs the frames' tower features") }
+            video.poolingHead = try SigLIPPoolingHead(model: self).signals(frames: towerFeatures, pooledSide: layout.gridRows)
+        }
+        guard let out = try hook.compressVideo(video) else { return try unchanged() }
+        guard out.rows.columns == features.columns, out.sources.allSatisfy({ (0..<layout.rowCount).contains($0) }) else {
+            throw ModelError("video hook: video \(index) returned \(out.rows.shape) rows with sources outside 0..<\(layout.rowCount) (rows must be [n, \(features.columns)])")
+        }
+        if out.positions == .keepOriginal {
+            guard zip(out.sources, out.sources.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ModelError("video hook: video \(index) keeps original positions, so its sources must be strictly ascending")
+            }
+        }
+        return out
     }
 
     // MARK: images

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import Evaluation
+
+/// `tokc flops --preset llava-onevision-7b --frames N`: a video's token count, tower and
+/// projector per frame, and the video methods' plans.
+@Suite struct EfficiencyVideoFlopsTests {
+    static func request(frames: Int, method: String? = nil, keep: Int? = nil) throws -> FlopsRequest {
+        let shape = try ShapePresets.named("llava-onevision-7b")
+        let v = try VideoFlops.visualTokens(shape: shape, frames: frames)
+        let plan = try method.map {
+            try MethodSchedules.plan(method: $0, keep: keep, context: .init(visual: v.visual, llmLayers: shape.llm.layers, visionLayers: 26,
+                                                                            encoderTokensPerPass: 729, video: (frames, v.tokensPerFrame)))
+        }
+        var r = FlopsRequest(shape: shape, visualTokens: v.visual, plan: plan)
+        r.videoFrames = frames
+        return r
+    }
+
+    @Test func thirtyTwoFramesOfTheSevenB() throws {
+        let shape = try ShapePresets.named("llava-onevision-7b")
+        #expect(shape.videoTokensPerFrame == 196)  // 27×27 SigLIP patches pooled to 14×14
+        let r = try Self.request(frames: 32)
+        #expect(r.visualTokens == 32 * 196 + 1)
+        let video = try FlopsCalculator.report(r), image = try FlopsCalculator.report(FlopsRequest(shape: shape, visualTokens: 729))
+        // One tower pass and 729 projector rows per frame.
+        #expect(abs(video.stages.vision - 32 * image.stages.vision) < 1e-3 * video.stages.vision)
+        #expect(abs(video.stages.projector - 32 * image.stages.projector) < 1e-6 * video.stages.projector)
+        #expect(video.text.contains("32 frames × 196 pooled + 1 newline"))
+    }
+
+    @Test func videoMethodPlans() throws {
+        let dycoke = try Self.request(frames: 32, method: "dycoke")
+        // The spec's count: 9 whole frames and 23 pruned to 58 = 3098, plus the newline.
+        #expect(dycoke.plan.llmVisual == Array(repeating: 3099, count: 28))
+        let vidcom2 = try Self.request(frames: 32, method: "vidcom2")
+        #expect(vidcom2.plan.llmVisual.allSatisfy { $0 == 1568 + 1 })
+        let low = try Self.request(frames: 32, method: "dycoke", keep: 2500)
+        #expect(low.plan.llmVisual[0] <= 2501 && low.plan.llmVisual[0] > 2400)
+        let fastv = try Self.request(frames: 32, method: "fastv", keep: 1568)
+        #expect(fastv.plan.llmVisual[1] == 6273 && fastv.plan.llmVisual[2] == 1568)
+        // FastVID's default ρ = 10 %: int(196·0.1) = 19 per frame, 608 of 6272 (the paper's 90.3 % pruned).
+        let fastvid = try Self.request(frames: 32, method: "fastvid")
+        #expect(fastvid.plan.llmVisual[0] == 608 + 1)
+        let report = try FlopsCalculator.report(dycoke)
+        #expect(report.stages.prefill < 0.6 * report.baseline.prefill && report.stages.vision == report.baseline.vision)
+    }
+
+    @Test func badVideoRequests() throws {
+        #expect(throws: FlopsError.self) { _ = try VideoFlops.visualTokens(shape: try ShapePresets.named("llava-1.5-7b"), frames: 8) }
+        #expect(throws: FlopsError.self) { _ = try VideoFlops.visualTokens(shape: try ShapePresets.named("llava-onevision-7b"), frames: 0) }
+        #expect(throws: FlopsError.self) { try VideoFlops.checkMethod("visionzip") }
+        try VideoFlops.checkMethod("pdrop")
+        #expect(throws: FlopsError.self) { _ = try Self.request(frames: 0 + 1, method: "dycoke") }  // TTM needs > 4 frames
+        #expect(throws: FlopsError.self) {
+            _ = try MethodSchedules.plan(method: "vidcom2", keep: nil, context: .init(visual: 729, llmLayers: 28))
+        }
+    }
+
+    @Test func onevisionConfigGivesPooledTokensPerFrame() throws {
+        let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/compressed-video/onevision/config.json").path
+        let parsed = try ShapeConfigParser.parse(fileAt: config)
+        #expect(parsed.shape.videoTokensPerFrame == 9)  // 5×5 patches pooled to 3×3
+    }
+}
