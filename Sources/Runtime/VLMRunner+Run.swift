@@ -83,7 +83,7 @@ extension VLMRunner {
                                         visionHook: active?.visionHook)
         case .video(let video):
             prefill = try model.prefill(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], hook: clock,
-                                        visionHook: active?.visionHook)
+                                        visionHook: active?.visionHook, videoHook: active?.videoHook)
         }
         let span: Range<Int>?
         if case .video = input { span = prefill.videoSpans.first } else { span = prefill.imageSpans.first }
@@ -104,7 +104,7 @@ extension VLMRunner {
             tokens.append(t)
             if stops.contains(t) || tokens.count == steps { break }
             let s = DispatchTime.now().uptimeNanoseconds
-            logits = try model.decodeStep(token: t, cache: prefill.cache)
+            logits = try model.decodeStep(token: t, cache: prefill.cache, hook: active?.decodeHook)
             decodeNs += DispatchTime.now().uptimeNanoseconds - s
             decodeSteps += 1
         }
@@ -142,6 +142,18 @@ extension VLMRunner {
     func keptVisualIndices(prefill: LlavaPrefillResult, span: Range<Int>?, compression: ModelCompression?,
                            report: CompressionRunReport?, total: Int) throws -> (image: [Int], prompt: [Int]?) {
         guard let compression else { return (Array(0..<total), nil) }
+        // Video methods (VidCom², DyCoke, PruneVid, …) replace the video's rows before the LLM, and some also
+        // cut rows in the decoder: what was kept is each row that reached the last layer, mapped back to the
+        // video-local token it stands for (`videoSources`); the trailing newline (always kept) is not a frame token.
+        if compression.videoHook != nil, let span, let sources = prefill.videoSources.first {
+            let survivors = prefill.decoder.keptOriginalIndices
+            let rows = survivors.filter { span.contains($0) }.map { $0 - span.lowerBound }
+            guard rows.allSatisfy({ $0 < sources.count }) else {
+                throw VLMRunError("method \(compression.info.name) kept video row beyond the \(sources.count) rows it made")
+            }
+            let newline = total - 1
+            return (Set(rows.map { sources[$0] }).filter { $0 != newline }.sorted(), survivors)
+        }
         if compression.prefillHook != nil {
             let promptKept = (report?.keptIndices.isEmpty == false) ? report!.keptIndices : prefill.decoder.keptOriginalIndices
             guard let span else { return ([], promptKept) }

@@ -110,6 +110,29 @@ import TokenCompression
         #expect(throws: VLMRunError.self) { try runner.run(prompt: VLMPrompt(inputIDs: [1, 157, 158, 27]), video: video) }
     }
 
+    /// Video methods run through the runner with their own hooks: VidCom² cuts the pooled rows before
+    /// the LLM, DyCoke also re-selects the cache rows at each decoding step; the runner's tokens equal the
+    /// model API's `generate` given the same hooks.
+    @Test func videoMethodsRunThroughTheRunner() throws {
+        let runner = try VLMRunner(folder: Self.fixture)
+        let video = try runner.prepare(video: try VLMRunner.loadVideo(path: Self.videos + "/clip.gif", frames: 6))
+        let prompt = VLMPrompt(inputIDs: [1, 15, 158, 27, 33])
+        for (method, parameters) in [("vidcom2", [String: String]()), ("dycoke", ["l": "1", "k": "0.7", "p": "0.5"])] {
+            let adapter = method == "vidcom2" ? VideoVidCom2Compression.adapter : VideoDyCokeCompression.adapter
+            let c = try adapter.make(budget: .ratio(0.25), parameters: parameters)
+            let r = try runner.run(prompt: prompt, video: video, compression: c, maxNewTokens: 3)
+            #expect(r.method == method && r.visualTokensTotal == 6 * 9 + 1)
+            #expect(r.visualTokensKept < 6 * 9, "\(method) kept \(r.visualTokensKept)")
+            #expect(r.keptIndices.count == r.visualTokensKept && r.keptIndices.allSatisfy { (0..<(6 * 9)).contains($0) }, "\(method): \(r.keptIndices) \(r.visualTokensKept)")
+            let again = try adapter.make(budget: .ratio(0.25), parameters: parameters)
+            let (tokens, _) = try runner.model.generate(inputIDs: prompt.inputIDs, images: [], videos: [video.llava], maxNewTokens: 3,
+                                                        stopTokens: [], hook: again.prefillHook, videoHook: again.videoHook,
+                                                        decodeHook: again.decodeHook)
+            #expect(r.generatedIDs == Array(tokens.prefix(r.generatedIDs.count)), "\(method)")
+            if method == "dycoke" { #expect(c.report().notes.contains { $0.contains("decode steps re-selected") }) }
+        }
+    }
+
     @Test func modelsWithoutAVideoPathAreRefused() throws {
         let runner = try runBuiltinRunner.get()
         #expect(!runner.takesVideo && runner.videoPreprocessor == nil)

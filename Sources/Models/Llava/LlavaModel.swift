@@ -446,7 +446,10 @@ public final class LlavaModel: @unchecked Sendable {
     }
 
     /// One decoding step on the prefill's cache.
-    public func decodeStep(token: Int, cache: KVCache) throws -> Tensor { try language.decodeStep(token: token, cache: cache) }
+    /// One greedy decoding step; `hook` picks the cache rows each layer attends to (DyCoke).
+    public func decodeStep(token: Int, cache: KVCache, hook: DecodeHook? = nil) throws -> Tensor {
+        try language.decodeStep(token: token, cache: cache, hook: hook)
+    }
 
     /// Prefill then greedy decoding (stops after an EOS of the text config or `stopTokens`).
     public func generate(inputIDs: [Int], images: [LlavaImage], maxNewTokens: Int, stopTokens: Set<Int>? = nil,
