@@ -1,0 +1,132 @@
+import Foundation
+import ModelIO
+import Tensors
+
+/// diffusers' `DiTTransformer2DModel` (class-conditional DiT, facebook/DiT-XL-2-256 layout): patch
+/// embedding + 2-D sin-cos positions, adaLN-Zero blocks, the final adaLN layer, unpatchify.
+///
+/// Weights keep diffusers' key names and stay memory-mapped in their stored dtype (`WeightStore`).
+/// A batch of latents runs as one `[B·N, width]` row block through every linear layer; attention is
+/// per sample.
+public final class DiTTransformer: @unchecked Sendable {
+    public let config: DiTConfig
+    public let store: WeightStore
+    let blocks: [DiTBlock]
+    let patchEmbed: Conv2DWeight
+    let finalModulation: LinearWeight
+    let finalProjection: LinearWeight
+    /// `[tokens, width]`, fixed.
+    let positions: Tensor
+    let attention: Attention
+    let ones: Tensor
+
+    /// Channels of the sinusoidal timestep features (`Timesteps(num_channels=256)` in diffusers).
+    static let timestepChannels = 256
+
+    /// Loads `folder` (a pipeline's `transformer/`: config.json + safetensors).
+    public convenience init(folder: String) throws {
+        let file = try DiffusersConfigFile(path: URL(fileURLWithPath: folder).appendingPathComponent("config.json").path)
+        let config = try DiTConfig(file: file)
+        try self.init(config: config, store: try WeightStore(folder: folder))
+    }
+
+    public init(config c: DiTConfig, store: WeightStore) throws {
+        config = c
+        self.store = store
+        let d = c.width
+        patchEmbed = try Conv2DWeight(store: store, prefix: "pos_embed.proj", out: d, in: c.inChannels,
+                                      kernel: c.patchSize, stride: c.patchSize)
+        blocks = try (0..<c.layers).map { try DiTBlock(store: store, index: $0, config: c) }
+        if store.contains("transformer_blocks.\(c.layers).norm1.linear.weight") {
+            throw ModelError("\(store.location): the checkpoint has more than num_layers = \(c.layers) blocks")
+        }
+        finalModulation = try LinearWeight(store: store, prefix: "proj_out_1", out: 2 * d, in: d, bias: true)
+        finalProjection = try LinearWeight(store: store, prefix: "proj_out_2", out: c.patchSize * c.patchSize * c.outChannels, in: d, bias: true)
+        positions = DiffusionEmbeddings.sinCos2D(dim: d, grid: c.patchesPerSide, baseSize: c.patchesPerSide)
+        attention = try Attention(heads: c.heads, headDim: c.headDim, causal: false)
+        ones = Tensor(shape: [d], repeating: 1)
+    }
+
+    /// One forward pass: `latents` (each `[inChannels, sampleSize, sampleSize]`), one timestep and one
+    /// class label per sample (label `config.nullClass` = unconditional); returns each sample's
+    /// `[outChannels, sampleSize, sampleSize]` prediction (noise, then the learned variance channels).
+    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int]) throws -> [Tensor] {
+        let c = config, b = latents.count
+        guard b > 0, timesteps.count == b, classes.count == b else {
+            throw ModelError("DiT: \(b) latents, \(timesteps.count) timesteps and \(classes.count) class labels (one each per sample)")
+        }
+        for x in latents where x.shape != [c.inChannels, c.sampleSize, c.sampleSize] {
+            throw ModelError("DiT: latent of shape \(x.shape), the model takes [\(c.inChannels), \(c.sampleSize), \(c.sampleSize)]")
+        }
+        if let bad = classes.first(where: { $0 < 0 || $0 > c.nullClass }) {
+            throw ModelError("DiT: class label \(bad) is out of range (0..<\(c.classCount), or \(c.nullClass) for the null class)")
+        }
+        var h = try Tensor.concatenateRows(try latents.map { try embedPatches($0) })
+        let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
+        var firstConditioning: Tensor?
+        for block in blocks {
+            let cond = try block.conditioning(timestepFeatures: features, classes: classes, store: store)
+            if firstConditioning == nil { firstConditioning = cond }
+            h = try forward(block, h, conditioning: cond, samples: b)
+        }
+        // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
+        let shiftScale = try finalModulation(firstConditioning!.silu(), store: store)
+        let shift = try shiftScale.columns(0..<c.width), scale = try shiftScale.columns(c.width..<(2 * c.width))
+        let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: scale, shift: shift, samples: b)
+        let patches = try finalProjection(normed, store: store)
+        return try (0..<b).map { try unpatchify(patches, sample: $0) }
+    }
+
+    /// `PatchEmbed`: a p×p stride-p convolution, flattened to `[tokens, width]`, plus the positions.
+    private func embedPatches(_ x: Tensor) throws -> Tensor {
+        let conv = try patchEmbed(x, store: store)  // [width, g, g]
+        return try conv.reshaped([config.width, config.tokenCount]).transposed() + positions
+    }
+
+    /// One adaLN-Zero block on `h` `[B·N, width]`.
+    private func forward(_ block: DiTBlock, _ h: Tensor, conditioning: Tensor, samples b: Int) throws -> Tensor {
+        let c = config
+        let m = try AdaLNModulation(try block.modulation(conditioning.silu(), store: store), width: c.width)
+        var h = h
+        let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
+        let q = try block.q(normed, store: store), k = try block.k(normed, store: store), v = try block.v(normed, store: store)
+        let n = c.tokenCount
+        let attended = try Tensor.concatenateRows(try (0..<b).map { s in
+            let rows = (s * n)..<((s + 1) * n)
+            return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
+        })
+        h.addGated(try block.out(attended, store: store), gate: m.gateMSA, samples: b)
+
+        let norm3W = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.weight", count: c.width) : ones
+        let norm3B = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.bias", count: c.width) : nil
+        let normed2 = try h.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps).modulated(scale: m.scaleMLP, shift: m.shiftMLP, samples: b)
+        let up = try block.mlpUp(normed2, store: store)
+        let act = c.activation == "gelu" ? up.gelu() : up.geluTanh()
+        h.addGated(try block.mlpDown(act, store: store), gate: m.gateMLP, samples: b)
+        return h
+    }
+
+    /// Rows `[g², p·p·C]` of one sample (`nhwpqc`) to `[C, g·p, g·p]` (`nchpwq`), as diffusers' einsum.
+    private func unpatchify(_ patches: Tensor, sample: Int) throws -> Tensor {
+        let c = config, g = c.patchesPerSide, p = c.patchSize, oc = c.outChannels, side = g * p
+        var out = Tensor(zeros: [oc, side, side])
+        out.withUnsafeMutableBufferPointer { o in
+            patches.withUnsafeBufferPointer { src in
+                let base = sample * g * g * p * p * oc
+                for hy in 0..<g {
+                    for wx in 0..<g {
+                        for pi in 0..<p {
+                            for qj in 0..<p {
+                                for ch in 0..<oc {
+                                    let from = base + ((hy * g + wx) * p * p + pi * p + qj) * oc + ch
+                                    o[(ch * side + hy * p + pi) * side + wx * p + qj] = src[from]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
