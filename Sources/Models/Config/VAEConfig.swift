@@ -14,7 +14,7 @@ public struct VAEConfig: Sendable, Equatable {
     public var layersPerBlock: Int
     public var normGroups: Int
     /// Latents are divided by it before decoding (`1 / scaling_factor * latents` in the pipelines).
-    public var scalingFactor: Float
+    public var scalingFactor: Double
     public var usePostQuantConv: Bool
     public var midBlockAttention: Bool
 
@@ -32,7 +32,7 @@ public struct VAEConfig: Sendable, Equatable {
         blockOutChannels = try file.positiveInts("block_out_channels", default: [64])
         layersPerBlock = try r.positiveInt("layers_per_block", default: 1)
         normGroups = try r.positiveInt("norm_num_groups", default: 32)
-        scalingFactor = Float(try r.double("scaling_factor", default: 0.18215))
+        scalingFactor = try r.double("scaling_factor", default: 0.18215)
         usePostQuantConv = try r.bool("use_post_quant_conv", default: true)
         midBlockAttention = try r.bool("mid_block_add_attention", default: true)
         let act = try r.string("act_fn", default: "silu")
