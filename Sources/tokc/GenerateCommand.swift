@@ -4,6 +4,7 @@ import ModelIO
 import Models
 import Runtime
 import Tensors
+import TokenCompression
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,12 @@ struct GenerateCommand: ParsableCommand {
         --noise FILE.safetensors (tensor `latents`, [1, C, H, W]) starts from given latents, so a
         run can be compared with diffusers; --seed draws them with the toolkit's own generator
         (SplitMix64, not torch's).
+
+        --method runs a caching method inside the sampler from the same schedule
+        `tokc schedule` prints for these settings (steps = --steps, layers = the
+        model's blocks; --interval and --param as there). Methods whose schedule is
+        compute/reuse only (fora) run; partial, forecast and skip actions are
+        refused for now.
         """
     )
 
@@ -51,6 +58,15 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
+    @Option(name: .long, help: "Caching method inside the sampler (fora).")
+    var method: String?
+
+    @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
+    var interval: Int?
+
+    @Option(name: .long, help: "Caching-method setting NAME=VALUE (repeatable, as in tokc schedule).")
+    var param: [String] = []
+
     @Option(name: .long, help: "Threads for BLAS and the toolkit's loops (default: all cores).")
     var threads: Int?
 
@@ -63,8 +79,12 @@ struct GenerateCommand: ParsableCommand {
             let loadStart = Date()
             let pipeline = try DiTPipeline(folder: model)
             let loadSeconds = Date().timeIntervalSince(loadStart)
+            let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
+                                                            interval: interval, params: param) }
+            if method == nil, interval != nil || !param.isEmpty { throw ModelError("--interval and --param need --method") }
             let result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel, steps: steps, guidance: guidance,
-                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler))
+                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler,
+                                                                    caching: caching))
             if let latentsOut {
                 var writer = SafetensorsWriter()
                 try writer.add("latents", try result.latents.reshaped([1] + result.latents.shape))
@@ -92,7 +112,12 @@ struct GenerateCommand: ParsableCommand {
                     "sampling_seconds": .number(total),
                     "vae_seconds": .number(result.vaeSeconds),
                     "transformer_flops_per_step": .number(result.transformerFLOPsPerStep),
-                    "transformer_tflops_total": .number(result.transformerFLOPsPerStep * Double(steps) / 1e12),
+                    "transformer_tflops_uncached": .number(result.transformerFLOPsPerStep * Double(steps) / 1e12),
+                    "transformer_tflops_run": .number(result.transformerFLOPsTotal / 1e12),
+                    "cache_method": result.cacheMethod.map { .string($0) } ?? .null,
+                    "cache_decisions": result.cacheDecisions.map { calls in
+                        .array(calls.map { call in .string(call.map { String($0.map(\.code)) }.joined(separator: " ")) })
+                    } ?? .null,
                     "flops_convention": .string("multiply-add = 2 FLOPs; linear layers, attention scores and weighted sums, patch embedding and final projection; norms, activations and the VAE not counted"),
                     "image": .array([.number(Double(result.image.height)), .number(Double(result.image.width))]),
                 ])
@@ -104,5 +129,18 @@ struct GenerateCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.
+    static func caching(method: String, steps: Int, layers: Int, interval: Int?, params: [String]) throws -> DiTCaching {
+        let name = method.lowercased()
+        guard let build = ScheduleCommand.builders[name] else {
+            throw ModelError("unknown caching method '\(method)'; supported by tokc schedule: \(ScheduleCommand.supported.joined(separator: ", "))")
+        }
+        let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: nil, scheduler: nil, model: nil,
+                                          tokens: nil, params: params)
+        let built = try build(options)
+        try options.rejectUnused(method: name)
+        return DiTCaching(method: name, schedule: built.schedule)
     }
 }

@@ -50,7 +50,9 @@ public final class DiTTransformer: @unchecked Sendable {
     /// One forward pass: `latents` (each `[inChannels, sampleSize, sampleSize]`), one timestep and one
     /// class label per sample (label `config.nullClass` = unconditional); returns each sample's
     /// `[outChannels, sampleSize, sampleSize]` prediction (noise, then the learned variance channels).
-    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int]) throws -> [Tensor] {
+    /// With `cache`, each block's attention and MLP follow its schedule for this call (compute and
+    /// store, or reuse); without, everything computes (the same arithmetic as an all-compute schedule).
+    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, classes.count == b else {
             throw ModelError("DiT: \(b) latents, \(timesteps.count) timesteps and \(classes.count) class labels (one each per sample)")
@@ -64,10 +66,11 @@ public final class DiTTransformer: @unchecked Sendable {
         var h = try Tensor.concatenateRows(try latents.map { try embedPatches($0) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
         var firstConditioning: Tensor?
-        for block in blocks {
+        try cache?.beginCall(layers: blocks.count)
+        for (layer, block) in blocks.enumerated() {
             let cond = try block.conditioning(timestepFeatures: features, classes: classes, store: store)
             if firstConditioning == nil { firstConditioning = cond }
-            h = try forward(block, h, conditioning: cond, samples: b)
+            h = try forward(block, layer: layer, h, conditioning: cond, samples: b, cache: cache)
         }
         // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
         let shiftScale = try finalModulation(firstConditioning!.silu(), store: store)
@@ -84,25 +87,37 @@ public final class DiTTransformer: @unchecked Sendable {
     }
 
     /// One adaLN-Zero block on `h` `[B·N, width]`.
-    private func forward(_ block: DiTBlock, _ h: Tensor, conditioning: Tensor, samples b: Int) throws -> Tensor {
+    /// The modules' outputs are pre-gate, so a cache can store them and gate them with a later step's gates.
+    private func forward(_ block: DiTBlock, layer: Int, _ h: Tensor, conditioning: Tensor, samples b: Int,
+                         cache: DiTFeatureCache?) throws -> Tensor {
         let c = config
         let m = try AdaLNModulation(try block.modulation(conditioning.silu(), store: store), width: c.width)
         var h = h
-        let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
-        let q = try block.q(normed, store: store), k = try block.k(normed, store: store), v = try block.v(normed, store: store)
-        let n = c.tokenCount
-        let attended = try Tensor.concatenateRows(try (0..<b).map { s in
-            let rows = (s * n)..<((s + 1) * n)
-            return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
-        })
-        h.addGated(try block.out(attended, store: store), gate: m.gateMSA, samples: b)
+        let current = h
+        let computeAttention = { [self] () throws -> Tensor in
+            let normed = try current.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
+            let q = try block.q(normed, store: store), k = try block.k(normed, store: store), v = try block.v(normed, store: store)
+            let n = c.tokenCount
+            let attended = try Tensor.concatenateRows(try (0..<b).map { s in
+                let rows = (s * n)..<((s + 1) * n)
+                return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
+            })
+            return try block.out(attended, store: store)
+        }
+        let attnOut = try cache.map { try $0.output(layer: layer, module: 0, compute: computeAttention) } ?? computeAttention()
+        h.addGated(attnOut, gate: m.gateMSA, samples: b)
 
-        let norm3W = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.weight", count: c.width) : ones
-        let norm3B = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.bias", count: c.width) : nil
-        let normed2 = try h.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps).modulated(scale: m.scaleMLP, shift: m.shiftMLP, samples: b)
-        let up = try block.mlpUp(normed2, store: store)
-        let act = c.activation == "gelu" ? up.gelu() : up.geluTanh()
-        h.addGated(try block.mlpDown(act, store: store), gate: m.gateMLP, samples: b)
+        let afterAttention = h
+        let computeMLP = { [self] () throws -> Tensor in
+            let norm3W = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.weight", count: c.width) : ones
+            let norm3B = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.bias", count: c.width) : nil
+            let normed = try afterAttention.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps)
+                .modulated(scale: m.scaleMLP, shift: m.shiftMLP, samples: b)
+            let up = try block.mlpUp(normed, store: store)
+            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+        }
+        let mlpOut = try cache.map { try $0.output(layer: layer, module: 1, compute: computeMLP) } ?? computeMLP()
+        h.addGated(mlpOut, gate: m.gateMLP, samples: b)
         return h
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import ModelIO
 import Models
 import Tensors
+import TokenCompression
 
 /// diffusers' `DiTPipeline` on a pipeline folder as `save_pretrained` writes it (`model_index.json`,
 /// `transformer/`, `vae/`, `scheduler/`): class-conditional sampling with classifier-free guidance,
@@ -69,13 +70,17 @@ public final class DiTPipeline: @unchecked Sendable {
             latents = Self.gaussian(shape: latentShape, rng: &rng)
         }
         let guided = options.guidance > 1
+        let cache = try options.caching.map { try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers) }
+        if let cache, cache.schedule.steps != scheduler.timesteps.count {
+            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+        }
         var stepSeconds: [Double] = []
         for (i, t) in scheduler.timesteps.enumerated() {
             let start = Date()
             let input = scheduler.scaleModelInput(latents, index: i)
             let outputs = guided
-                ? try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass])
-                : try transformer([input], timesteps: [t], classes: [options.classLabel])
+                ? try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
+                : try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
             let eps = guided ? try Self.guide(cond: outputs[0], uncond: outputs[1], scale: Float(options.guidance), channels: c.inChannels)
                              : try Self.noiseChannels(outputs[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
             let shape = latentShape
@@ -89,7 +94,10 @@ public final class DiTPipeline: @unchecked Sendable {
         return DiTGenerationResult(latents: latents, decoded: decoded, image: try Self.image(decoded),
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
-                                   transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1))
+                                   transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
+                                   transformerFLOPsTotal: transformerFLOPs(batch: guided ? 2 : 1) * Double(stepSeconds.count)
+                                       - Double(guided ? 2 : 1) * moduleFLOPs(reusedBy: cache),
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method)
     }
 
     /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
@@ -100,6 +108,18 @@ public final class DiTPipeline: @unchecked Sendable {
         let perBlock = 2 * n * d * d * 4 + 2 * 2 * n * n * d + 2 * 2 * n * d * 4 * d + 2 * d * 6 * d
         let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels) + 2 * d * 2 * d
         return Double(batch) * (Double(c.layers) * perBlock + embed)
+    }
+
+    /// FLOPs per sample that the cache's reused modules did not spend (attention: QKV, scores, weighted
+    /// sum, output projection; MLP: both layers).
+    func moduleFLOPs(reusedBy cache: DiTFeatureCache?) -> Double {
+        guard let cache else { return 0 }
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width)
+        let cost = [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * 2 * n * d * 4 * d]
+        return cache.executed.joined().reduce(0) { sum, layer in
+            sum + zip(layer, cost).reduce(0) { $0 + ($1.0 == .reuse ? $1.1 : 0) }
+        }
     }
 
     /// DiT's guidance on the noise channels: `uncond + g · (cond − uncond)`, evaluated in that order.
@@ -166,8 +186,12 @@ public struct DiTGenerationOptions: Sendable {
     public var noise: Tensor?
     /// Overrides the folder's scheduler class (its config fields kept, as diffusers' `from_config`).
     public var scheduler: String?
+    /// Feature caching inside the blocks (nil: none).
+    public var caching: DiTCaching?
 
-    public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil) {
+    public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
+                caching: DiTCaching? = nil) {
+        self.caching = caching
         self.classLabel = classLabel
         self.steps = steps
         self.guidance = guidance
@@ -188,5 +212,21 @@ public struct DiTGenerationResult: Sendable {
     public let timesteps: [Float]
     public let stepSeconds: [Double]
     public let vaeSeconds: Double
+    /// FLOPs of one uncached transformer call (the guided batch included).
     public let transformerFLOPsPerStep: Double
+    /// Over the run, less the modules the cache reused.
+    public let transformerFLOPsTotal: Double
+    /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
+    public let cacheDecisions: [[[CacheAction]]]?
+    public let cacheMethod: String?
+}
+
+/// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).
+public struct DiTCaching: Sendable {
+    public var method: String
+    public var schedule: CacheSchedule
+    public init(method: String, schedule: CacheSchedule) {
+        self.method = method
+        self.schedule = schedule
+    }
 }
