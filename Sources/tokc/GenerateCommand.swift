@@ -75,7 +75,7 @@ struct GenerateCommand: ParsableCommand {
             try applyThreads(threads)
             guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
-            let noiseTensor = try noise.map { try DiTPipeline.loadNoise(path: $0) }
+            let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
             let loadStart = Date()
             let pipeline = try DiTPipeline(folder: model)
             let loadSeconds = Date().timeIntervalSince(loadStart)

@@ -21,17 +21,7 @@ public final class DiTPipeline: @unchecked Sendable {
     public init(folder: String) throws {
         self.folder = folder
         let root = URL(fileURLWithPath: folder)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ModelError("\(folder): no such folder (expected a diffusers pipeline folder)")
-        }
-        let index = try DiffusersConfigFile(path: root.appendingPathComponent("model_index.json").path)
-        if let name = index.className, name != "DiTPipeline" {
-            throw ModelError("\(index.path): _class_name '\(name)' is not supported (expected DiTPipeline)")
-        }
-        for component in ["transformer", "vae", "scheduler"] where index.reader.value(component) == nil {
-            throw ModelError("\(index.path): no '\(component)' component")
-        }
+        _ = try DiffusionSampling.pipelineIndex(folder: folder, className: "DiTPipeline", components: ["transformer", "vae", "scheduler"])
         transformer = try DiTTransformer(folder: root.appendingPathComponent("transformer").path)
         vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
         schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
@@ -60,38 +50,29 @@ public final class DiTPipeline: @unchecked Sendable {
         var scheduler = try DiffusionSchedulers.make(config: schedulerConfig, className: options.scheduler)
         try scheduler.setTimesteps(options.steps)
         var rng = SplitMix64(seed: options.seed &+ 0x5EED)
-        var latents: Tensor
-        if let noise = options.noise {
-            guard noise.shape == [1] + latentShape || noise.shape == latentShape else {
-                throw ModelError("noise tensor has shape \(noise.shape), this model samples [1, \(latentShape.map(String.init).joined(separator: ", "))]")
-            }
-            latents = try noise.reshaped(latentShape)
-        } else {
-            latents = Self.gaussian(shape: latentShape, rng: &rng)
-        }
+        let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng)
         let guided = options.guidance > 1
         let cache = try options.caching.map { try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers) }
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
-        var stepSeconds: [Double] = []
-        for (i, t) in scheduler.timesteps.enumerated() {
-            let start = Date()
-            let input = scheduler.scaleModelInput(latents, index: i)
-            let outputs = guided
-                ? try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
-                : try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
-            let eps = guided ? try Self.guide(cond: outputs[0], uncond: outputs[1], scale: Float(options.guidance), channels: c.inChannels)
-                             : try Self.noiseChannels(outputs[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
-            let shape = latentShape
-            latents = try scheduler.step(eps, index: i, sample: latents, noise: { Self.gaussian(shape: shape, rng: &rng) })
-            stepSeconds.append(Date().timeIntervalSince(start))
+        // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
+        let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
+            if guided {
+                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
+                return try DiffusionSampling.guide(
+                    cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
+                    uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
+                    scale: Float(options.guidance))
+            }
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
+            return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
         let inverse = Float(1 / vae.config.scalingFactor)
         let decoded = try vae(latents.map { inverse * $0 })
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
-        return DiTGenerationResult(latents: latents, decoded: decoded, image: try Self.image(decoded),
+        return DiTGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
@@ -120,59 +101,6 @@ public final class DiTPipeline: @unchecked Sendable {
         return cache.executed.joined().reduce(0) { sum, layer in
             sum + zip(layer, cost).reduce(0) { $0 + ($1.0 == .reuse ? $1.1 : 0) }
         }
-    }
-
-    /// DiT's guidance on the noise channels: `uncond + g · (cond − uncond)`, evaluated in that order.
-    static func guide(cond: Tensor, uncond: Tensor, scale: Float, channels: Int) throws -> Tensor {
-        let a = try noiseChannels(cond, channels: channels, learnedSigma: true)
-        let b = try noiseChannels(uncond, channels: channels, learnedSigma: true)
-        var out = b
-        out.withUnsafeMutableBufferPointer { o in
-            a.withUnsafeBufferPointer { x in for i in 0..<o.count { o[i] = o[i] + scale * (x[i] - o[i]) } }
-        }
-        return out
-    }
-
-    /// The first `channels` channels of a `[C', H, W]` output (all of it when there is no learned sigma).
-    static func noiseChannels(_ output: Tensor, channels: Int, learnedSigma: Bool) throws -> Tensor {
-        guard learnedSigma else { return output }
-        let plane = output.count / output.shape[0]
-        return try Tensor(shape: [channels] + Array(output.shape.dropFirst()), values: Array(output.values.prefix(channels * plane)))
-    }
-
-    /// `(x / 2 + 0.5).clamp(0, 1)`, then `round(· 255)` (half to even, as numpy) to bytes.
-    static func image(_ decoded: Tensor) throws -> RGBImage {
-        guard decoded.rank == 3, decoded.shape[0] == 3 else {
-            throw ModelError("VAE output \(decoded.shape) is not an RGB image [3, H, W]")
-        }
-        let (h, w) = (decoded.shape[1], decoded.shape[2])
-        var pixels = [UInt8](repeating: 0, count: h * w * 3)
-        decoded.withUnsafeBufferPointer { x in
-            for ch in 0..<3 {
-                for i in 0..<(h * w) {
-                    let v = min(max(x[ch * h * w + i] / 2 + 0.5, 0), 1)
-                    pixels[i * 3 + ch] = UInt8((v * 255).rounded(.toNearestOrEven))
-                }
-            }
-        }
-        return try RGBImage(width: w, height: h, pixels: pixels)
-    }
-
-    /// Standard normal latents from SplitMix64 (reproducible across platforms; not torch's generator:
-    /// use `--noise` to start from the same latents as a diffusers run).
-    static func gaussian(shape: [Int], rng: inout SplitMix64) -> Tensor {
-        var t = Tensor(zeros: shape)
-        t.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = rng.gaussian() } }
-        return t
-    }
-
-    /// The `latents` tensor of a safetensors file.
-    public static func loadNoise(path: String) throws -> Tensor {
-        let file = try SafetensorsFile(path: path)
-        guard file.contains("latents") else {
-            throw ModelError("\(path): no tensor named 'latents' (found: \(file.names.sorted().joined(separator: ", ")))")
-        }
-        return try file.tensor("latents")
     }
 }
 
