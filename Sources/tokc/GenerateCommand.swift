@@ -9,10 +9,13 @@ import TokenCompression
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Sample an image from a class-conditional DiT pipeline folder (diffusers' DiTPipeline).",
+        abstract: "Sample an image from a DiT (class) or PixArt-α (caption embeddings) diffusers pipeline folder.",
         discussion: """
         --model is a folder as diffusers' save_pretrained writes it: model_index.json,
-        transformer/ (DiTTransformer2DModel), vae/ (AutoencoderKL), scheduler/
+        transformer/ (DiTTransformer2DModel with --class, or PixArtTransformer2DModel with
+        --prompt-embeds FILE.safetensors: prompt_embeds [1, L, C], prompt_attention_mask,
+        negative_prompt_embeds, negative_prompt_attention_mask — T5 outputs, the encoder
+        is not run here), vae/ (AutoencoderKL), scheduler/
         (DDIMScheduler, DPMSolverMultistepScheduler, DDPMScheduler or EulerDiscreteScheduler;
         --scheduler swaps the class and keeps the config fields, as from_config does).
         Guidance (> 1) is DiT's: on the noise channels, against the null class.
@@ -31,14 +34,17 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Pipeline folder (model_index.json, transformer/, vae/, scheduler/).")
     var model: String
 
-    @Option(name: .customLong("class"), help: "Class id (0 ..< num_embeds_ada_norm).")
-    var classLabel: Int
+    @Option(name: .customLong("class"), help: "Class id (0 ..< num_embeds_ada_norm) of a DiT pipeline.")
+    var classLabel: Int?
 
-    @Option(name: .long, help: "Sampling steps.")
-    var steps: Int = 50
+    @Option(name: .long, help: "Caption embeddings of a PixArt-α pipeline (safetensors: prompt_embeds, masks, negative_prompt_embeds).")
+    var promptEmbeds: String?
 
-    @Option(name: .long, help: "Classifier-free guidance scale (≥ 0; guidance applies when > 1).")
-    var guidance: Double = 4
+    @Option(name: .long, help: "Sampling steps (default: DiTPipeline 50, PixArtAlphaPipeline 20).")
+    var steps: Int?
+
+    @Option(name: .long, help: "Classifier-free guidance scale, ≥ 0, applied when > 1 (default: DiT 4, PixArt 4.5).")
+    var guidance: Double?
 
     @Option(name: .long, help: "Seed of the starting latents (ignored with --noise).")
     var seed: UInt64 = 0
@@ -73,18 +79,34 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         do {
             try applyThreads(threads)
+            guard (classLabel == nil) != (promptEmbeds == nil) else {
+                throw ModelError("give exactly one of --class N (DiT) and --prompt-embeds FILE (PixArt-α)")
+            }
+            let isPixArt = promptEmbeds != nil
+            let steps = self.steps ?? (isPixArt ? 20 : 50)
+            let guidance = self.guidance ?? (isPixArt ? 4.5 : 4)
             guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
+            if method == nil, interval != nil || !param.isEmpty { throw ModelError("--interval and --param need --method") }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
             let loadStart = Date()
-            let pipeline = try DiTPipeline(folder: model)
-            let loadSeconds = Date().timeIntervalSince(loadStart)
-            let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                            interval: interval, params: param) }
-            if method == nil, interval != nil || !param.isEmpty { throw ModelError("--interval and --param need --method") }
-            let result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel, steps: steps, guidance: guidance,
-                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler,
-                                                                    caching: caching))
+            let result: DiffusionGenerationResult
+            var loadSeconds = 0.0
+            if let promptEmbeds {
+                guard method == nil else { throw ModelError("--method: caching inside the PixArt-α sampler is not implemented yet (DiT only)") }
+                let captions = try PromptEmbeddings(file: promptEmbeds)
+                let pipeline = try PixArtPipeline(folder: model)
+                loadSeconds = Date().timeIntervalSince(loadStart)
+                result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
+                                                                       noise: noiseTensor, scheduler: scheduler))
+            } else {
+                let pipeline = try DiTPipeline(folder: model)
+                loadSeconds = Date().timeIntervalSince(loadStart)
+                let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
+                                                                interval: interval, params: param) }
+                result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
+                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching))
+            }
             if let latentsOut {
                 var writer = SafetensorsWriter()
                 try writer.add("latents", try result.latents.reshaped([1] + result.latents.shape))
@@ -100,7 +122,8 @@ struct GenerateCommand: ParsableCommand {
                 let steps = result.stepSeconds.count
                 let report: JSONValue = .object([
                     "model": .string(model),
-                    "class": .number(Double(classLabel)),
+                    "class": classLabel.map { .number(Double($0)) } ?? .null,
+                    "prompt_embeds": promptEmbeds.map { .string($0) } ?? .null,
                     "scheduler": .string(result.scheduler),
                     "steps": .number(Double(steps)),
                     "guidance": .number(guidance),

@@ -9,7 +9,7 @@ import TokenCompression
 /// Feature caching inside the DiT sampler (FORA's rule: pre-gate module outputs reused with the
 /// current gates), driven by the same schedules `tokc schedule` prints.
 @Suite struct DiffusionCachingTests {
-    static func run(_ caching: DiTCaching?, guidance: Double = 4) throws -> DiTGenerationResult {
+    static func run(_ caching: DiTCaching?, guidance: Double = 4) throws -> DiffusionGenerationResult {
         let ref = try DiffusionPipelineTests.reference.get()
         return try DiffusionPipelineTests.pipeline.get().generate(
             DiTGenerationOptions(classLabel: 3, steps: 10, guidance: guidance, noise: try ref.tensor("noise"), caching: caching))

@@ -13,7 +13,7 @@ import Tensors
     static let reference = Result { try SafetensorsFile(path: folder + "/reference.safetensors") }
     static let pipeline = Result { try DiTPipeline(folder: folder) }
 
-    static func run(_ scheduler: String?, guidance: Double, steps: Int = 10, classLabel: Int = 3, noise: Tensor? = nil) throws -> DiTGenerationResult {
+    static func run(_ scheduler: String?, guidance: Double, steps: Int = 10, classLabel: Int = 3, noise: Tensor? = nil) throws -> DiffusionGenerationResult {
         let ref = try reference.get()
         return try pipeline.get().generate(DiTGenerationOptions(classLabel: classLabel, steps: steps, guidance: guidance,
                                                                 noise: try noise ?? ref.tensor("noise"), scheduler: scheduler))

@@ -63,7 +63,7 @@ public final class DiTTransformer: @unchecked Sendable {
         if let bad = classes.first(where: { $0 < 0 || $0 > c.nullClass }) {
             throw ModelError("DiT: class label \(bad) is out of range (0..<\(c.classCount), or \(c.nullClass) for the null class)")
         }
-        var h = try Tensor.concatenateRows(try latents.map { try embedPatches($0) })
+        var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
         var firstConditioning: Tensor?
         try cache?.beginCall(layers: blocks.count)
@@ -77,13 +77,7 @@ public final class DiTTransformer: @unchecked Sendable {
         let shift = try shiftScale.columns(0..<c.width), scale = try shiftScale.columns(c.width..<(2 * c.width))
         let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: scale, shift: shift, samples: b)
         let patches = try finalProjection(normed, store: store)
-        return try (0..<b).map { try unpatchify(patches, sample: $0) }
-    }
-
-    /// `PatchEmbed`: a p×p stride-p convolution, flattened to `[tokens, width]`, plus the positions.
-    private func embedPatches(_ x: Tensor) throws -> Tensor {
-        let conv = try patchEmbed(x, store: store)  // [width, g, g]
-        return try conv.reshaped([config.width, config.tokenCount]).transposed() + positions
+        return (0..<b).map { LatentPatches.unpatchify(patches, sample: $0, grid: c.patchesPerSide, patch: c.patchSize, channels: c.outChannels) }
     }
 
     /// One adaLN-Zero block on `h` `[B·N, width]`.
@@ -119,29 +113,5 @@ public final class DiTTransformer: @unchecked Sendable {
         let mlpOut = try cache.map { try $0.output(layer: layer, module: 1, compute: computeMLP) } ?? computeMLP()
         h.addGated(mlpOut, gate: m.gateMLP, samples: b)
         return h
-    }
-
-    /// Rows `[g², p·p·C]` of one sample (`nhwpqc`) to `[C, g·p, g·p]` (`nchpwq`), as diffusers' einsum.
-    private func unpatchify(_ patches: Tensor, sample: Int) throws -> Tensor {
-        let c = config, g = c.patchesPerSide, p = c.patchSize, oc = c.outChannels, side = g * p
-        var out = Tensor(zeros: [oc, side, side])
-        out.withUnsafeMutableBufferPointer { o in
-            patches.withUnsafeBufferPointer { src in
-                let base = sample * g * g * p * p * oc
-                for hy in 0..<g {
-                    for wx in 0..<g {
-                        for pi in 0..<p {
-                            for qj in 0..<p {
-                                for ch in 0..<oc {
-                                    let from = base + ((hy * g + wx) * p * p + pi * p + qj) * oc + ch
-                                    o[(ch * side + hy * p + pi) * side + wx * p + qj] = src[from]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return out
     }
 }

@@ -39,7 +39,7 @@ public final class DiTPipeline: @unchecked Sendable {
     }
 
     /// Runs the sampler and the decoder.
-    public func generate(_ options: DiTGenerationOptions) throws -> DiTGenerationResult {
+    public func generate(_ options: DiTGenerationOptions) throws -> DiffusionGenerationResult {
         let c = transformer.config
         guard options.classLabel >= 0, options.classLabel < c.classCount else {
             throw ModelError("class id \(options.classLabel) is out of range: this model has classes 0..<\(c.classCount)")
@@ -72,7 +72,7 @@ public final class DiTPipeline: @unchecked Sendable {
         let inverse = Float(1 / vae.config.scalingFactor)
         let decoded = try vae(latents.map { inverse * $0 })
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
-        return DiTGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
+        return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
@@ -130,7 +130,7 @@ public struct DiTGenerationOptions: Sendable {
 }
 
 /// One generated sample and how it was made.
-public struct DiTGenerationResult: Sendable {
+public struct DiffusionGenerationResult: Sendable {
     /// The sampler's final latents `[C, H, W]` (before `1 / scaling_factor`).
     public let latents: Tensor
     /// `vae.decode(latents / scaling_factor).sample`, `[3, H', W']`.
