@@ -82,6 +82,11 @@ struct GenerateCommand: ParsableCommand {
             guard (classLabel == nil) != (promptEmbeds == nil) else {
                 throw ModelError("give exactly one of --class N (DiT) and --prompt-embeds FILE (PixArt-α)")
             }
+            switch (DiffusionSampling.pipelineClass(folder: model), promptEmbeds) {
+            case ("PixArtAlphaPipeline", nil): throw ModelError("\(model) is a PixArtAlphaPipeline folder: give --prompt-embeds FILE, not --class")
+            case ("DiTPipeline", .some): throw ModelError("\(model) is a DiTPipeline folder: give --class N, not --prompt-embeds")
+            default: break
+            }
             let isPixArt = promptEmbeds != nil
             let steps = self.steps ?? (isPixArt ? 20 : 50)
             let guidance = self.guidance ?? (isPixArt ? 4.5 : 4)
