@@ -70,6 +70,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
     var interval: Int?
 
+    @Option(name: .long, help: "The caching method's base fresh ratio r0 (toca; 0 = reuse only, FORA behaviour).")
+    var ratio: Double?
+
     @Option(name: .long, help: "Caching-method setting NAME=VALUE (repeatable, as in tokc schedule).")
     var param: [String] = []
 
@@ -92,23 +95,24 @@ struct GenerateCommand: ParsableCommand {
             let guidance = self.guidance ?? (isPixArt ? 4.5 : 4)
             guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
-            if method == nil, interval != nil || !param.isEmpty { throw ModelError("--interval and --param need --method") }
+            if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
             let loadStart = Date()
             let result: DiffusionGenerationResult
             var loadSeconds = 0.0
             if let promptEmbeds {
-                guard method == nil else { throw ModelError("--method: caching inside the PixArt-α sampler is not implemented yet (DiT only)") }
                 let captions = try PromptEmbeddings(file: promptEmbeds)
                 let pipeline = try PixArtPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
+                let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
+                                                                interval: interval, ratio: ratio, family: "PixArt", params: param) }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
-                                                                       noise: noiseTensor, scheduler: scheduler))
+                                                                       noise: noiseTensor, scheduler: scheduler, caching: caching))
             } else {
                 let pipeline = try DiTPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
                 let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                                interval: interval, params: param) }
+                                                                interval: interval, ratio: ratio, family: nil, params: param) }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
                                                                     seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching))
             }
@@ -160,13 +164,15 @@ struct GenerateCommand: ParsableCommand {
     }
 
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.
-    static func caching(method: String, steps: Int, layers: Int, interval: Int?, params: [String]) throws -> DiTCaching {
+    /// `family` is the code family of the methods that have several (toca, duca: "PixArt" for PixArt-α).
+    static func caching(method: String, steps: Int, layers: Int, interval: Int?, ratio: Double?, family: String?,
+                        params: [String]) throws -> DiTCaching {
         let name = method.lowercased()
         guard let build = ScheduleCommand.builders[name] else {
             throw ModelError("unknown caching method '\(method)'; supported by tokc schedule: \(ScheduleCommand.supported.joined(separator: ", "))")
         }
-        let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: nil, scheduler: nil, model: nil,
-                                          tokens: nil, params: params)
+        let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: ratio, scheduler: nil,
+                                          model: name == "toca" ? family : nil, tokens: nil, params: params)
         let built = try build(options)
         try options.rejectUnused(method: name)
         return DiTCaching(method: name, schedule: built.schedule)

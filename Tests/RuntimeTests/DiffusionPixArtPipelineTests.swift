@@ -3,6 +3,7 @@ import Testing
 import ModelIO
 import Models
 import Tensors
+import TokenCompression
 @testable import Runtime
 
 /// `PixArtPipeline` against diffusers' PixArtAlphaPipeline (caption embeddings given, no text encoder,
@@ -42,5 +43,41 @@ import Tensors
         // Without guidance the positive embeddings alone suffice.
         let plain = try p.generate(PixArtGenerationOptions(captions: positiveOnly, steps: 2, guidance: 1, seed: 3))
         #expect(plain.latents.values.allSatisfy { $0.isFinite })
+    }
+}
+
+/// Caching inside the PixArt-α sampler: ToCa's PixArt schedule with r0 = 0 (FORA behaviour, the ToCa
+/// paper's baseline) over attention, cross-attention and MLP.
+@Suite struct DiffusionPixArtCachingTests {
+    static func run(_ caching: DiTCaching?) throws -> DiffusionGenerationResult {
+        try DiffusionPixArtPipelineTests.pipeline.get().generate(PixArtGenerationOptions(
+            captions: try DiffusionPixArtPipelineTests.captions.get(), steps: 10, guidance: 4.5,
+            noise: try DiffusionPixArtPipelineTests.noise.get(), caching: caching))
+    }
+
+    static func toca(ratio: Double) throws -> CacheSchedule {
+        var p = ToCa.Parameters.pixart
+        p.numSteps = 10
+        p.numLayers = 2
+        p.freshRatio = ratio
+        return try ToCa.schedule(p).cacheSchedule
+    }
+
+    @Test func allComputeEqualsUncachedBitForBit() throws {
+        let all = CacheSchedule(moduleNames: DiTFeatureCache.pixArtModules,
+                                actions: Array(repeating: Array(repeating: [.compute, .compute, .compute], count: 2), count: 10))
+        let plain = try Self.run(nil), cached = try Self.run(DiTCaching(method: "all", schedule: all))
+        #expect(cached.latents.values == plain.latents.values && cached.image == plain.image)
+    }
+
+    @Test func reuseScheduleIsFollowedAndSkipsWork() throws {
+        let schedule = try Self.toca(ratio: 0)
+        let plain = try Self.run(nil), cached = try Self.run(DiTCaching(method: "toca", schedule: schedule))
+        #expect(cached.cacheDecisions == schedule.actions)
+        #expect(schedule.actions.joined().joined().contains(.reuse))
+        #expect(cached.transformerFLOPsTotal < 0.6 * plain.transformerFLOPsTotal)
+        #expect(cached.latents.values != plain.latents.values)
+        // ToCa proper (r0 = 0.3) has partial steps: refused, not silently run in full.
+        #expect(throws: ModelError.self) { _ = try Self.run(DiTCaching(method: "toca", schedule: try Self.toca(ratio: 0.3))) }
     }
 }

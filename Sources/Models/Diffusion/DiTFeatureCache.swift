@@ -2,11 +2,12 @@ import Foundation
 import Tensors
 import TokenCompression
 
-/// Feature caching inside the DiT blocks, driven by a caching method's schedule (`CacheSchedule`,
-/// the same decisions `tokc schedule` prints): at each sampler call and block, the attention and the
-/// MLP either compute (and store their output *before the adaLN gate*) or reuse the stored output,
-/// gated by the CURRENT step's gate — FORA's rule. A reused module really does not run: no norm,
-/// no projection, no attention, no MLP; only the block's modulation (the gates) is computed.
+/// Feature caching inside the blocks of a diffusion transformer, driven by a caching method's schedule
+/// (`CacheSchedule`, the same decisions `tokc schedule` prints): at each sampler call and block, each
+/// module (DiT: attention, MLP; PixArt-α: attention, cross-attention, MLP) either computes (and stores
+/// its output *before the adaLN gate*) or reuses the stored output, gated by the CURRENT step's gate —
+/// FORA's rule (PixArt's cross-attention has no gate: its raw output is reused). A reused module really
+/// does not run: no norm, no projection, no attention, no MLP; only the block's modulation is computed.
 ///
 /// Supports the schedules made of `compute` and `reuse` (FORA, the full steps of the others); a
 /// schedule with partial, forecast or skip actions is refused before sampling starts.
@@ -14,29 +15,35 @@ import TokenCompression
 public final class DiTFeatureCache: @unchecked Sendable {
     public let method: String
     public let schedule: CacheSchedule
-    /// `executed[call][layer][module]`: the action taken, module order `attn`, `mlp`.
+    /// The model's modules, in schedule order.
+    public let moduleNames: [String]
+    /// `executed[call][layer][module]`: the action taken, modules in `moduleNames` order.
     public private(set) var executed: [[[CacheAction]]] = []
     public private(set) var computedModules = 0
     public private(set) var reusedModules = 0
     private var stored: [Int: [Tensor?]] = [:]
     private var call = -1
 
-    public static let moduleNames = ["attn", "mlp"]
+    /// DiT's cached modules.
+    public static let ditModules = ["attn", "mlp"]
+    /// PixArt-α's cached modules (the names of ToCa's PixArt schedules).
+    public static let pixArtModules = ["attn", "cross-attn", "mlp"]
 
-    public init(method: String, schedule: CacheSchedule, layers: Int) throws {
-        guard schedule.moduleNames == Self.moduleNames else {
-            throw ModelError("\(method): its schedule has modules \(schedule.moduleNames); the DiT cache runs \(Self.moduleNames)")
+    public init(method: String, schedule: CacheSchedule, layers: Int, modules: [String] = DiTFeatureCache.ditModules) throws {
+        guard schedule.moduleNames == modules else {
+            throw ModelError("\(method): its schedule has modules \(schedule.moduleNames); this model caches \(modules)")
         }
         for (s, step) in schedule.actions.enumerated() {
             guard step.count == layers else {
                 throw ModelError("\(method): step \(s) of its schedule has \(step.count) layers, the model \(layers)")
             }
             if let bad = step.joined().first(where: { $0 != .compute && $0 != .reuse }) {
-                throw ModelError("\(method): '\(bad)' actions are not runnable in the DiT sampler yet (compute and reuse are)")
+                throw ModelError("\(method): '\(bad)' actions are not runnable in the sampler yet (compute and reuse are)")
             }
         }
         self.method = method
         self.schedule = schedule
+        moduleNames = modules
     }
 
     /// Starts the next transformer call (one per sampler step).
@@ -51,11 +58,11 @@ public final class DiTFeatureCache: @unchecked Sendable {
     /// The module's output at the current call: computed (and stored) or the stored one.
     func output(layer: Int, module: Int, compute: () throws -> Tensor) throws -> Tensor {
         let action = schedule.actions[call][layer][module]
-        var slots = stored[layer] ?? [nil, nil]
+        var slots = stored[layer] ?? Array(repeating: nil, count: moduleNames.count)
         defer { executed[call][layer].append(action) }
         if action == .reuse {
             guard let cached = slots[module] else {
-                throw ModelError("\(method): call \(call), layer \(layer): '\(Self.moduleNames[module])' is reused before it was ever computed")
+                throw ModelError("\(method): call \(call), layer \(layer): '\(moduleNames[module])' is reused before it was ever computed")
             }
             reusedModules += 1
             return cached

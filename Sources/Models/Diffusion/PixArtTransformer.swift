@@ -50,7 +50,9 @@ public final class PixArtTransformer: @unchecked Sendable {
     /// One forward pass: per sample a latent `[inChannels, sampleSize, sampleSize]`, a timestep, the
     /// caption embeddings `[L, captionChannels]` and their attention mask (1 = attend; nil = all ones).
     /// Returns each sample's `[outChannels, sampleSize, sampleSize]`.
-    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], captions: [Tensor], masks: [[Float]?]) throws -> [Tensor] {
+    /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call.
+    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], captions: [Tensor], masks: [[Float]?],
+                               cache: DiTFeatureCache? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, captions.count == b, masks.count == b else {
             throw ModelError("PixArt: \(b) latents, \(timesteps.count) timesteps, \(captions.count) captions and \(masks.count) masks (one each per sample)")
@@ -75,8 +77,9 @@ public final class PixArtTransformer: @unchecked Sendable {
         let features = DiffusionEmbeddings.timestep(timesteps, dim: 256, flipSinToCos: true, downscaleFreqShift: 0)
         let embedded = try timestepLinear2(try timestepLinear1(features, store: store).silu(), store: store)  // [B, D]
         let t6 = try adaLNLinear(embedded.silu(), store: store)  // [B, 6D]
-        for block in blocks {
-            h = try forward(block, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b)
+        try cache?.beginCall(layers: blocks.count)
+        for (layer, block) in blocks.enumerated() {
+            h = try forward(block, layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache)
         }
         let shift = try Self.rowsPlusVector(embedded, finalTable.rows(0..<1))
         let scale = try Self.rowsPlusVector(embedded, finalTable.rows(1..<2))
@@ -103,31 +106,47 @@ public final class PixArtTransformer: @unchecked Sendable {
         return out
     }
 
-    private func forward(_ block: PixArtBlock, _ h: Tensor, t6: Tensor, captions: [Tensor], keyBiases: [[Float]], samples b: Int) throws -> Tensor {
+    private func forward(_ block: PixArtBlock, layer: Int, _ h: Tensor, t6: Tensor, captions: [Tensor], keyBiases: [[Float]],
+                         samples b: Int, cache: DiTFeatureCache?) throws -> Tensor {
         let c = config, d = c.width, n = c.tokenCount
         let table = try store.tensor(block.prefix + "scale_shift_table", shape: [6, d], alwaysCache: true)
         let m = try (0..<6).map { try Self.modulation(t6, table: table, $0, width: d) }
+        func run(_ module: Int, _ compute: () throws -> Tensor) throws -> Tensor {
+            try cache.map { try $0.output(layer: layer, module: module, compute: compute) } ?? compute()
+        }
         var h = h
-        let normed = try h.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[1], shift: m[0], samples: b)
-        let q = try block.q1(normed, store: store), k = try block.k1(normed, store: store), v = try block.v1(normed, store: store)
-        let attended = try Tensor.concatenateRows(try (0..<b).map { s in
-            let rows = (s * n)..<((s + 1) * n)
-            return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
-        })
-        h.addGated(try block.out1(attended, store: store), gate: m[2], samples: b)
+        let beforeAttention = h
+        let attnOut = try run(0) {
+            let normed = try beforeAttention.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[1], shift: m[0], samples: b)
+            let q = try block.q1(normed, store: store), k = try block.k1(normed, store: store), v = try block.v1(normed, store: store)
+            let attended = try Tensor.concatenateRows(try (0..<b).map { s in
+                let rows = (s * n)..<((s + 1) * n)
+                return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
+            })
+            return try block.out1(attended, store: store)
+        }
+        h.addGated(attnOut, gate: m[2], samples: b)
 
         // Cross-attention: no norm before it and no gate after it (PixArt-α).
-        let q2 = try block.q2(h, store: store)
-        let crossed = try Tensor.concatenateRows(try (0..<b).map { s in
-            let rows = (s * n)..<((s + 1) * n)
-            return try attention(q: try q2.rows(rows), k: try block.k2(captions[s], store: store), v: try block.v2(captions[s], store: store),
-                                 keyBias: keyBiases[s]).output
-        })
-        h = try h + block.out2(crossed, store: store)
+        let beforeCross = h
+        let crossOut = try run(1) {
+            let q2 = try block.q2(beforeCross, store: store)
+            let crossed = try Tensor.concatenateRows(try (0..<b).map { s in
+                let rows = (s * n)..<((s + 1) * n)
+                return try attention(q: try q2.rows(rows), k: try block.k2(captions[s], store: store), v: try block.v2(captions[s], store: store),
+                                     keyBias: keyBiases[s]).output
+            })
+            return try block.out2(crossed, store: store)
+        }
+        h = try h + crossOut
 
-        let normed2 = try h.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[4], shift: m[3], samples: b)
-        let up = try block.mlpUp(normed2, store: store)
-        h.addGated(try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store), gate: m[5], samples: b)
+        let beforeMLP = h
+        let mlpOut = try run(2) {
+            let normed = try beforeMLP.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[4], shift: m[3], samples: b)
+            let up = try block.mlpUp(normed, store: store)
+            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+        }
+        h.addGated(mlpOut, gate: m[5], samples: b)
         return h
     }
 }

@@ -50,27 +50,49 @@ public final class PixArtPipeline: @unchecked Sendable {
         let sigma = scheduler.initNoiseSigma
         let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng).map { $0 * sigma }
         let positive = options.captions.positive
+        let cache = try options.caching.map {
+            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, modules: DiTFeatureCache.pixArtModules)
+        }
+        if let cache, cache.schedule.steps != scheduler.timesteps.count {
+            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+        }
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided, let negative = options.captions.negative {
                 let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
-                                          masks: [negative.mask, positive.mask])
+                                          masks: [negative.mask, positive.mask], cache: cache)
                 let uncond = try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 let text = try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 return try DiffusionSampling.guide(cond: text, uncond: uncond, scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask])
+            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
         let factor = Float(vae.config.scalingFactor)
         let decoded = try vae(latents.map { $0 / factor })
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
-        let flops = transformerFLOPs(batch: guided ? 2 : 1, captionTokens: positive.embeddings.shape[0])
+        let batch = guided ? 2 : 1
+        let flops = transformerFLOPs(batch: batch, captionTokens: positive.embeddings.shape[0])
+        let saved = Double(batch) * reusedFLOPs(cache, captionTokens: positive.embeddings.shape[0])
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
-                                         transformerFLOPsPerStep: flops, transformerFLOPsTotal: flops * Double(stepSeconds.count),
-                                         cacheDecisions: nil, cacheMethod: nil)
+                                         transformerFLOPsPerStep: flops, transformerFLOPsTotal: flops * Double(stepSeconds.count) - saved,
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+    }
+
+    /// The three modules' FLOPs per sample (attention, cross-attention with its caption K/V, MLP).
+    func moduleFLOPs(captionTokens l: Int) -> [Double] {
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width), l = Double(l)
+        return [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * n * d * d * 2 + 2 * l * d * d * 2 + 2 * 2 * n * l * d, 2 * 2 * n * d * 4 * d]
+    }
+
+    /// FLOPs per sample the cache's reused modules did not spend.
+    func reusedFLOPs(_ cache: DiTFeatureCache?, captionTokens: Int) -> Double {
+        guard let cache else { return 0 }
+        let cost = moduleFLOPs(captionTokens: captionTokens)
+        return cache.executed.joined().reduce(0) { sum, layer in sum + zip(layer, cost).reduce(0) { $0 + ($1.0 == .reuse ? $1.1 : 0) } }
     }
 
     /// Multiply-adds × 2 of one transformer call (linear layers, self- and cross-attention, the caption
@@ -78,12 +100,10 @@ public final class PixArtPipeline: @unchecked Sendable {
     public func transformerFLOPs(batch: Int, captionTokens l: Int) -> Double {
         let c = transformer.config
         let n = Double(c.tokenCount), d = Double(c.width), p2 = Double(c.patchSize * c.patchSize), l = Double(l)
-        let selfAttention = 2 * n * d * d * 4 + 2 * 2 * n * n * d
-        let crossAttention = 2 * n * d * d * 2 + 2 * l * d * d * 2 + 2 * 2 * n * l * d
-        let mlp = 2 * 2 * n * d * 4 * d
+        let modules = moduleFLOPs(captionTokens: Int(l)).reduce(0, +)
         let caption = 2 * l * d * Double(c.captionChannels) + 2 * l * d * d
         let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels)
-        return Double(batch) * (Double(c.layers) * (selfAttention + crossAttention + mlp) + caption + embed)
+        return Double(batch) * (Double(c.layers) * modules + caption + embed)
     }
 }
 
@@ -146,9 +166,12 @@ public struct PixArtGenerationOptions: Sendable {
     public var seed: UInt64
     public var noise: Tensor?
     public var scheduler: String?
+    /// Feature caching inside the blocks (modules attn, cross-attn, mlp); nil: none.
+    public var caching: DiTCaching?
 
     public init(captions: PromptEmbeddings, steps: Int = 20, guidance: Double = 4.5, seed: UInt64 = 0, noise: Tensor? = nil,
-                scheduler: String? = nil) {
+                scheduler: String? = nil, caching: DiTCaching? = nil) {
+        self.caching = caching
         self.captions = captions
         self.steps = steps
         self.guidance = guidance
