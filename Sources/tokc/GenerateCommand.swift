@@ -64,7 +64,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Caching method inside the sampler (fora).")
+    @Option(name: .long, help: "Caching method inside the sampler (fora, toca with --ratio 0, taylorseer).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
@@ -175,6 +175,13 @@ struct GenerateCommand: ParsableCommand {
                                           model: name == "toca" ? family : nil, tokens: nil, params: params)
         let built = try build(options)
         try options.rejectUnused(method: name)
-        return DiTCaching(method: name, schedule: built.schedule)
+        guard name == "taylorseer" else { return DiTCaching(method: name, schedule: built.schedule) }
+        // The Taylor distances are in TaylorSeer's plans: the same parameters as tokc schedule's DiT setting.
+        let order = try MethodParameters.parse(params).values["order"].map { v -> Int in
+            guard let o = Int(v) else { throw ModelError("--param order must be an integer, got '\(v)'") }
+            return o
+        }
+        let p = try TaylorSeer.Parameters.dit(interval: interval ?? 4, maxOrder: order ?? 4)
+        return DiTCaching(method: name, schedule: built.schedule, taylorSeer: p)
     }
 }

@@ -60,4 +60,30 @@ import TokenCompression
         let wrongSteps = try FORA.schedule(FORA.Parameters(numSteps: 12, interval: 3, numLayers: 2))
         #expect(throws: ModelError.self) { _ = try Self.run(DiTCaching(method: "fora", schedule: wrongSteps)) }
     }
+
+    static func taylorSeer(interval: Int, order: Int) throws -> DiTCaching {
+        let p = try TaylorSeer.Parameters.dit(interval: interval, maxOrder: order)
+        return DiTCaching(method: "taylorseer", schedule: try TaylorSeer.schedule(steps: 10, layers: 2, parameters: p), taylorSeer: p)
+    }
+
+    @Test func taylorSeerForecastsFollowItsPlan() throws {
+        let caching = try Self.taylorSeer(interval: 3, order: 2)
+        let plain = try Self.run(nil)
+        let forecast = try Self.run(caching)
+        #expect(forecast.cacheDecisions == caching.schedule.actions)
+        #expect(caching.schedule.actions.joined().joined().contains(.forecast))
+        #expect(forecast.transformerFLOPsTotal < 0.5 * plain.transformerFLOPsTotal)
+        // Order 0 keeps only D₀ (the last full output): the forecast is plain reuse, bit for bit.
+        let order0 = try Self.run(try Self.taylorSeer(interval: 3, order: 0))
+        let reuse = CacheSchedule(moduleNames: ["attn", "mlp"], actions: caching.schedule.actions.map { step in
+            step.map { layer in layer.map { $0 == .forecast ? .reuse : $0 } }
+        })
+        let reused = try Self.run(DiTCaching(method: "reuse", schedule: reuse))
+        #expect(order0.latents.values == reused.latents.values)
+        // With derivatives (order 2) the forecast is no longer plain reuse.
+        #expect(forecast.latents.values != reused.latents.values)
+        #expect(forecast.latents.values.allSatisfy { $0.isFinite })
+        // A forecast schedule without TaylorSeer's plans is refused.
+        #expect(throws: ModelError.self) { _ = try Self.run(DiTCaching(method: "taylorseer", schedule: caching.schedule)) }
+    }
 }

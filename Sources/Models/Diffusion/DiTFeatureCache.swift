@@ -9,8 +9,10 @@ import TokenCompression
 /// FORA's rule (PixArt's cross-attention has no gate: its raw output is reused). A reused module really
 /// does not run: no norm, no projection, no attention, no MLP; only the block's modulation is computed.
 ///
-/// Supports the schedules made of `compute` and `reuse` (FORA, the full steps of the others); a
-/// schedule with partial, forecast or skip actions is refused before sampling starts.
+/// Supports the schedules made of `compute` and `reuse` (FORA, ToCa at r0 = 0), and `forecast` when
+/// TaylorSeer's step plans are given: full steps then also update each module's Taylor factors
+/// (finite differences over the step index), forecast steps output `Σ D_i x^i / i!` instead of running
+/// the module. Partial and skip actions are refused before sampling starts.
 /// `executed` logs what really ran, for comparison with the schedule.
 public final class DiTFeatureCache: @unchecked Sendable {
     public let method: String
@@ -23,13 +25,20 @@ public final class DiTFeatureCache: @unchecked Sendable {
     public private(set) var reusedModules = 0
     private var stored: [Int: [Tensor?]] = [:]
     private var call = -1
+    /// TaylorSeer's plan per call (nil: no forecasting) and the Taylor factors per layer and module.
+    private let taylorPlans: [TaylorSeer.StepPlan]?
+    private var factors: [Int: [TaylorSeer.FactorCache]] = [:]
+    private let maxOrder: Int
+    public private(set) var forecastModules = 0
 
     /// DiT's cached modules.
     public static let ditModules = ["attn", "mlp"]
     /// PixArt-α's cached modules (the names of ToCa's PixArt schedules).
     public static let pixArtModules = ["attn", "cross-attn", "mlp"]
 
-    public init(method: String, schedule: CacheSchedule, layers: Int, modules: [String] = DiTFeatureCache.ditModules) throws {
+    /// `taylorSeer`: TaylorSeer's parameters, whose plans must give the schedule's actions call by call.
+    public init(method: String, schedule: CacheSchedule, layers: Int, modules: [String] = DiTFeatureCache.ditModules,
+                taylorSeer: TaylorSeer.Parameters? = nil) throws {
         guard schedule.moduleNames == modules else {
             throw ModelError("\(method): its schedule has modules \(schedule.moduleNames); this model caches \(modules)")
         }
@@ -37,9 +46,25 @@ public final class DiTFeatureCache: @unchecked Sendable {
             guard step.count == layers else {
                 throw ModelError("\(method): step \(s) of its schedule has \(step.count) layers, the model \(layers)")
             }
-            if let bad = step.joined().first(where: { $0 != .compute && $0 != .reuse }) {
-                throw ModelError("\(method): '\(bad)' actions are not runnable in the sampler yet (compute and reuse are)")
+            let runnable: Set<CacheAction> = taylorSeer == nil ? [.compute, .reuse] : [.compute, .forecast]
+            if let bad = step.joined().first(where: { !runnable.contains($0) }) {
+                throw ModelError("\(method): '\(bad)' actions are not runnable in the sampler yet (compute and reuse are; forecast with TaylorSeer's plans)")
             }
+        }
+        if let taylorSeer {
+            let plans: [TaylorSeer.StepPlan]
+            do { plans = try TaylorSeer.plan(steps: schedule.steps, parameters: taylorSeer) } catch {
+                throw ModelError("\(method): \(error)")
+            }
+            guard plans.map(\.action) == schedule.actions.map({ $0.first?.first ?? .compute }),
+                  schedule.actions.allSatisfy({ step in step.joined().allSatisfy { $0 == step.first?.first } }) else {
+                throw ModelError("\(method): the schedule does not follow TaylorSeer's plan for these parameters")
+            }
+            taylorPlans = plans
+            maxOrder = taylorSeer.maxOrder
+        } else {
+            taylorPlans = nil
+            maxOrder = 0
         }
         self.method = method
         self.schedule = schedule
@@ -60,6 +85,14 @@ public final class DiTFeatureCache: @unchecked Sendable {
         let action = schedule.actions[call][layer][module]
         var slots = stored[layer] ?? Array(repeating: nil, count: moduleNames.count)
         defer { executed[call][layer].append(action) }
+        if action == .forecast, let plans = taylorPlans {
+            let cache = factors[layer]?[module] ?? TaylorSeer.FactorCache(maxOrder: maxOrder)
+            guard !cache.isEmpty else {
+                throw ModelError("\(method): call \(call), layer \(layer): '\(moduleNames[module])' is forecast before any full step")
+            }
+            forecastModules += 1
+            do { return try cache.forecast(plan: plans[call]) } catch { throw ModelError("\(method): \(error)") }
+        }
         if action == .reuse {
             guard let cached = slots[module] else {
                 throw ModelError("\(method): call \(call), layer \(layer): '\(moduleNames[module])' is reused before it was ever computed")
@@ -70,6 +103,11 @@ public final class DiTFeatureCache: @unchecked Sendable {
         let out = try compute()
         slots[module] = out
         stored[layer] = slots
+        if let plans = taylorPlans {
+            var caches = factors[layer] ?? Array(repeating: TaylorSeer.FactorCache(maxOrder: maxOrder), count: moduleNames.count)
+            do { try caches[module].update(feature: out, plan: plans[call]) } catch { throw ModelError("\(method): \(error)") }
+            factors[layer] = caches
+        }
         computedModules += 1
         return out
     }
