@@ -64,7 +64,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Caching method inside the sampler (fora, toca with --ratio 0, taylorseer).")
+    @Option(name: .long, help: "Caching method inside the sampler (fora, toca, taylorseer).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
@@ -105,14 +105,16 @@ struct GenerateCommand: ParsableCommand {
                 let pipeline = try PixArtPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
                 let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                                interval: interval, ratio: ratio, family: "PixArt", params: param) }
+                                                                interval: interval, ratio: ratio, family: "PixArt",
+                                                                tokens: pipeline.transformer.config.tokenCount, params: param) }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
                                                                        noise: noiseTensor, scheduler: scheduler, caching: caching))
             } else {
                 let pipeline = try DiTPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
                 let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                                interval: interval, ratio: ratio, family: nil, params: param) }
+                                                                interval: interval, ratio: ratio, family: nil,
+                                                                tokens: pipeline.transformer.config.tokenCount, params: param) }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
                                                                     seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching))
             }
@@ -166,15 +168,27 @@ struct GenerateCommand: ParsableCommand {
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.
     /// `family` is the code family of the methods that have several (toca, duca: "PixArt" for PixArt-α).
     static func caching(method: String, steps: Int, layers: Int, interval: Int?, ratio: Double?, family: String?,
-                        params: [String]) throws -> DiTCaching {
+                        tokens: Int, params: [String]) throws -> DiTCaching {
         let name = method.lowercased()
         guard let build = ScheduleCommand.builders[name] else {
             throw ModelError("unknown caching method '\(method)'; supported by tokc schedule: \(ScheduleCommand.supported.joined(separator: ", "))")
         }
         let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: ratio, scheduler: nil,
-                                          model: name == "toca" ? family : nil, tokens: nil, params: params)
+                                          model: name == "toca" ? family : nil, tokens: name == "toca" ? tokens : nil, params: params)
         let built = try build(options)
         try options.rejectUnused(method: name)
+        if name == "toca" {
+            // ToCa's partial steps need its parameters: the same ones tokc schedule builds (fresh counts over the model's tokens).
+            let model: ToCa.Model = family == "PixArt" ? .pixart : .dit
+            var p = model == .pixart ? ToCa.Parameters.pixart : (steps == 50 ? ToCa.Parameters.ditDDIM50 : ToCa.Parameters())
+            p.numSteps = steps
+            p.numLayers = layers
+            p.numTokens = tokens
+            if let interval { p.freshThreshold = interval }
+            if let ratio { p.freshRatio = ratio }
+            let hasPartial = built.schedule.actions.joined().joined().contains(.partial)
+            return DiTCaching(method: name, schedule: built.schedule, toca: hasPartial ? p : nil)
+        }
         guard name == "taylorseer" else { return DiTCaching(method: name, schedule: built.schedule) }
         // The Taylor distances are in TaylorSeer's plans: the same parameters as tokc schedule's DiT setting.
         let order = try MethodParameters.parse(params).values["order"].map { v -> Int in

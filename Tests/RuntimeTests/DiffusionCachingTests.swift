@@ -86,4 +86,53 @@ import TokenCompression
         // A forecast schedule without TaylorSeer's plans is refused.
         #expect(throws: ModelError.self) { _ = try Self.run(DiTCaching(method: "taylorseer", schedule: caching.schedule)) }
     }
+
+    static func toca(ratio: Double) throws -> (caching: DiTCaching, plan: ToCa.Schedule) {
+        var p = ToCa.Parameters()
+        p.numSteps = 10
+        p.numLayers = 2
+        p.numTokens = 16
+        p.freshRatio = ratio
+        let plan = try ToCa.schedule(p)
+        return (DiTCaching(method: "toca", schedule: plan.cacheSchedule, toca: p), plan)
+    }
+
+    @Test func tocaPartialStepsRecomputeTheScheduledFreshTokens() throws {
+        let (caching, plan) = try Self.toca(ratio: 0.07)
+        let cache = try DiTFeatureCache(method: "toca", schedule: caching.schedule, layers: 2, toca: caching.toca)
+        let model = try DiffusionPipelineTests.pipeline.get().transformer
+        var x = try DiffusionSampling.loadTensor(path: DiffusionPipelineTests.folder + "/noise.safetensors", name: "latents").reshaped([4, 8, 8])
+        for call in 0..<10 {
+            let t = Float(900 - 100 * call)
+            let out = try model([x, x], timesteps: [t, t], classes: [3, 1000], cache: cache)
+            x = try DiffusionSampling.noiseChannels(out[0], channels: 4, learnedSigma: true)
+        }
+        #expect(cache.executed == caching.schedule.actions)
+        #expect(caching.schedule.actions.joined().joined().contains(.partial))
+        // Every partial MLP computed exactly the schedule's k = int(r·N) rows of each batch row.
+        for call in 0..<10 {
+            for layer in 0..<2 where plan.kinds[call][layer] == .partial {
+                #expect(cache.rowFractions[call][layer] == [0, Double(plan.freshCounts[call][layer][0]) / 16])
+            }
+        }
+    }
+
+    @Test func tocaWithEveryTokenFreshEqualsRecomputingTheMLP() throws {
+        // r0 = 1 (× the layer, step and module factors ≥ 2.6 here, clamped to 1): every partial step recomputes all MLP rows (scattered back in place) and reuses attention.
+        let (caching, _) = try Self.toca(ratio: 1)
+        let mlpComputed = CacheSchedule(moduleNames: ["attn", "mlp"], actions: caching.schedule.actions.map { step in
+            step.map { layer in layer.map { $0 == .partial ? .compute : $0 } }
+        })
+        let partial = try Self.run(caching)
+        let full = try Self.run(DiTCaching(method: "attn-reuse", schedule: mlpComputed))
+        #expect(partial.cacheDecisions == caching.schedule.actions)
+        let scale = full.latents.values.map(abs).max()!
+        let err = zip(partial.latents.values, full.latents.values).map { abs($0 - $1) }.max()! / scale
+        #expect(err < 1e-5, "relative difference \(err)")
+        // Fewer fresh tokens: less work than the uncached run, but more than reuse alone.
+        let fewer = try Self.run(try Self.toca(ratio: 0.07).caching)
+        let plain = try Self.run(nil)
+        #expect(fewer.transformerFLOPsTotal < plain.transformerFLOPsTotal)
+        #expect(fewer.transformerFLOPsTotal < partial.transformerFLOPsTotal)
+    }
 }

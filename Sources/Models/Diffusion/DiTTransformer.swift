@@ -92,13 +92,23 @@ public final class DiTTransformer: @unchecked Sendable {
             let normed = try current.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
             let q = try block.q(normed, store: store), k = try block.k(normed, store: store), v = try block.v(normed, store: store)
             let n = c.tokenCount
+            // ToCa's full steps keep the head-mean attention probabilities (its s1 score reads them).
+            let wantsMap = cache?.wantsAttentionMap(layer: layer) ?? false
+            var maps: [Tensor] = []
             let attended = try Tensor.concatenateRows(try (0..<b).map { s in
                 let rows = (s * n)..<((s + 1) * n)
-                return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
+                let r = try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows),
+                                      record: wantsMap ? .probabilities(rows: nil) : .none)
+                if wantsMap, let probs = r.recorded?.values { maps.append(try Self.headMean(probs)) }
+                return r.output
             })
+            if wantsMap { cache?.provideAttentionMaps(maps) }
             return try block.out(attended, store: store)
         }
-        let attnOut = try cache.map { try $0.output(layer: layer, module: 0, compute: computeAttention) } ?? computeAttention()
+        let attnOut = try cache.map {
+            try $0.output(layer: layer, module: 0, input: current, samples: b, compute: computeAttention,
+                          computeRows: { _, _ in throw ModelError("DiT: self-attention is never computed token-wise") })
+        } ?? computeAttention()
         h.addGated(attnOut, gate: m.gateMSA, samples: b)
 
         let afterAttention = h
@@ -110,8 +120,32 @@ public final class DiTTransformer: @unchecked Sendable {
             let up = try block.mlpUp(normed, store: store)
             return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
         }
-        let mlpOut = try cache.map { try $0.output(layer: layer, module: 1, compute: computeMLP) } ?? computeMLP()
+        // ToCa's partial steps: the MLP on some rows of one batch row, with that row's modulation.
+        let computeMLPRows = { [self] (rows: Tensor, sample: Int) throws -> Tensor in
+            let norm3W = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.weight", count: c.width) : ones
+            let norm3B = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.bias", count: c.width) : nil
+            let normed = try rows.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps)
+                .modulated(scale: try m.scaleMLP.rows(sample..<(sample + 1)), shift: try m.shiftMLP.rows(sample..<(sample + 1)), samples: 1)
+            let up = try block.mlpUp(normed, store: store)
+            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+        }
+        let mlpOut = try cache.map {
+            try $0.output(layer: layer, module: 1, input: afterAttention, samples: b, compute: computeMLP, computeRows: computeMLPRows)
+        } ?? computeMLP()
         h.addGated(mlpOut, gate: m.gateMLP, samples: b)
         return h
+    }
+
+    /// `[heads, N, N]` probabilities → their mean over heads `[N, N]` (ToCa's `attn_map`).
+    static func headMean(_ probs: Tensor) throws -> Tensor {
+        let heads = probs.shape[0], plane = probs.count / heads
+        var out = Tensor(zeros: Array(probs.shape.dropFirst()))
+        out.withUnsafeMutableBufferPointer { o in
+            probs.withUnsafeBufferPointer { p in
+                for h in 0..<heads { for i in 0..<plane { o[i] += p[h * plane + i] } }
+                for i in 0..<plane { o[i] /= Float(heads) }
+            }
+        }
+        return out
     }
 }

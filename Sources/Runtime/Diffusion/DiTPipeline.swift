@@ -53,7 +53,7 @@ public final class DiTPipeline: @unchecked Sendable {
         let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng)
         let guided = options.guidance > 1
         let cache = try options.caching.map {
-            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, taylorSeer: $0.taylorSeer)
+            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, taylorSeer: $0.taylorSeer, toca: $0.toca)
         }
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
@@ -93,16 +93,17 @@ public final class DiTPipeline: @unchecked Sendable {
         return Double(batch) * (Double(c.layers) * perBlock + embed)
     }
 
-    /// FLOPs per sample that the cache's reused or forecast modules did not spend (a forecast's few
-    /// element-wise operations are not counted) (attention: QKV, scores, weighted
+    /// FLOPs per sample that the cache's reused, forecast or partially computed modules did not spend
+    /// (by the share of token rows computed; a forecast's element-wise operations and ToCa's scoring are
+    /// not counted) (attention: QKV, scores, weighted
     /// sum, output projection; MLP: both layers).
     func moduleFLOPs(reusedBy cache: DiTFeatureCache?) -> Double {
         guard let cache else { return 0 }
         let c = transformer.config
         let n = Double(c.tokenCount), d = Double(c.width)
         let cost = [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * 2 * n * d * 4 * d]
-        return cache.executed.joined().reduce(0) { sum, layer in
-            sum + zip(layer, cost).reduce(0) { $0 + ($1.0 == .compute ? 0 : $1.1) }
+        return cache.rowFractions.joined().reduce(0) { sum, layer in
+            sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 }
         }
     }
 }
@@ -158,9 +159,12 @@ public struct DiTCaching: Sendable {
     public var schedule: CacheSchedule
     /// TaylorSeer's parameters when the schedule forecasts (its plans carry the Taylor distances).
     public var taylorSeer: TaylorSeer.Parameters?
-    public init(method: String, schedule: CacheSchedule, taylorSeer: TaylorSeer.Parameters? = nil) {
+    /// ToCa's parameters when the schedule has partial steps (fresh-token ratios, scores).
+    public var toca: ToCa.Parameters?
+    public init(method: String, schedule: CacheSchedule, taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil) {
         self.method = method
         self.schedule = schedule
         self.taylorSeer = taylorSeer
+        self.toca = toca
     }
 }

@@ -52,7 +52,7 @@ public final class PixArtPipeline: @unchecked Sendable {
         let positive = options.captions.positive
         let cache = try options.caching.map {
             try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, modules: DiTFeatureCache.pixArtModules,
-                                taylorSeer: $0.taylorSeer)
+                                taylorSeer: $0.taylorSeer, toca: $0.toca)
         }
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
@@ -93,7 +93,7 @@ public final class PixArtPipeline: @unchecked Sendable {
     func reusedFLOPs(_ cache: DiTFeatureCache?, captionTokens: Int) -> Double {
         guard let cache else { return 0 }
         let cost = moduleFLOPs(captionTokens: captionTokens)
-        return cache.executed.joined().reduce(0) { sum, layer in sum + zip(layer, cost).reduce(0) { $0 + ($1.0 == .compute ? 0 : $1.1) } }
+        return cache.rowFractions.joined().reduce(0) { sum, layer in sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 } }
     }
 
     /// Multiply-adds × 2 of one transformer call (linear layers, self- and cross-attention, the caption
