@@ -12,7 +12,7 @@ struct Tokc: ParsableCommand {
         version: ToolkitVersion.string,
         subcommands: [
             RunCommand.self, BenchCommand.self, ReportCommand.self, ConformanceCommand.self, MethodsCommand.self,
-            ScheduleCommand.self, FlopsCommand.self, InspectCommand.self, FitPruneFitCommand.self,
+            ScheduleCommand.self, FlopsCommand.self, GenerateCommand.self, InspectCommand.self, FitPruneFitCommand.self,
             QuantizeCommand.self, BenchDecodeCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
         ]
     )

@@ -1,0 +1,170 @@
+import Foundation
+import ModelIO
+import Models
+import Tensors
+import TokenCompression
+
+/// diffusers' `DiTPipeline` on a pipeline folder as `save_pretrained` writes it (`model_index.json`,
+/// `transformer/`, `vae/`, `scheduler/`): class-conditional sampling with classifier-free guidance,
+/// then the VAE decode to an RGB image.
+///
+/// Guidance follows DiTPipeline: only when the scale is > 1, the batch is [conditional, null class],
+/// the guided noise `uncond + g·(cond − uncond)` replaces the first `in_channels` output channels (the
+/// noise prediction; the learned variance channels are dropped before the scheduler step). The null
+/// class is `num_embeds_ada_norm` (DiTPipeline hard-codes 1000, the value of every DiT checkpoint).
+public final class DiTPipeline: @unchecked Sendable {
+    public let folder: String
+    public let transformer: DiTTransformer
+    public let vae: VAEDecoder
+    public let schedulerConfig: DiffusersConfigFile
+
+    public init(folder: String) throws {
+        self.folder = folder
+        let root = URL(fileURLWithPath: folder)
+        _ = try DiffusionSampling.pipelineIndex(folder: folder, className: "DiTPipeline", components: ["transformer", "vae", "scheduler"])
+        transformer = try DiTTransformer(folder: root.appendingPathComponent("transformer").path)
+        vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
+        schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
+        guard transformer.config.inChannels == vae.config.latentChannels else {
+            throw ModelError("\(folder): the transformer takes \(transformer.config.inChannels) latent channels, the VAE decodes \(vae.config.latentChannels)")
+        }
+        // Fails early (before any sampling) on an unknown or unsupported scheduler.
+        _ = try DiffusionSchedulers.make(config: schedulerConfig)
+    }
+
+    /// `[C, H, W]` of the latents the transformer samples.
+    public var latentShape: [Int] {
+        let c = transformer.config
+        return [c.inChannels, c.sampleSize, c.sampleSize]
+    }
+
+    /// Runs the sampler and the decoder.
+    public func generate(_ options: DiTGenerationOptions) throws -> DiffusionGenerationResult {
+        let c = transformer.config
+        guard options.classLabel >= 0, options.classLabel < c.classCount else {
+            throw ModelError("class id \(options.classLabel) is out of range: this model has classes 0..<\(c.classCount)")
+        }
+        guard options.guidance >= 0, options.guidance.isFinite else {
+            throw ModelError("guidance scale must be ≥ 0, got \(options.guidance)")
+        }
+        var scheduler = try DiffusionSchedulers.make(config: schedulerConfig, className: options.scheduler)
+        try scheduler.setTimesteps(options.steps)
+        var rng = SplitMix64(seed: options.seed &+ 0x5EED)
+        let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng)
+        let guided = options.guidance > 1
+        let cache = try options.caching.map {
+            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, taylorSeer: $0.taylorSeer, toca: $0.toca)
+        }
+        if let cache, cache.schedule.steps != scheduler.timesteps.count {
+            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+        }
+        // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
+        let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
+            if guided {
+                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
+                return try DiffusionSampling.guide(
+                    cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
+                    uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
+                    scale: Float(options.guidance))
+            }
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
+            return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
+        }
+        let vaeStart = Date()
+        let inverse = Float(1 / vae.config.scalingFactor)
+        let decoded = try vae(latents.map { inverse * $0 })
+        let vaeSeconds = Date().timeIntervalSince(vaeStart)
+        return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
+                                   scheduler: scheduler.className, timesteps: scheduler.timesteps,
+                                   stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
+                                   transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
+                                   transformerFLOPsTotal: transformerFLOPs(batch: guided ? 2 : 1) * Double(stepSeconds.count)
+                                       - Double(guided ? 2 : 1) * moduleFLOPs(reusedBy: cache),
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+    }
+
+    /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
+    /// and their weighted sum, patch embedding, final projection; norms and activations not counted).
+    public func transformerFLOPs(batch: Int) -> Double {
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width), p2 = Double(c.patchSize * c.patchSize)
+        let perBlock = 2 * n * d * d * 4 + 2 * 2 * n * n * d + 2 * 2 * n * d * 4 * d + 2 * d * 6 * d
+        let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels) + 2 * d * 2 * d
+        return Double(batch) * (Double(c.layers) * perBlock + embed)
+    }
+
+    /// FLOPs per sample that the cache's reused, forecast or partially computed modules did not spend
+    /// (by the share of token rows computed; a forecast's element-wise operations and ToCa's scoring are
+    /// not counted) (attention: QKV, scores, weighted
+    /// sum, output projection; MLP: both layers).
+    func moduleFLOPs(reusedBy cache: DiTFeatureCache?) -> Double {
+        guard let cache else { return 0 }
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width)
+        let cost = [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * 2 * n * d * 4 * d]
+        return cache.rowFractions.joined().reduce(0) { sum, layer in
+            sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 }
+        }
+    }
+}
+
+/// What to generate.
+public struct DiTGenerationOptions: Sendable {
+    public var classLabel: Int
+    public var steps: Int
+    public var guidance: Double
+    public var seed: UInt64
+    /// Starting latents `[1, C, H, W]` (or `[C, H, W]`); nil: drawn from `seed`.
+    public var noise: Tensor?
+    /// Overrides the folder's scheduler class (its config fields kept, as diffusers' `from_config`).
+    public var scheduler: String?
+    /// Feature caching inside the blocks (nil: none).
+    public var caching: DiTCaching?
+
+    public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
+                caching: DiTCaching? = nil) {
+        self.caching = caching
+        self.classLabel = classLabel
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.noise = noise
+        self.scheduler = scheduler
+    }
+}
+
+/// One generated sample and how it was made.
+public struct DiffusionGenerationResult: Sendable {
+    /// The sampler's final latents `[C, H, W]` (before `1 / scaling_factor`).
+    public let latents: Tensor
+    /// `vae.decode(latents / scaling_factor).sample`, `[3, H', W']`.
+    public let decoded: Tensor
+    public let image: RGBImage
+    public let scheduler: String
+    public let timesteps: [Float]
+    public let stepSeconds: [Double]
+    public let vaeSeconds: Double
+    /// FLOPs of one uncached transformer call (the guided batch included).
+    public let transformerFLOPsPerStep: Double
+    /// Over the run, less the modules the cache reused.
+    public let transformerFLOPsTotal: Double
+    /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
+    public let cacheDecisions: [[[CacheAction]]]?
+    public let cacheMethod: String?
+}
+
+/// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).
+public struct DiTCaching: Sendable {
+    public var method: String
+    public var schedule: CacheSchedule
+    /// TaylorSeer's parameters when the schedule forecasts (its plans carry the Taylor distances).
+    public var taylorSeer: TaylorSeer.Parameters?
+    /// ToCa's parameters when the schedule has partial steps (fresh-token ratios, scores).
+    public var toca: ToCa.Parameters?
+    public init(method: String, schedule: CacheSchedule, taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil) {
+        self.method = method
+        self.schedule = schedule
+        self.taylorSeer = taylorSeer
+        self.toca = toca
+    }
+}

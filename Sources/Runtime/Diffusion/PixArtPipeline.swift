@@ -1,0 +1,183 @@
+import Foundation
+import ModelIO
+import Models
+import Tensors
+
+/// diffusers' `PixArtAlphaPipeline` on a pipeline folder, from caption embeddings instead of a
+/// prompt: the T5 encoder is not run here, its outputs come from a safetensors file.
+///
+/// As the diffusers pipeline: the starting latents are multiplied by the scheduler's
+/// `init_noise_sigma`; with guidance > 1 the batch is [negative, positive] and the guided output is
+/// `uncond + g·(text − uncond)`; the learned variance channels are dropped before the scheduler step;
+/// the VAE decodes `latents / scaling_factor`. Resolution binning is not done: the image is the
+/// model's own size (`sample_size × vae scale`), which the 256 and 512 bins map to themselves.
+public final class PixArtPipeline: @unchecked Sendable {
+    public let folder: String
+    public let transformer: PixArtTransformer
+    public let vae: VAEDecoder
+    public let schedulerConfig: DiffusersConfigFile
+
+    public init(folder: String) throws {
+        self.folder = folder
+        let root = URL(fileURLWithPath: folder)
+        _ = try DiffusionSampling.pipelineIndex(folder: folder, className: "PixArtAlphaPipeline", components: ["transformer", "vae", "scheduler"])
+        transformer = try PixArtTransformer(folder: root.appendingPathComponent("transformer").path)
+        vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
+        schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
+        guard transformer.config.inChannels == vae.config.latentChannels else {
+            throw ModelError("\(folder): the transformer takes \(transformer.config.inChannels) latent channels, the VAE decodes \(vae.config.latentChannels)")
+        }
+        _ = try DiffusionSchedulers.make(config: schedulerConfig)
+    }
+
+    public var latentShape: [Int] {
+        let c = transformer.config
+        return [c.inChannels, c.sampleSize, c.sampleSize]
+    }
+
+    public func generate(_ options: PixArtGenerationOptions) throws -> DiffusionGenerationResult {
+        let c = transformer.config
+        guard options.guidance >= 0, options.guidance.isFinite else {
+            throw ModelError("guidance scale must be ≥ 0, got \(options.guidance)")
+        }
+        let guided = options.guidance > 1
+        guard !guided || options.captions.negative != nil else {
+            throw ModelError("guidance \(options.guidance) > 1 needs negative_prompt_embeds (the T5 embeddings of the negative prompt, \"\" by default)")
+        }
+        var scheduler = try DiffusionSchedulers.make(config: schedulerConfig, className: options.scheduler)
+        try scheduler.setTimesteps(options.steps)
+        var rng = SplitMix64(seed: options.seed &+ 0x5EED)
+        let sigma = scheduler.initNoiseSigma
+        let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng).map { $0 * sigma }
+        let positive = options.captions.positive
+        let cache = try options.caching.map {
+            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, modules: DiTFeatureCache.pixArtModules,
+                                taylorSeer: $0.taylorSeer, toca: $0.toca)
+        }
+        if let cache, cache.schedule.steps != scheduler.timesteps.count {
+            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+        }
+        let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
+            if guided, let negative = options.captions.negative {
+                let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
+                                          masks: [negative.mask, positive.mask], cache: cache)
+                let uncond = try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
+                let text = try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: c.learnedSigma)
+                return try DiffusionSampling.guide(cond: text, uncond: uncond, scale: Float(options.guidance))
+            }
+            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache)
+            return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
+        }
+        let vaeStart = Date()
+        let factor = Float(vae.config.scalingFactor)
+        let decoded = try vae(latents.map { $0 / factor })
+        let vaeSeconds = Date().timeIntervalSince(vaeStart)
+        let batch = guided ? 2 : 1
+        let flops = transformerFLOPs(batch: batch, captionTokens: positive.embeddings.shape[0])
+        let saved = Double(batch) * reusedFLOPs(cache, captionTokens: positive.embeddings.shape[0])
+        return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
+                                         scheduler: scheduler.className, timesteps: scheduler.timesteps,
+                                         stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
+                                         transformerFLOPsPerStep: flops, transformerFLOPsTotal: flops * Double(stepSeconds.count) - saved,
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+    }
+
+    /// The three modules' FLOPs per sample (attention, cross-attention with its caption K/V, MLP).
+    func moduleFLOPs(captionTokens l: Int) -> [Double] {
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width), l = Double(l)
+        return [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * n * d * d * 2 + 2 * l * d * d * 2 + 2 * 2 * n * l * d, 2 * 2 * n * d * 4 * d]
+    }
+
+    /// FLOPs per sample the cache's reused modules did not spend.
+    func reusedFLOPs(_ cache: DiTFeatureCache?, captionTokens: Int) -> Double {
+        guard let cache else { return 0 }
+        let cost = moduleFLOPs(captionTokens: captionTokens)
+        return cache.rowFractions.joined().reduce(0) { sum, layer in sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 } }
+    }
+
+    /// Multiply-adds × 2 of one transformer call (linear layers, self- and cross-attention, the caption
+    /// projection, patch embedding and final projection).
+    public func transformerFLOPs(batch: Int, captionTokens l: Int) -> Double {
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width), p2 = Double(c.patchSize * c.patchSize), l = Double(l)
+        let modules = moduleFLOPs(captionTokens: Int(l)).reduce(0, +)
+        let caption = 2 * l * d * Double(c.captionChannels) + 2 * l * d * d
+        let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels)
+        return Double(batch) * (Double(c.layers) * modules + caption + embed)
+    }
+}
+
+/// Caption embeddings (T5 outputs) with their attention mask.
+public struct CaptionEmbeddings: Sendable {
+    /// `[tokens, caption_channels]`.
+    public var embeddings: Tensor
+    /// 1 = attend, 0 = padding; nil = all ones.
+    public var mask: [Float]?
+
+    public init(embeddings: Tensor, mask: [Float]?) {
+        self.embeddings = embeddings
+        self.mask = mask
+    }
+}
+
+/// The prompt's and the negative prompt's embeddings, as PixArtAlphaPipeline takes them
+/// (`prompt_embeds`, `prompt_attention_mask`, `negative_prompt_embeds`, `negative_prompt_attention_mask`).
+public struct PromptEmbeddings: Sendable {
+    public var positive: CaptionEmbeddings
+    public var negative: CaptionEmbeddings?
+
+    public init(positive: CaptionEmbeddings, negative: CaptionEmbeddings?) {
+        self.positive = positive
+        self.negative = negative
+    }
+
+    /// Reads a safetensors file with `prompt_embeds` ([1, L, C] or [L, C]) and optionally
+    /// `prompt_attention_mask` ([1, L] or [L]) and the `negative_` pair.
+    public init(file path: String) throws {
+        let file = try SafetensorsFile(path: path)
+        func read(_ name: String, maskName: String) throws -> CaptionEmbeddings? {
+            guard file.contains(name) else { return nil }
+            var t = try file.tensor(name)
+            if t.rank == 3, t.shape[0] == 1 { t = try t.reshaped(Array(t.shape.dropFirst())) }
+            guard t.rank == 2 else { throw ModelError("\(path): '\(name)' has shape \(t.shape), expected [1, tokens, channels]") }
+            var mask: [Float]?
+            if file.contains(maskName) {
+                let m = try file.tensor(maskName)
+                guard m.count == t.shape[0] else {
+                    throw ModelError("\(path): '\(maskName)' has \(m.count) values for \(t.shape[0]) tokens of '\(name)'")
+                }
+                mask = m.values
+            }
+            return CaptionEmbeddings(embeddings: t, mask: mask)
+        }
+        guard let positive = try read("prompt_embeds", maskName: "prompt_attention_mask") else {
+            throw ModelError("\(path): no tensor named 'prompt_embeds' (found: \(file.names.sorted().joined(separator: ", ")))")
+        }
+        self.positive = positive
+        negative = try read("negative_prompt_embeds", maskName: "negative_prompt_attention_mask")
+    }
+}
+
+/// What to generate with PixArt-α.
+public struct PixArtGenerationOptions: Sendable {
+    public var captions: PromptEmbeddings
+    public var steps: Int
+    public var guidance: Double
+    public var seed: UInt64
+    public var noise: Tensor?
+    public var scheduler: String?
+    /// Feature caching inside the blocks (modules attn, cross-attn, mlp); nil: none.
+    public var caching: DiTCaching?
+
+    public init(captions: PromptEmbeddings, steps: Int = 20, guidance: Double = 4.5, seed: UInt64 = 0, noise: Tensor? = nil,
+                scheduler: String? = nil, caching: DiTCaching? = nil) {
+        self.caching = caching
+        self.captions = captions
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.noise = noise
+        self.scheduler = scheduler
+    }
+}
