@@ -20,9 +20,9 @@ import Testing
     }
 
     @Test func shapesWhoseByteCountOverflowAreErrorsNotTraps() throws {
-        // 2^31 × 2^31 × 4 F64 elements are 2^65 bytes: the multiplication overflows Int.
+        // 2^31 × 2^31 F64: 2^62 elements fit an Int, their 2^65 bytes do not (this trapped before).
         try modelIOExpectError(modelIOHandMade(
-            header: #"{"t":{"dtype":"F64","shape":[2147483648,2147483648,4],"data_offsets":[0,0]}}"#, dataLength: 0),
+            header: #"{"t":{"dtype":"F64","shape":[2147483648,2147483648],"data_offsets":[0,0]}}"#, dataLength: 0),
             "more than 2^63", tensor: "t")
         // An empty tensor whose other dimensions overflow (their strides would trap later).
         try modelIOExpectError(modelIOHandMade(

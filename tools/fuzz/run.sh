@@ -9,7 +9,8 @@
 # (tools/fuzz/.work/TARGET, ignored by git). A crash, trap, hang (> FUZZ_TIMEOUT s on one input) or an
 # allocation over FUZZ_RSS_MB writes the input to tools/fuzz/artifacts/TARGET/ and fails the run.
 # Prints one line per target: seconds, CPU seconds, inputs run, coverage, result. Exit status 1 on any finding.
-# Environment: FUZZ_NO_BUILD=1 skips the build; FUZZ_TIMEOUT (default 30), FUZZ_RSS_MB (default 2048).
+# Environment: FUZZ_NO_BUILD=1 skips the build; FUZZ_TIMEOUT (default 30), FUZZ_RSS_MB (default 2048);
+# FUZZ_SEED fixes libFuzzer's random seed (CI uses 1).
 set -uo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR="$(pwd)"
@@ -54,7 +55,7 @@ for t in "${chosen[@]}"; do
     # Output goes to a file, stdin from /dev/null: the fuzzer must never hold the caller's pipes.
     ( exec "$bin/fuzz-$t" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-30}" \
         -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -malloc_limit_mb="${FUZZ_RSS_MB:-2048}" -max_len=65536 \
-        -print_final_stats=1 -artifact_prefix="$art/" "$work" "$FUZZ_DIR/corpus/$t" ) </dev/null >"$log" 2>&1
+        -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -artifact_prefix="$art/" "$work" "$FUZZ_DIR/corpus/$t" ) </dev/null >"$log" 2>&1
     rc=$?
     end=$(date +%s)
     # Children's CPU time (user + system, clock ticks) as the shell accounts it.
