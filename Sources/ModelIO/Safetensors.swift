@@ -78,9 +78,15 @@ public final class SafetensorsFile: @unchecked Sendable {
         mapping = base
         mappedLength = size
         do {
-            let headerLength = Int(base.loadUnaligned(as: UInt64.self).littleEndian & 0x7FFF_FFFF_FFFF_FFFF)
-            guard headerLength <= size - 8 else {
-                throw SafetensorsError(file: path, "header length \(headerLength) runs past the end of the file (\(size) bytes): truncated or not a safetensors file")
+            // Checked as the unsigned number it is (2^63 must not wrap to 0 or go negative), against the
+            // file first and then against the format's 100 MB cap, which bounds what parsing can allocate.
+            let declared = base.loadUnaligned(as: UInt64.self).littleEndian
+            guard declared <= UInt64(size - 8) else {
+                throw SafetensorsError(file: path, "header length \(declared) runs past the end of the file (\(size) bytes): truncated or not a safetensors file")
+            }
+            let headerLength = Int(declared)
+            guard headerLength <= Self.maxHeaderBytes else {
+                throw SafetensorsError(file: path, "header length \(headerLength) bytes exceeds the format's limit of \(Self.maxHeaderBytes) bytes")
             }
             dataStart = 8 + headerLength
             let headerData = Data(bytes: base + 8, count: headerLength)
@@ -93,6 +99,9 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw error
         }
     }
+
+    /// The safetensors format caps the JSON header at 100 MB (the reference reader refuses more).
+    public static let maxHeaderBytes = 100_000_000
 
     deinit {
         if let mapping { munmap(mapping, mappedLength) }
@@ -134,12 +143,18 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard end <= dataLength else {
                 throw bad("data_offsets [\(begin), \(end)] run past the data area (\(dataLength) bytes): file truncated?")
             }
-            let (elements, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-                return (p, acc.1 || o)
+            // Bytes checked for overflow (a shape like [2^61] in F64 must be an error, not a trap), and the
+            // non-zero dimensions too, so strides of an empty tensor such as [0, 2^62, 2^62] cannot overflow later.
+            func product(_ dims: [Int]) -> (Int, Bool) {
+                dims.reduce((dtype.size, false)) { acc, d in
+                    let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+                    return (p, acc.1 || o)
+                }
             }
-            guard !overflow, elements * dtype.size == end - begin else {
-                throw bad("shape \(shape) × \(dtype.rawValue) (\(dtype.size) B) needs \(overflow ? "too many" : String(elements * dtype.size)) bytes but data_offsets span \(end - begin)")
+            let (bytes, bytesOverflow) = product(shape)
+            let overflow = bytesOverflow || product(shape.filter { $0 > 0 }).1
+            guard !overflow, bytes == end - begin else {
+                throw bad("shape \(shape) × \(dtype.rawValue) (\(dtype.size) B) needs \(overflow ? "more than 2^63" : String(bytes)) bytes but data_offsets span \(end - begin)")
             }
             infos.append(SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end))
         }

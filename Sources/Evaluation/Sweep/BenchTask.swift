@@ -37,52 +37,51 @@ public struct BenchSample: Sendable, Equatable, Codable {
 /// An image-classification task (`requireQuestion: false`) needs only `image` and `answer` (the class
 /// name, or its index); a question there is kept but not used.
 public enum BenchTask {
+    /// The longest line a task may have. Real lines are a few hundred bytes; the cap keeps a corrupt or
+    /// hostile file (one 1 GB line) from being read into memory: the reader holds at most this much
+    /// of a line plus one read chunk (`readChunkBytes`).
+    public static let maxLineBytes = 1 << 20
+    static let readChunkBytes = 1 << 20
+
+    /// Streams the file line by line, so memory stays bounded by the longest allowed line, not the file.
     public static func load(jsonl path: String, requireQuestion: Bool = true) throws -> [BenchSample] {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             throw BenchError("cannot read task file '\(path)'")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw BenchError("task file '\(path)' is not UTF-8")
+        defer { try? handle.close() }
+        var parser = TaskLineParser(name: path, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent(),
+                                    requireQuestion: requireQuestion)
+        var carry = Data()
+        while true {
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: readChunkBytes) ?? Data() } catch {
+                throw BenchError("cannot read task file '\(path)': \(error)")
+            }
+            if chunk.isEmpty { break }
+            var start = chunk.startIndex
+            while let newline = chunk[start...].firstIndex(of: 0x0A) {
+                if carry.isEmpty {
+                    try parser.take(chunk[start..<newline])
+                } else {
+                    carry.append(chunk[start..<newline])
+                    try parser.take(carry)
+                    carry.removeAll(keepingCapacity: true)
+                }
+                start = chunk.index(after: newline)
+            }
+            carry.append(chunk[start...])
+            try parser.checkLength(carry.count)
         }
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try parse(text, name: path, baseDirectory: dir, requireQuestion: requireQuestion)
+        if !carry.isEmpty { try parser.take(carry) }
+        return parser.samples
     }
 
     public static func parse(_ text: String, name: String, baseDirectory: URL, requireQuestion: Bool = true) throws -> [BenchSample] {
-        var out: [BenchSample] = []
-        var seen: [String: Int] = [:]
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let where_ = "\(name):\(n + 1)"
-            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-            if trimmed.isEmpty { continue }
-            let parsed: Any
-            do { parsed = try JSONSerialization.jsonObject(with: Data(trimmed.utf8)) } catch {
-                throw BenchError("\(where_): not valid JSON")
-            }
-            guard let obj = parsed as? [String: Any] else { throw BenchError("\(where_): expected a JSON object") }
-            let video = try videoFields(obj, at: where_)
-            let image = obj["image"] as? String
-            guard video != nil || (image.map { !$0.isEmpty } ?? false) else {
-                throw BenchError("\(where_): missing string field 'image' (or 'video')")
-            }
-            let question = (obj["question"] ?? obj["text"]) as? String
-            guard question != nil || !requireQuestion else {
-                throw BenchError("\(where_): missing string field 'question' (or POPE's 'text')")
-            }
-            let answer = try scalarText(obj["answer"] ?? obj["label"], field: "answer", at: where_)
-            let id = try scalarText(obj["id"] ?? obj["question_id"], field: "id", at: where_) ?? "line-\(n + 1)"
-            if let first = seen[id] { throw BenchError("\(where_): id '\(id)' already used on line \(first)") }
-            seen[id] = n + 1
-            let type = try scalarText(obj["type"] ?? obj["category"], field: "type", at: where_) ?? ""
-            func resolved(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory.appendingPathComponent(p).standardizedFileURL.path }
-            var sample = BenchSample(id: id, imagePath: video == nil ? resolved(image!) : "", question: question ?? "", answer: answer, type: type)
-            if let video {
-                sample.videoPath = resolved(video.path)
-                sample.frames = video.frames
-            }
-            out.append(sample)
+        var parser = TaskLineParser(name: name, baseDirectory: baseDirectory, requireQuestion: requireQuestion)
+        for line in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            try parser.take(Data(line))
         }
-        return out
+        return parser.samples
     }
 
     /// A line's `video` and `frames`: nil without `video`; a line with both `image` and `video`, a
@@ -114,5 +113,65 @@ public enum BenchTask {
             return n.stringValue
         }
         throw BenchError("\(where_): field '\(field)' must be a string or number")
+    }
+}
+
+/// One task file's lines in order: numbers them, checks their length and encoding, parses each
+/// into a sample and keeps ids unique.
+struct TaskLineParser {
+    let name: String
+    let baseDirectory: URL
+    let requireQuestion: Bool
+    private(set) var samples: [BenchSample] = []
+    private var seen: [String: Int] = [:]
+    private var lineNumber = 0
+
+    init(name: String, baseDirectory: URL, requireQuestion: Bool) {
+        self.name = name
+        self.baseDirectory = baseDirectory
+        self.requireQuestion = requireQuestion
+    }
+
+    /// Refuses a line (or the unfinished part of one) longer than `BenchTask.maxLineBytes`.
+    func checkLength(_ bytes: Int) throws {
+        guard bytes <= BenchTask.maxLineBytes else {
+            throw BenchError("\(name):\(lineNumber + 1): line longer than \(BenchTask.maxLineBytes) bytes (a task line holds one sample of a few hundred bytes; is this a task file?)")
+        }
+    }
+
+    mutating func take(_ bytes: Data) throws {
+        try checkLength(bytes.count)
+        lineNumber += 1
+        let n = lineNumber
+        let where_ = "\(name):\(n)"
+        guard let line = String(data: bytes, encoding: .utf8) else { throw BenchError("\(where_): not UTF-8") }
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: Data(trimmed.utf8)) } catch {
+            throw BenchError("\(where_): not valid JSON")
+        }
+        guard let obj = parsed as? [String: Any] else { throw BenchError("\(where_): expected a JSON object") }
+        let video = try BenchTask.videoFields(obj, at: where_)
+        let image = obj["image"] as? String
+        guard video != nil || (image.map { !$0.isEmpty } ?? false) else {
+            throw BenchError("\(where_): missing string field 'image' (or 'video')")
+        }
+        let question = (obj["question"] ?? obj["text"]) as? String
+        guard question != nil || !requireQuestion else {
+            throw BenchError("\(where_): missing string field 'question' (or POPE's 'text')")
+        }
+        let answer = try BenchTask.scalarText(obj["answer"] ?? obj["label"], field: "answer", at: where_)
+        let id = try BenchTask.scalarText(obj["id"] ?? obj["question_id"], field: "id", at: where_) ?? "line-\(n)"
+        if let first = seen[id] { throw BenchError("\(where_): id '\(id)' already used on line \(first)") }
+        seen[id] = n
+        let type = try BenchTask.scalarText(obj["type"] ?? obj["category"], field: "type", at: where_) ?? ""
+        func resolved(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory.appendingPathComponent(p).standardizedFileURL.path }
+        var sample = BenchSample(id: id, imagePath: video == nil ? resolved(image!) : "", question: question ?? "", answer: answer, type: type)
+        if let video {
+            sample.videoPath = resolved(video.path)
+            sample.frames = video.frames
+        }
+        samples.append(sample)
     }
 }

@@ -8,6 +8,10 @@ import Glibc
 /// error, as in PIL (libjpeg itself would only warn and pad the image with gray).
 enum JPEGDecoder {
     static let maxPixels = 1 << 28
+    /// libjpeg's working memory cap (a progressive file at the pixel cap needs about 1.6 GB of coefficients).
+    static let maxCodecMemory = 1 << 30
+    /// Rows are decoded into strips of about this many bytes.
+    static let stripBytes = 1 << 22
 
     static func decode(_ bytes: [UInt8], path: String?) throws -> RGBImage {
         #if canImport(CImageCodecs) && canImport(Glibc)
@@ -37,6 +41,7 @@ private final class JPEGReadState {
     var width = 0
     var height = 0
     var pixels: [UInt8] = []
+    var strips: [UnsafeMutableBufferPointer<UInt8>] = []
 
     init(_ input: [UInt8]) {
         self.input = input
@@ -62,7 +67,13 @@ private final class JPEGReadState {
             guard level < 0 else { return }  // trace messages
             let state = Unmanaged<JPEGReadState>.fromOpaque(common!.pointee.client_data!).takeUnretainedValue()
             common!.pointee.err.pointee.num_warnings += 1
-            if state.run.warning == nil { state.run.warning = JPEGReadState.message(common!) }
+            let message = JPEGReadState.message(common!)
+            if state.run.warning == nil { state.run.warning = message }
+            // The data ran out: libjpeg would pad the rest of the image with gray, which `decode` refuses
+            // anyway, so stop now instead of decoding (and touching memory for) rows that are not there.
+            if message.hasPrefix("Premature end of JPEG file") {
+                CodecRun.abandon(state.run, "the JPEG file is truncated (\(message))")
+            }
         }
         errorManager.pointee.output_message = { _ in }
         jpeg_CreateDecompress(cinfo, JPEG_LIB_VERSION, MemoryLayout<jpeg_decompress_struct>.size)
@@ -80,8 +91,11 @@ private final class JPEGReadState {
             }
             let w = Int(cinfo.pointee.image_width), h = Int(cinfo.pointee.image_height)
             guard w > 0, h > 0, w * h <= JPEGDecoder.maxPixels else {
-                run.failure = "unsupported image size \(w)x\(h)"; return
+                run.failure = "unsupported image size \(w)x\(h) (at most \(JPEGDecoder.maxPixels) pixels)"; return
             }
+            // libjpeg's own working memory (whole-image coefficient buffers of progressive files) is
+            // capped too; past it libjpeg fails cleanly, as it has no backing store on Linux.
+            cinfo.pointee.mem.pointee.max_memory_to_use = JPEGDecoder.maxCodecMemory
             cinfo.pointee.out_color_space = JCS_RGB
             cinfo.pointee.dct_method = JDCT_ISLOW
             cinfo.pointee.do_fancy_upsampling = 1
@@ -90,22 +104,48 @@ private final class JPEGReadState {
                   Int(cinfo.pointee.output_width) == w, Int(cinfo.pointee.output_height) == h else {
                 run.failure = "unexpected libjpeg output layout"; return
             }
-            width = w
-            height = h
-            pixels = [UInt8](repeating: 0, count: w * h * 3)
-            pixels.withUnsafeMutableBufferPointer { out in
-                while cinfo.pointee.output_scanline < cinfo.pointee.output_height {
-                    var row: JSAMPROW? = out.baseAddress! + Int(cinfo.pointee.output_scanline) * w * 3
-                    if jpeg_read_scanlines(cinfo, &row, 1) != 1 { break }
+            // Rows go to strips of about 4 MB that this state owns (freed by `destroy()`): a fatal libjpeg
+            // error abandons this thread, and a Swift array lent to libjpeg through
+            // `withUnsafeMutableBufferPointer` would leak whole. A file that ends early stops at its end
+            // (see `emit_message`), so it costs the strips decoded so far, not the size its header claims.
+            let rowBytes = w * 3
+            let stripRows = max(1, JPEGDecoder.stripBytes / rowBytes)
+            var stripStart = 0
+            while cinfo.pointee.output_scanline < cinfo.pointee.output_height {
+                let y = Int(cinfo.pointee.output_scanline)
+                if strips.isEmpty || y - stripStart == strips[strips.count - 1].count / rowBytes {
+                    let strip = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: min(stripRows, h - y) * rowBytes)
+                    strip.initialize(repeating: 0)
+                    strips.append(strip)
+                    stripStart = y
                 }
+                var row: JSAMPROW? = strips[strips.count - 1].baseAddress! + (y - stripStart) * rowBytes
+                if jpeg_read_scanlines(cinfo, &row, 1) != 1 { break }
             }
             _ = jpeg_finish_decompress(cinfo)
+            width = w
+            height = h
+            // Strips freed as they are copied: the peak stays about one image.
+            let total = w * h * 3
+            pixels = [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+                var offset = 0
+                for strip in strips {
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + strip.count)]).initialize(from: strip)
+                    offset += strip.count
+                    strip.deallocate()
+                }
+                strips = []
+                // Rows libjpeg never wrote (it stopped early without an error) stay black.
+                buffer[offset...].initialize(repeating: 0)
+                count = total
+            }
         }
     }
 
     /// Frees libjpeg's memory on the caller's thread once the codec thread has ended.
     func destroy() {
         if created { jpeg_destroy_decompress(cinfo) }
+        for strip in strips { strip.deallocate() }
         cinfo.deallocate()
         errorManager.deallocate()
     }

@@ -14,6 +14,8 @@ import Glibc
 enum PNGDecoder {
     /// Refuse images that would need more than this many pixels (a corrupt header is the usual cause).
     static let maxPixels = 1 << 28
+    /// The most a deflate stream can expand (258-byte matches coded in 2 bits).
+    static let maxDeflateRatio = 1032
 
     static func decode(_ bytes: [UInt8], path: String?, alpha: AlphaHandling = .drop) throws -> RGBImage {
         #if canImport(CImageCodecs) && canImport(Glibc)
@@ -43,6 +45,8 @@ private final class PNGReadState {
     var height = 0
     var pixels: [UInt8] = []
     var compositeOnWhite = false
+    var rowBuffer: UnsafeMutableBufferPointer<UInt8>?
+    var rowPointers: UnsafeMutableBufferPointer<png_bytep?>?
 
     init(_ input: [UInt8]) { self.input = input }
 
@@ -71,7 +75,16 @@ private final class PNGReadState {
         var depth: Int32 = 0, colorType: Int32 = 0, interlace: Int32 = 0
         png_get_IHDR(png, info, &w, &h, &depth, &colorType, &interlace, nil, nil)
         guard w > 0, h > 0, Int(w) * Int(h) <= PNGDecoder.maxPixels else {
-            run.failure = "unsupported image size \(w)x\(h)"; return
+            run.failure = "unsupported image size \(w)x\(h) (at most \(PNGDecoder.maxPixels) pixels)"; return
+        }
+        // Deflate expands its input at most 1032-fold, so a header whose pixel data could not fit in
+        // the bytes left is truncated or lying: refuse it before allocating rows for it. (Minus one byte
+        // of padding per row: interlaced passes may pack sub-byte rows tighter than whole rows do.)
+        let storedBytes = Int(h) * Int(png_get_rowbytes(png, info))
+        let left = input.count - position
+        guard storedBytes - Int(h) <= PNGDecoder.maxDeflateRatio * left + 1024 else {
+            run.failure = "the header claims \(w)x\(h) pixels (\(storedBytes) bytes of pixel data) but only \(left) bytes follow it; deflate cannot expand them that far (truncated or corrupt file)"
+            return
         }
         let clipped16BitGray = depth == 16 && colorType == PNG_COLOR_TYPE_GRAY
         if clipped16BitGray {
@@ -102,18 +115,30 @@ private final class PNGReadState {
         }
         width = Int(w)
         height = Int(h)
-        pixels = readRows(png, rowBytes: rowBytes, height: height)
+        pixels = Array(readRows(png, rowBytes: rowBytes, height: height))
+        releaseRows()
     }
 
     /// Every row of the (already configured) image, then the end of the stream.
-    private func readRows(_ png: png_structp, rowBytes: Int, height: Int) -> [UInt8] {
-        var raw = [UInt8](repeating: 0, count: rowBytes * height)
-        raw.withUnsafeMutableBufferPointer { buffer in
-            var rows = (0..<height).map { Optional(buffer.baseAddress! + $0 * rowBytes) }
-            rows.withUnsafeMutableBufferPointer { png_read_image(png, $0.baseAddress) }
-        }
+    ///
+    /// The rows and their pointers live in buffers this state owns (freed by `destroy()`): libpng
+    /// abandons the thread on a truncated or corrupt file, and a Swift array lent to it through
+    /// `withUnsafeMutableBufferPointer` would then leak whole (hundreds of MB for a large claimed size).
+    private func readRows(_ png: png_structp, rowBytes: Int, height: Int) -> UnsafeMutableBufferPointer<UInt8> {
+        let rows = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: rowBytes * height)
+        rows.initialize(repeating: 0)
+        rowBuffer = rows
+        rowPointers = .allocate(capacity: height)
+        for y in 0..<height { rowPointers![y] = rows.baseAddress! + y * rowBytes }
+        png_read_image(png, rowPointers!.baseAddress)
         png_read_end(png, nil)
-        return raw
+        return rows
+    }
+
+    /// Frees the rows once their pixels are copied out, so the peak stays near one decoded image.
+    private func releaseRows() {
+        rowBuffer?.deallocate(); rowBuffer = nil
+        rowPointers?.deallocate(); rowPointers = nil
     }
 
     /// RGBA rows alpha-composited onto opaque white with Pillow's integer `alpha_composite`
@@ -133,6 +158,7 @@ private final class PNGReadState {
                 pixels[3 * i + c] = UInt8((((t >> 8) + t) >> 8) >> 7)
             }
         }
+        releaseRows()
     }
 
     /// 16-bit gray the way PIL's "I;16" to "RGB" conversion sees it: min(value, 255), replicated.
@@ -149,11 +175,14 @@ private final class PNGReadState {
             let v = raw[2 * i] != 0 ? 255 : raw[2 * i + 1]
             pixels[3 * i] = v; pixels[3 * i + 1] = v; pixels[3 * i + 2] = v
         }
+        releaseRows()
     }
 
     /// Frees libpng's structs (on the caller's thread, after the codec thread has ended).
     func destroy() {
         if png != nil { png_destroy_read_struct(&png, &info, nil) }
+        rowBuffer?.deallocate()
+        rowPointers?.deallocate()
     }
 }
 #endif

@@ -78,10 +78,12 @@ extension JinjaInterpreter {
             return .list(try iterate(v, what: "'reverse'").reversed())
         case "join":
             let sep = args.first?.printed ?? kw("d")?.printed ?? ""
-            return .string(try iterate(v, what: "'join'").map(\.printed).joined(separator: sep))
+            let parts = try iterate(v, what: "'join'").map(\.printed)
+            try JinjaBudget.checkSize(parts.reduce(sep.utf8.count * parts.count) { $0 + $1.utf8.count }, "'join'")
+            return .string(parts.joined(separator: sep))
         case "replace":
             guard args.count >= 2 else { throw TokenizerError("chat template: 'replace' needs two arguments") }
-            return .string(v.printed.replacingOccurrences(of: args[0].printed, with: args[1].printed))
+            return .string(try Self.replacing(v.printed, args[0].printed, args[1].printed))
         case "items":
             guard case .dict(let d) = v else { throw TokenizerError("chat template: 'items' of a \(v.typeName)") }
             return .list(d.map { .list([.string($0.0), $0.1]) })
@@ -110,6 +112,13 @@ extension JinjaInterpreter {
         }
     }
 
+    /// `replace` with its result's size checked first (each match may grow by the replacement's length).
+    static func replacing(_ s: String, _ old: String, _ new: String) throws -> String {
+        let n = s.utf8.count, growth = new.utf8.count - old.utf8.count
+        if growth > 0 { try JinjaBudget.checkSize(n + (n / max(old.utf8.count, 1) + 1) * growth, "replace()") }
+        return s.replacingOccurrences(of: old, with: new)
+    }
+
     func callMethod(_ base: JinjaValue, _ method: String, _ args: [JinjaValue]) throws -> JinjaValue {
         switch (base, method) {
         case (.string(let s), "strip"), (.string(let s), "lstrip"), (.string(let s), "rstrip"):
@@ -126,7 +135,7 @@ extension JinjaInterpreter {
         case (.string(let s), "endswith"): return .bool(s.hasSuffix(args.first?.printed ?? ""))
         case (.string(let s), "replace"):
             guard args.count >= 2 else { throw TokenizerError("chat template: replace() needs two arguments") }
-            return .string(s.replacingOccurrences(of: args[0].printed, with: args[1].printed))
+            return .string(try Self.replacing(s, args[0].printed, args[1].printed))
         case (.string(let s), "split"):
             if let sep = args.first, case .string(let sp) = sep {
                 return .list(s.components(separatedBy: sp).map { .string($0) })
@@ -158,6 +167,9 @@ extension JinjaInterpreter {
             }
             let (lo, hi, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count > 2 ? ints[2] : 1)
             guard step != 0 else { throw TokenizerError("chat template: range() step cannot be zero") }
+            // Length from Doubles: hi - lo may overflow Int, and the list must not be built to find out.
+            let length = max(0, ((Double(hi) - Double(lo)) / Double(step)).rounded(.up))
+            try JinjaBudget.checkCount(length > Double(JinjaBudget.maxListCount) ? Int.max : Int(length), "range()")
             return .list(Array(stride(from: lo, to: hi, by: step)).map { .int($0) })
         case "strftime_now":
             let f = DateFormatter()

@@ -5,6 +5,8 @@ import Foundation
 struct JinjaInterpreter {
     private var scopes: [[String: JinjaValue]]
     private var output = ""
+    /// What this render has spent so far (shared by the copies `eval` works on).
+    let budget = JinjaBudget()
 
     init(context: [String: JinjaValue]) { scopes = [context] }
 
@@ -24,9 +26,10 @@ struct JinjaInterpreter {
 
     private mutating func run(_ nodes: [JinjaNode]) throws -> Flow {
         for node in nodes {
+            try budget.step()
             switch node {
-            case .text(let t): output += t
-            case .output(let e): output += try eval(e).printed
+            case .text(let t): output += t; try budget.checkOutput(output)
+            case .output(let e): output += try eval(e).printed; try budget.checkOutput(output)
             case .ifChain(let branches, let otherwise):
                 var chosen = otherwise
                 for (condition, body) in branches where try eval(condition).isTruthy {
@@ -74,6 +77,7 @@ struct JinjaInterpreter {
         if let condition {
             selected = []
             for item in items {
+                try budget.step()
                 var scope: [String: JinjaValue] = [:]
                 try bind(item, into: &scope)
                 scopes.append(scope)
@@ -87,6 +91,7 @@ struct JinjaInterpreter {
         }
         let n = selected.count
         for (k, item) in selected.enumerated() {
+            try budget.step()
             var scope: [String: JinjaValue] = [:]
             try bind(item, into: &scope)
             scope["loop"] = .object([
@@ -113,7 +118,14 @@ struct JinjaInterpreter {
 
     // MARK: expressions
 
+    /// Every value an expression produces is charged to the budget (strings by bytes, lists by items).
     private func eval(_ e: JinjaExpr) throws -> JinjaValue {
+        let v = try evalUncharged(e)
+        try budget.charge(v)
+        return v
+    }
+
+    private func evalUncharged(_ e: JinjaExpr) throws -> JinjaValue {
         switch e {
         case .literal(let v): return v
         case .name(let n): return lookup(n)
@@ -216,7 +228,10 @@ struct JinjaInterpreter {
         switch op {
         case "==": return .bool(JinjaValue.equal(a, b))
         case "!=": return .bool(!JinjaValue.equal(a, b))
-        case "~": return .string(a.printed + b.printed)
+        case "~":
+            let (x, y) = (a.printed, b.printed)
+            try JinjaBudget.checkSize(x.utf8.count + y.utf8.count, "'~'")
+            return .string(x + y)
         case "in":
             switch b {
             case .string(let s):
@@ -247,15 +262,23 @@ struct JinjaInterpreter {
             }
         case "+":
             switch (a, b) {
-            case (.string(let x), .string(let y)): return .string(x + y)
-            case (.list(let x), .list(let y)): return .list(x + y)
+            case (.string(let x), .string(let y)):
+                try JinjaBudget.checkSize(x.utf8.count + y.utf8.count, "'+'")
+                return .string(x + y)
+            case (.list(let x), .list(let y)):
+                try JinjaBudget.checkCount(x.count + y.count, "'+'")
+                return .list(x + y)
             case (.int(let x), .int(let y)): return try Self.checked(x.addingReportingOverflow(y), op)
             default:
                 if let x = a.number, let y = b.number { return .double(x + y) }
                 throw TokenizerError("chat template: cannot add a \(a.typeName) and a \(b.typeName) with '+'")
             }
         case "-", "*", "/", "//", "%":
-            if op == "*", case .string(let s) = a, case .int(let n) = b { return .string(String(repeating: s, count: max(n, 0))) }
+            if op == "*", case .string(let s) = a, case .int(let n) = b {
+                let (bytes, overflow) = s.utf8.count.multipliedReportingOverflow(by: max(n, 0))
+                try JinjaBudget.checkSize(overflow ? Int.max : bytes, "'*'")
+                return .string(String(repeating: s, count: max(n, 0)))
+            }
             if case .int(let x) = a, case .int(let y) = b, op != "/" {
                 switch op {
                 case "-": return try Self.checked(x.subtractingReportingOverflow(y), op)
@@ -305,4 +328,59 @@ extension JinjaValue {
 
     var isBool: Bool { if case .bool = self { return true } else { return false } }
     var isNoneLike: Bool { switch self { case .none, .undefined: return true; default: return false } }
+}
+
+/// Bounds on one render, so a hostile template (`range(10**12)`, `'x' * 10**12`, a string doubled in a
+/// loop, loops nested to 10^12 iterations) is an error instead of an out-of-memory kill or a hang.
+/// Real chat templates run a few hundred steps and produce a few KB.
+final class JinjaBudget {
+    /// Nodes run plus loop iterations.
+    static let maxSteps = 1_000_000
+    /// Largest string one operation may produce, and the largest output.
+    static let maxStringBytes = 16 << 20
+    /// Longest list one operation may produce.
+    static let maxListCount = 1_000_000
+    /// Bytes (and list items) all operations together may produce in one render.
+    static let maxProduced = 256 << 20
+
+    private var steps = 0
+    private var produced = 0
+
+    func step() throws {
+        steps += 1
+        guard steps <= Self.maxSteps else {
+            throw TokenizerError("chat template: more than \(Self.maxSteps) steps (loops too long or nested too deep for a chat template)")
+        }
+    }
+
+    func charge(_ v: JinjaValue) throws {
+        switch v {
+        case .string(let s): produced += s.utf8.count
+        case .list(let l): produced += l.count
+        default: return
+        }
+        guard produced <= Self.maxProduced else {
+            throw TokenizerError("chat template: produced more than \(Self.maxProduced) bytes of values (a chat template renders one prompt)")
+        }
+    }
+
+    func checkOutput(_ output: String) throws {
+        guard output.utf8.count <= Self.maxStringBytes else {
+            throw TokenizerError("chat template: output longer than \(Self.maxStringBytes) bytes")
+        }
+    }
+
+    /// Checks a string's size before it is built.
+    static func checkSize(_ bytes: Int, _ what: String) throws {
+        guard bytes <= maxStringBytes else {
+            throw TokenizerError("chat template: \(what) would build a string of \(bytes == Int.max ? "more than 2^63" : String(bytes)) bytes (at most \(maxStringBytes))")
+        }
+    }
+
+    /// Checks a list's length before it is built.
+    static func checkCount(_ count: Int, _ what: String) throws {
+        guard count <= maxListCount else {
+            throw TokenizerError("chat template: \(what) would build a list of \(count) items (at most \(maxListCount))")
+        }
+    }
 }
