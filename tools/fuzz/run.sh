@@ -10,7 +10,8 @@
 # allocation over FUZZ_RSS_MB writes the input to tools/fuzz/artifacts/TARGET/ and fails the run.
 # Prints one line per target: seconds, CPU seconds, inputs run, coverage, result. Exit status 1 on any finding.
 # Environment: FUZZ_NO_BUILD=1 skips the build; FUZZ_TIMEOUT (default 30), FUZZ_RSS_MB (default 2048);
-# FUZZ_SEED fixes libFuzzer's random seed (CI uses 1).
+# FUZZ_SEED fixes libFuzzer's random seed; FUZZ_RUNS=N runs N inputs per target instead of SECONDS (CI uses
+# both, so that its short run does the same work on any machine: a regression check, not a campaign).
 set -uo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR="$(pwd)"
@@ -53,7 +54,8 @@ for t in "${chosen[@]}"; do
     log="$logs/$t.log"
     start=$(date +%s)
     # Output goes to a file, stdin from /dev/null: the fuzzer must never hold the caller's pipes.
-    ( exec "$bin/fuzz-$t" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-30}" \
+    limit=(-max_total_time="$seconds"); [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
+    ( exec "$bin/fuzz-$t" "${limit[@]}" -timeout="${FUZZ_TIMEOUT:-30}" \
         -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -malloc_limit_mb="${FUZZ_RSS_MB:-2048}" -max_len=65536 \
         -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -artifact_prefix="$art/" "$work" "$FUZZ_DIR/corpus/$t" ) </dev/null >"$log" 2>&1
     rc=$?
