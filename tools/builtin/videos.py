@@ -230,12 +230,12 @@ def sample(rng, kind):
 
 
 def training_sample(rng, max_questions):
-    """A random video and up to `max_questions` of its questions (shuffled), for training."""
+    """A random video, up to `max_questions` of its questions (shuffled) and its description, for training."""
     kind = _pick(rng, QUESTION_TYPES)
     video = make_video(rng, kind)
     qs = questions(video)
     order = rng.permutation(len(qs))[:max_questions]
-    return render(video), [qs[i] for i in order]
+    return render(video), [qs[i] for i in order], video
 
 
 def write_split(split, count, out):
