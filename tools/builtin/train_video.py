@@ -16,8 +16,14 @@ Design, sized for a CPU (no GPU is lent to every session):
 - Each training video carries up to --questions question/answer turns (all about the same video): the
   tower's 8 frames dominate a step's cost, a turn adds ~15 tokens, every answer is a label.
 
-    nice -n 15 python3 tools/builtin/train_video.py --minutes 55 --checkpoint-every 10
-    nice -n 15 python3 tools/builtin/train_video.py --init builtin/models/llava-onevision-video --minutes 20
+    nice -n 15 python3 tools/builtin/train_video.py --minutes 55 --checkpoint-every 8
+    nice -n 15 python3 tools/builtin/train_video.py --init builtin/models/llava-onevision-video --minutes 40 \
+        --aux-weight 0.5 --pos-weight 1 --tower-lr-scale 1 --position-lr-scale 25
+
+Two optional training-only losses (their heads are not saved): --aux-weight, a dense label per video row
+(its object's motion class, see `cell_labels`) read from a decoder layer; --pos-weight, each patch's grid
+position regressed from the projector output (`PositionProbe`), with --position-lr-scale for the tower's
+position embeddings. The shipped model's stages and exact commands are in its README and training_log.json.
 
 Every run appends a stage (command, steps, seconds, samples, validation/test accuracy, loss log) to the
 folder's training_log.json. `--init` continues from a folder this script wrote. Frames are fed as
