@@ -20,16 +20,8 @@ public final class DiTPipeline: @unchecked Sendable {
 
     public init(folder: String) throws {
         self.folder = folder
-        let root = URL(fileURLWithPath: folder)
-        _ = try DiffusionSampling.pipelineIndex(folder: folder, className: "DiTPipeline", components: ["transformer", "vae", "scheduler"])
-        transformer = try DiTTransformer(folder: root.appendingPathComponent("transformer").path)
-        vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
-        schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
-        guard transformer.config.inChannels == vae.config.latentChannels else {
-            throw ModelError("\(folder): the transformer takes \(transformer.config.inChannels) latent channels, the VAE decodes \(vae.config.latentChannels)")
-        }
-        // Fails early (before any sampling) on an unknown or unsupported scheduler.
-        _ = try DiffusionSchedulers.make(config: schedulerConfig)
+        (transformer, vae, schedulerConfig) = try DiffusionSampling.loadPipeline(
+            folder: folder, className: "DiTPipeline", load: { try DiTTransformer(folder: $0) }, latentChannels: { $0.config.inChannels })
     }
 
     /// `[C, H, W]` of the latents the transformer samples.

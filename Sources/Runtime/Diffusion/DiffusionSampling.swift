@@ -98,6 +98,24 @@ public enum DiffusionSampling {
         return index
     }
 
+    /// A pipeline folder's parts, loaded in diffusers' order and checked against each other: the index
+    /// (its class and components), the transformer (`load` on `transformer/`), the VAE decoder and the
+    /// scheduler config, whose scheduler is built once so that an unknown class fails before any sampling.
+    static func loadPipeline<Transformer>(folder: String, className: String, load: (String) throws -> Transformer,
+                                          latentChannels: (Transformer) -> Int) throws
+        -> (transformer: Transformer, vae: VAEDecoder, schedulerConfig: DiffusersConfigFile) {
+        let root = URL(fileURLWithPath: folder)
+        _ = try pipelineIndex(folder: folder, className: className, components: ["transformer", "vae", "scheduler"])
+        let transformer = try load(root.appendingPathComponent("transformer").path)
+        let vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
+        let schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
+        guard latentChannels(transformer) == vae.config.latentChannels else {
+            throw ModelError("\(folder): the transformer takes \(latentChannels(transformer)) latent channels, the VAE decodes \(vae.config.latentChannels)")
+        }
+        _ = try DiffusionSchedulers.make(config: schedulerConfig)
+        return (transformer, vae, schedulerConfig)
+    }
+
     /// The pipeline class a folder's `model_index.json` names (nil when absent or unreadable).
     public static func pipelineClass(folder: String) -> String? {
         let path = URL(fileURLWithPath: folder).appendingPathComponent("model_index.json").path

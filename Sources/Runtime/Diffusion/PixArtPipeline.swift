@@ -19,15 +19,8 @@ public final class PixArtPipeline: @unchecked Sendable {
 
     public init(folder: String) throws {
         self.folder = folder
-        let root = URL(fileURLWithPath: folder)
-        _ = try DiffusionSampling.pipelineIndex(folder: folder, className: "PixArtAlphaPipeline", components: ["transformer", "vae", "scheduler"])
-        transformer = try PixArtTransformer(folder: root.appendingPathComponent("transformer").path)
-        vae = try VAEDecoder(folder: root.appendingPathComponent("vae").path)
-        schedulerConfig = try DiffusersConfigFile(path: root.appendingPathComponent("scheduler/scheduler_config.json").path)
-        guard transformer.config.inChannels == vae.config.latentChannels else {
-            throw ModelError("\(folder): the transformer takes \(transformer.config.inChannels) latent channels, the VAE decodes \(vae.config.latentChannels)")
-        }
-        _ = try DiffusionSchedulers.make(config: schedulerConfig)
+        (transformer, vae, schedulerConfig) = try DiffusionSampling.loadPipeline(
+            folder: folder, className: "PixArtAlphaPipeline", load: { try PixArtTransformer(folder: $0) }, latentChannels: { $0.config.inChannels })
     }
 
     public var latentShape: [Int] {
