@@ -25,8 +25,8 @@ let package = Package(
     ] + targetNames.map { name in
         .executableTarget(
             name: "fuzz-\(name)",
-            dependencies: ["FuzzSupport", rootProduct("ModelIO"), rootProduct("Models"), rootProduct("Evaluation"),
-                           rootProduct("Tensors")],
+            dependencies: ["FuzzSupport", rootProduct("ModelIO"), rootProduct("Models"), rootProduct("Runtime"),
+                           rootProduct("Evaluation"), rootProduct("Tensors")],
             path: "Sources/fuzz-\(name)"
         )
     },

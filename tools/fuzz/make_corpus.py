@@ -66,6 +66,13 @@ def main():
         tag = rel.split("/")[-2]
         put("config", tag + ".json", read(rel))
         put("json", "config-" + tag + ".json", read(rel))
+    # diffusers component configs (transformer, VAE, scheduler) and video processor configs, for the config target.
+    for path in sorted(glob.glob(os.path.join(ROOT, "Tests/Fixtures/models/*/*/*_config.json")) +
+                       glob.glob(os.path.join(ROOT, "Tests/Fixtures/models/*/*/config.json")) +
+                       glob.glob(os.path.join(ROOT, "Tests/Fixtures/models/*/video_preprocessor_config.json"))):
+        rel = os.path.relpath(path, ROOT)
+        parts = rel.split("/")
+        put("config", "-".join(parts[-3:]).replace("/", "-"), read(rel))
     first_case = sorted(glob.glob(os.path.join(ROOT, "conformance/cases/fastv/*/case.json")))[0]
     for rel in ["builtin/models/llava/tokenizer_config.json", "builtin/models/llava/preprocessor_config.json",
                 os.path.relpath(first_case, ROOT)]:
