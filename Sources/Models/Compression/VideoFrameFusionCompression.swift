@@ -81,8 +81,10 @@ final class FrameFusionHook: CompressionHook, VideoTokenHook, PrefillHook {
         let frameTokens = layout.frameTokens
         parameters = baseParameters
         if !costGiven {
-            let target = try budget.tokens(outOf: frameTokens)
-            parameters.cost = max(1, Double(target)) / Double(frameTokens)
+            switch budget {
+            case .ratio(let r): parameters.cost = r
+            case .count: parameters.cost = Double(max(1, try budget.tokens(outOf: frameTokens))) / Double(frameTokens)
+            }
         }
         try parameters.validate()
         beginReport(visualBefore: frameTokens, requested: frameTokens, achieved: frameTokens, policy: .keepOriginal)
