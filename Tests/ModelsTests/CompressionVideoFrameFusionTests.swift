@@ -123,7 +123,7 @@ import ModelIO
         #expect(p.decoder.keptOriginalIndices == (try reference.integers("\(name)_kept")).map { Int($0) })
         #expect(p.decoder.positions == (try reference.integers("\(name)_positions")).map { Int($0) })
         let diff = Self.maxAbs(p.logits, try reference.tensor("\(name)_logits"))
-        #expect(diff < 1e-5, "\(name): max |Δlogit| \(diff)")
+        #expect(diff < 2e-5, "\(name): max |Δlogit| \(diff)")
         // Decoding on the caches the merged prefill left (each layer holds the rows that entered it).
         let steps = try reference.tensor("\(name)_step_logits")
         var tokens: [Int] = [], logits = p.logits
@@ -132,7 +132,7 @@ import ModelIO
             tokens.append(t)
             logits = try model.language.decodeStep(token: t, cache: p.cache)
             let d = Self.maxAbs(logits, try steps.rows(step..<(step + 1)).reshaped([logits.count]))
-            #expect(d < 1e-5, "\(name) step \(step): max |Δlogit| \(d)")
+            #expect(d < 2e-5, "\(name) step \(step): max |Δlogit| \(d)")
         }
         #expect(tokens == (try reference.integers("\(name)_greedy")).map { Int($0) })
     }
