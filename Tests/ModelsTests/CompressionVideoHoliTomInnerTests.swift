@@ -3,11 +3,15 @@ import Testing
 import Evaluation
 import Tensors
 import TokenCompression
+import ModelIO
 @testable import Models
 
-/// HoliTom's inner merge inside LLaVA-OneVision's decoder (opt-in: `inner_layer`, `inner_ratio`).
-/// The reference is NOT transformers: it is `HoliTom.inner` applied by hand, before layer k, to a
-/// decoder stepped here from the model's pieces (unfused attention, layer k−1's last-query row).
+/// HoliTom's inner merge inside LLaVA-OneVision's decoder (opt-in: `inner_layer`, `inner_ratio`), against
+/// - transformers (`transformersParity`): the rule re-written in torch, applied before layer k of a
+///   hand-stepped transformers decoder on the whole video (the outer stage a no-op at ratio 1), from
+///   `tools/fixtures/make_onevision_video_framefusion_fixture.py`;
+/// - `HoliTom.inner` applied by hand, before layer k, to a decoder stepped here from the model's
+///   pieces (unfused attention, layer k−1's last-query row), after the outer stage at ratio 0.5.
 @Suite struct CompressionVideoHoliTomInnerTests {
     @Test(arguments: [(1, 0.5), (2, 0.5), (3, 0.25)])
     func innerMergeEqualsTheFunctionAppliedByHand(layer k: Int, ratio: Double) throws {
@@ -53,6 +57,32 @@ import TokenCompression
         let diff = CompressionVideoFrameFusionTests.maxAbs(p.logits, logits)
         #expect(diff < 1e-4, "max |Δlogit| \(diff)")
         #expect(notes.contains { $0.contains("inner merge at layer \(k)") }, "\(notes)")
+    }
+
+    @Test(arguments: [("holitom_inner_k2", 2, 0.5), ("holitom_inner_k1", 1, 0.25)])
+    func transformersParity(_ name: String, layer k: Int, ratio: Double) throws {
+        let reference = try SafetensorsFile(path: URL(fileURLWithPath: VideoCompressionFixture.folder).deletingLastPathComponent()
+            .appendingPathComponent("framefusion-reference.safetensors").path)
+        let model = try VideoCompressionFixture.model()
+        let (ids, video) = try VideoCompressionFixture.inputs()
+        let c = try MethodCatalog.compression(method: "holitom", budget: .ratio(1), parameters: ["inner_layer": "\(k)", "inner_ratio": "\(ratio)"])
+        let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: c.prefillHook, videoHook: c.videoHook)
+        #expect(p.videoTokens == [73], "the outer stage is a no-op at ratio 1")
+        #expect(p.decoder.tokensPerLayer == (try reference.integers("\(name)_rows_per_layer")).map { Int($0) })
+        #expect(p.decoder.keptOriginalIndices == (try reference.integers("\(name)_kept")).map { Int($0) })
+        #expect(p.decoder.positions == (try reference.integers("\(name)_positions")).map { Int($0) })
+        let diff = CompressionVideoFrameFusionTests.maxAbs(p.logits, try reference.tensor("\(name)_logits"))
+        #expect(diff < 2e-5, "\(name): max |Δlogit| \(diff)")
+        let steps = try reference.tensor("\(name)_step_logits")
+        var tokens: [Int] = [], logits = p.logits
+        for step in 0..<3 {
+            let t = DecoderLM.argmax(logits)
+            tokens.append(t)
+            logits = try model.language.decodeStep(token: t, cache: p.cache)
+            let d = CompressionVideoFrameFusionTests.maxAbs(logits, try steps.rows(step..<(step + 1)).reshaped([logits.count]))
+            #expect(d < 2e-5, "\(name) step \(step): max |Δlogit| \(d)")
+        }
+        #expect(tokens == (try reference.integers("\(name)_greedy")).map { Int($0) })
     }
 
     @Test func innerMergeIsOffUnlessAsked() throws {
