@@ -38,7 +38,7 @@ public enum MethodCatalog {
         MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
         MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, flops: S.fastvid, conformer: FastVIDConformer.self),
         MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
-        MethodEntry(FrameFusion.info, conformer: FrameFusionConformer.self),
+        MethodEntry(FrameFusion.info, videoAdapter: VideoFrameFusionCompression.adapter, conformer: FrameFusionConformer.self),
         MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
         // diffusion caching
         MethodEntry(ToCa.info, conformer: ToCaConformer.self),

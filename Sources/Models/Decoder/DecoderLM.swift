@@ -152,7 +152,8 @@ public final class DecoderLM: @unchecked Sendable {
     /// One decoder block over `hidden` (the rows after the cached ones, updated in place; `rotary`
     /// holds their positions), appending to `cache`.
     func runLayer(_ i: Int, hidden: inout Tensor, rotary: RotaryTable, cache: KVCache,
-                  record: AttentionRecord, attendedRows: [Int]? = nil) throws -> RecordedAttention? {
+                  record: AttentionRecord, attendedRows: [Int]? = nil,
+                  afterAttention: ((inout Tensor, RecordedAttention?) throws -> Void)? = nil) throws -> RecordedAttention? {
         let layer = layers[i]
         let x = try OpProfile.measure("norm") { try rms(hidden, layer.inputNorm) }
         let (qRaw, kRaw, v) = try OpProfile.measure("q/k/v projections") {
@@ -173,6 +174,8 @@ public final class DecoderLM: @unchecked Sendable {
         }
         let o = try OpProfile.measure("o projection") { try layer.o(a, store: store) }
         try OpProfile.measure("residual add") { try hidden.addInPlace(o) }
+        // A hook that cuts or merges rows between attention and MLP (FrameFusion); the MLP runs on its rows.
+        if let afterAttention { try afterAttention(&hidden, recorded) }
         let y = try OpProfile.measure("norm") { try rms(hidden, layer.postNorm) }
         let (gate, up) = try OpProfile.measure("gate/up projections") { (try layer.gate(y, store: store), try layer.up(y, store: store)) }
         let act = try OpProfile.measure("activation") { try Tensor.swiGLU(gate: gate, up: up) }
@@ -216,27 +219,7 @@ public final class DecoderLM: @unchecked Sendable {
                                          previousKeys: previous?.keys, previousValues: previous?.values,
                                          previousAttention: recorded, model: self)
                 if let decision = try hook.beforeLayer(i, state: state) {
-                    let rows = decision.keptRows
-                    guard !rows.isEmpty, zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }),
-                          rows.first! >= 0, rows.last! < hidden.rows else {
-                        throw ModelError("prefill hook at layer \(i): kept rows must be non-empty, strictly ascending and within 0..<\(hidden.rows)")
-                    }
-                    hidden = try hidden.gatherRows(rows)
-                    original = rows.map { original[$0] }
-                    let kept = rows.map { pos[$0] }
-                    if let inserted = decision.inserted, inserted.rows > 0 {
-                        guard inserted.rank == 2, inserted.columns == hidden.columns, decision.positions == .renumber,
-                              (0...rows.count).contains(decision.insertedAt) else {
-                            throw ModelError("prefill hook at layer \(i): inserted rows \(inserted.shape) must be [m, \(hidden.columns)], go at 0...\(rows.count) (got \(decision.insertedAt)) and come with renumbered positions")
-                        }
-                        let at = decision.insertedAt
-                        hidden = try Tensor.concatenateRows([try hidden.rows(0..<at), inserted, try hidden.rows(at..<rows.count)])
-                        original.insert(contentsOf: Array(repeating: PrefillState.insertedRow, count: inserted.rows), at: at)
-                    }
-                    switch decision.positions {
-                    case .keepOriginal, .notApplicable: pos = kept
-                    case .renumber: pos = Array(0..<hidden.rows); renumbered = true
-                    }
+                    try apply(decision, at: i, hidden: &hidden, positions: &pos, original: &original, renumbered: &renumbered)
                     events.append((i, hidden.rows))
                 }
             }
@@ -244,7 +227,18 @@ public final class DecoderLM: @unchecked Sendable {
             originalPerLayer.append(original)
             let record = hook?.attentionRecord(layer: i) ?? .none
             if rotary?.positions != pos { rotary = rope.table(positions: pos) }
-            recorded = try runLayer(i, hidden: &hidden, rotary: rotary!, cache: cache, record: record)
+            if let hook, hook.actsAfterAttention(layer: i) {
+                recorded = try runLayer(i, hidden: &hidden, rotary: rotary!, cache: cache, record: record) { h, attention in
+                    let kv = cache.layers[i]
+                    let state = PrefillState(layer: i, hidden: h, positions: pos, originalIndices: original, imageSpans: imageSpans,
+                                             previousKeys: kv.keys, previousValues: kv.values, previousAttention: attention, model: self)
+                    guard let decision = try hook.afterAttention(i, state: state) else { return }
+                    try self.apply(decision, at: i, hidden: &h, positions: &pos, original: &original, renumbered: &renumbered)
+                    events.append((i, h.rows))
+                }
+            } else {
+                recorded = try runLayer(i, hidden: &hidden, rotary: rotary!, cache: cache, record: record)
+            }
         }
         var summary = PrefillSummary(tokensPerLayer: tokensPerLayer, keptOriginalIndices: original,
                                      positions: pos, pruneEvents: events, originalIndicesPerLayer: originalPerLayer)
@@ -267,6 +261,39 @@ public final class DecoderLM: @unchecked Sendable {
                                     visualRowsPerLayer: originalPerLayer.map { $0.filter(isVisual).count },
                                     insertedRows: original.filter { $0 == PrefillState.insertedRow }.count,
                                     positionsRenumbered: renumbered)
+    }
+
+    /// Applies a hook's decision to the current rows: keep, replace values, insert, position policy.
+    private func apply(_ decision: PruneDecision, at i: Int, hidden: inout Tensor, positions pos: inout [Int],
+                       original: inout [Int], renumbered: inout Bool) throws {
+        let rows = decision.keptRows
+        guard !rows.isEmpty, zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }),
+              rows.first! >= 0, rows.last! < hidden.rows else {
+            throw ModelError("prefill hook at layer \(i): kept rows must be non-empty, strictly ascending and within 0..<\(hidden.rows)")
+        }
+        if let replacement = decision.replacement {
+            guard replacement.rank == 2, replacement.rows == rows.count, replacement.columns == hidden.columns else {
+                throw ModelError("prefill hook at layer \(i): replacement rows \(replacement.shape) must be [\(rows.count), \(hidden.columns)] (one per kept row)")
+            }
+            hidden = replacement
+        } else {
+            hidden = try hidden.gatherRows(rows)
+        }
+        original = rows.map { original[$0] }
+        let kept = rows.map { pos[$0] }
+        if let inserted = decision.inserted, inserted.rows > 0 {
+            guard inserted.rank == 2, inserted.columns == hidden.columns, decision.positions == .renumber,
+                  (0...rows.count).contains(decision.insertedAt) else {
+                throw ModelError("prefill hook at layer \(i): inserted rows \(inserted.shape) must be [m, \(hidden.columns)], go at 0...\(rows.count) (got \(decision.insertedAt)) and come with renumbered positions")
+            }
+            let at = decision.insertedAt
+            hidden = try Tensor.concatenateRows([try hidden.rows(0..<at), inserted, try hidden.rows(at..<rows.count)])
+            original.insert(contentsOf: Array(repeating: PrefillState.insertedRow, count: inserted.rows), at: at)
+        }
+        switch decision.positions {
+        case .keepOriginal, .notApplicable: pos = kept
+        case .renumber: pos = Array(0..<hidden.rows); renumbered = true
+        }
     }
 
     /// Prefill from token ids.

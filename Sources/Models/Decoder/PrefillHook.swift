@@ -20,6 +20,16 @@ public protocol PrefillHook: AnyObject {
     func attentionRecord(layer: Int) -> AttentionRecord
     /// Called before every decoder layer; may prune rows.
     func beforeLayer(_ layer: Int, state: PrefillState) throws -> PruneDecision?
+    /// Whether `afterAttention(layer, state:)` must be called for `layer` (default false: existing
+    /// hooks never pay for the extra state). Methods whose code cuts or merges rows between a
+    /// layer's attention and its MLP (FrameFusion) answer true.
+    func actsAfterAttention(layer: Int) -> Bool
+    /// Called inside layer `layer`, after its attention and residual add and before its MLP, when
+    /// `actsAfterAttention(layer:)` is true. `state.hidden` holds that residual stream,
+    /// `state.previousKeys/Values` this layer's cache (every row: it is already written) and
+    /// `state.previousAttention` what this layer recorded. A decision (kept rows, `replacement`
+    /// values, inserted rows) applies to the MLP of this layer and every later layer and cache.
+    func afterAttention(_ layer: Int, state: PrefillState) throws -> PruneDecision?
     /// Called once after the last layer: rows (ascending indices into that layer's cache) to keep
     /// in the KV cache of some layers for decoding (MustDrop compacts its pruning layers to the final
     /// kept set). Default: none.
@@ -30,6 +40,8 @@ public protocol PrefillHook: AnyObject {
 
 extension PrefillHook {
     public func attentionRecord(layer: Int) -> AttentionRecord { .none }
+    public func actsAfterAttention(layer: Int) -> Bool { false }
+    public func afterAttention(_ layer: Int, state: PrefillState) throws -> PruneDecision? { nil }
     public func cacheCompaction(_ summary: PrefillSummary) throws -> [Int: [Int]] { [:] }
     public func afterPrefill(_ summary: PrefillSummary) throws {}
 }
@@ -47,17 +59,25 @@ public struct PruneDecision: Sendable, Equatable {
     public var inserted: Tensor?
     /// Where the inserted rows go: before the kept row `insertedAt` (`keptRows.count` = at the end).
     public var insertedAt: Int
+    /// New values `[keptRows.count, hidden]` for the kept rows, in `keptRows` order, or nil to keep
+    /// their values. Merging methods (FrameFusion) average runs of rows into one kept row: the
+    /// kept row carries the mean, the others are dropped. Later layers and their caches are built
+    /// from these values, as the authors' code feeds the merged hidden states on.
+    public var replacement: Tensor?
 
-    public init(keptRows: [Int], positions: PositionPolicy = .keepOriginal, inserted: Tensor? = nil, insertedAt: Int = 0) {
+    public init(keptRows: [Int], positions: PositionPolicy = .keepOriginal, inserted: Tensor? = nil, insertedAt: Int = 0,
+                replacement: Tensor? = nil) {
         self.keptRows = keptRows
         self.positions = positions
         self.inserted = inserted
         self.insertedAt = insertedAt
+        self.replacement = replacement
     }
 
     public static func == (a: PruneDecision, b: PruneDecision) -> Bool {
         a.keptRows == b.keptRows && a.positions == b.positions && a.insertedAt == b.insertedAt
             && a.inserted?.shape == b.inserted?.shape && a.inserted?.values == b.inserted?.values
+            && a.replacement?.shape == b.replacement?.shape && a.replacement?.values == b.replacement?.values
     }
 }
 
