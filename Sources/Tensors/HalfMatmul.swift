@@ -225,13 +225,22 @@ public enum HalfMatmul {
 
 /// Float32 scratch buffers handed out to one caller at a time and kept for the next: the widened
 /// tiles of `HalfMatmul` reuse the same (already faulted-in) pages on every call.
-public final class ScratchPool: Sendable {
+public final class ScratchPool: @unchecked Sendable {
     public static let shared = ScratchPool()
-    private let free = Mutex<[UnsafeMutableBufferPointer<Float>]>([])
+    /// Guarded by `lock`: an `NSLock` (a pthread mutex) rather than `Synchronization.Mutex`, whose futex
+    /// ThreadSanitizer cannot see on Linux, so it reported the pool's list as raced between threads.
+    private let lock = NSLock()
+    private var free: [UnsafeMutableBufferPointer<Float>] = []
+
+    private func locked<R>(_ body: (inout [UnsafeMutableBufferPointer<Float>]) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&free)
+    }
 
     /// Calls `body` with a buffer of at least `count` floats (contents undefined), returned to the pool after.
     public func withBuffer<R>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
-        var buffer = free.withLock { list -> UnsafeMutableBufferPointer<Float>? in
+        var buffer = locked { list -> UnsafeMutableBufferPointer<Float>? in
             guard let i = list.firstIndex(where: { $0.count >= count }) ?? list.indices.last else { return nil }
             return list.remove(at: i)
         }
@@ -240,10 +249,10 @@ public final class ScratchPool: Sendable {
             buffer = nil
         }
         let b = buffer ?? UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-        defer { free.withLock { $0.append(b) } }
+        defer { locked { $0.append(b) } }
         return try body(b.baseAddress!)
     }
 
     /// Bytes currently parked in the pool (for tests and reports).
-    public var pooledBytes: Int { free.withLock { $0.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } } }
+    public var pooledBytes: Int { locked { $0.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } } }
 }
