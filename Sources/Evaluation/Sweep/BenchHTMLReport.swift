@@ -182,7 +182,7 @@ public enum BenchHTMLReport {
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         guard !types.isEmpty else { return "" }
         var s = "<h2>Accuracy by \(positions ? "question " : "")type (%)</h2>\n<table class=\"sortable\"><thead><tr><th>Method</th><th>\(positions ? "Budget" : "Setting")</th>"
-        if positions { s += "<th>Image-row positions</th>" }
+        if positions { s += "<th>Visual-row positions</th>" }
         s += types.map { "<th>\(esc($0))</th>" }.joined() + "</tr></thead><tbody>\n"
         for r in rows {
             let setting = !positions && r.method == BenchPlan.uncompressed ? "–" : esc(r.budget)

@@ -137,8 +137,8 @@ public enum BenchOutput {
         var s = ""
         let types = Set(rows.flatMap { $0.accuracyByType.keys }).sorted()
         if !types.isEmpty {
-            // Image-row positions beside the types: position questions can hinge on them.
-            s += "\nAccuracy by question type (%):\n\n| Method | Budget | Image-row positions | " + types.joined(separator: " | ") + " |\n"
+            // Visual-row positions beside the types: position questions can hinge on them.
+            s += "\nAccuracy by question type (%):\n\n| Method | Budget | Visual-row positions | " + types.joined(separator: " | ") + " |\n"
             s += "|---|---|---|" + types.map { _ in "---|" }.joined() + "\n"
             for r in rows {
                 s += "| \(r.method) | \(r.budget) | \(r.positions) | " + types.map { opt(r.accuracyByType[$0], "") }.joined(separator: " | ") + " |\n"
