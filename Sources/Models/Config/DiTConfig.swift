@@ -6,7 +6,7 @@ import ModelIO
 /// The DiT checkpoints on the Hub (facebook/DiT-XL-2-256) were saved as `Transformer2DModel` with
 /// `norm_type: "ada_norm_zero"`, which diffusers now routes to `DiTTransformer2DModel`; both names
 /// are accepted. Absent fields take `DiTTransformer2DModel.__init__`'s defaults.
-public struct DiTConfig: Sendable, Equatable {
+public struct DiTConfig: Sendable, Equatable, PatchTransformerShape {
     public var heads: Int
     public var headDim: Int
     public var inChannels: Int
@@ -26,11 +26,6 @@ public struct DiTConfig: Sendable, Equatable {
     public var normElementwiseAffine: Bool
     public var attentionBias: Bool
 
-    public var width: Int { heads * headDim }
-    public var patchesPerSide: Int { sampleSize / patchSize }
-    public var tokenCount: Int { patchesPerSide * patchesPerSide }
-    /// Whether the output carries a learned variance after the noise prediction.
-    public var learnedSigma: Bool { outChannels == 2 * inChannels }
     /// The label that selects the null class embedding (classifier-free guidance).
     public var nullClass: Int { classCount }
 

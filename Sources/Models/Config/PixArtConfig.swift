@@ -6,7 +6,7 @@ import ModelIO
 /// Absent fields take `PixArtTransformer2DModel.__init__`'s defaults. The micro-conditions of the
 /// 1024-pixel model (`use_additional_conditions`, on by default when `sample_size == 128`) are not
 /// implemented: such a config is an error naming the field.
-public struct PixArtConfig: Sendable, Equatable {
+public struct PixArtConfig: Sendable, Equatable, PatchTransformerShape {
     public var heads: Int
     public var headDim: Int
     public var inChannels: Int
@@ -24,10 +24,6 @@ public struct PixArtConfig: Sendable, Equatable {
     /// Position scale: `index / interpolation_scale` (default `max(sample_size / 64, 1)`).
     public var interpolationScale: Double
 
-    public var width: Int { heads * headDim }
-    public var patchesPerSide: Int { sampleSize / patchSize }
-    public var tokenCount: Int { patchesPerSide * patchesPerSide }
-    public var learnedSigma: Bool { outChannels == 2 * inChannels }
 
     public init(file: DiffusersConfigFile) throws {
         let context = file.path

@@ -25,10 +25,7 @@ public final class DiTPipeline: @unchecked Sendable {
     }
 
     /// `[C, H, W]` of the latents the transformer samples.
-    public var latentShape: [Int] {
-        let c = transformer.config
-        return [c.inChannels, c.sampleSize, c.sampleSize]
-    }
+    public var latentShape: [Int] { transformer.config.latentShape }
 
     /// Runs the sampler and the decoder.
     public func generate(_ options: DiTGenerationOptions) throws -> DiffusionGenerationResult {

@@ -23,10 +23,8 @@ public final class PixArtPipeline: @unchecked Sendable {
             folder: folder, className: "PixArtAlphaPipeline", load: { try PixArtTransformer(folder: $0) }, latentChannels: { $0.config.inChannels })
     }
 
-    public var latentShape: [Int] {
-        let c = transformer.config
-        return [c.inChannels, c.sampleSize, c.sampleSize]
-    }
+    /// `[C, H, W]` of the latents the transformer samples.
+    public var latentShape: [Int] { transformer.config.latentShape }
 
     public func generate(_ options: PixArtGenerationOptions) throws -> DiffusionGenerationResult {
         let c = transformer.config
