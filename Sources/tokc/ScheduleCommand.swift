@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import TokenCompression
 
@@ -131,7 +132,19 @@ struct ScheduleCommand: ParsableCommand {
 
     // MARK: - Builders
 
-    static func tocaSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+    /// Fresh tokens per `[call][layer][module]` (schedule module order; 0 where the module is not
+    /// partial) of the methods whose schedules have partial steps, from the same options as `builders`:
+    /// what `tokc flops` needs to count a partial step's rows.
+    static let freshTokenBuilders: [String: (ScheduleOptions) throws -> [[[Int]]]] = [
+        "toca": { o in DiffusionFlopsRequest.freshTokens(try ToCa.schedule(try tocaParameters(o))) },
+        "duca": { o in
+            guard (o.model() ?? "DiT").lowercased() == "dit" else { throw ValidationError("duca: fresh-token counts exist for the DiT schedule only") }
+            return DiffusionFlopsRequest.freshTokens(try DuCa.schedule(try ducaDiTParameters(o)))
+        },
+    ]
+
+    /// ToCa's parameters from the options (the paper's setting for the model family unless overridden).
+    static func tocaParameters(_ o: ScheduleOptions) throws -> ToCa.Parameters {
         let modelName = o.model() ?? "DiT"
         guard let model = ToCa.Model.allCases.first(where: { $0.rawValue.lowercased() == modelName.lowercased() }) else {
             throw ValidationError("toca --model must be DiT or PixArt, got '\(modelName)'")
@@ -144,6 +157,24 @@ struct ScheduleCommand: ParsableCommand {
         if let r = o.ratio() { p.freshRatio = r }
         if let t = o.tokens() { p.numTokens = t }
         if let s = o.scheduler() { p.ratioSchedule = try ToCa.RatioSchedule.named(s, model: model) }
+        return p
+    }
+
+    /// DuCa-DiT's parameters from the options.
+    static func ducaDiTParameters(_ o: ScheduleOptions) throws -> DuCa.Parameters {
+        var p = DuCa.Parameters()
+        if let s = o.steps() { p.numSteps = s }
+        if let n = o.interval() { p.freshThreshold = n }
+        if let l = o.layers() { p.numLayers = l }
+        if let r = o.ratio() { p.freshRatio = r }
+        if let t = o.tokens() { p.numTokens = t }
+        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s) }
+        return p
+    }
+
+    static func tocaSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        let p = try tocaParameters(o)
+        let model = p.model
         let schedule = try ToCa.schedule(p)
         return ("\(model.rawValue), S=\(p.numSteps), N0=\(p.freshThreshold), r0=\(p.freshRatio), \(p.ratioSchedule.rawValue), \(p.numLayers) layers, \(p.numTokens) tokens", schedule.cacheSchedule)
     }
@@ -160,13 +191,7 @@ struct ScheduleCommand: ParsableCommand {
             let s = try DuCa.openSoraSchedule(p)
             return ("OpenSora, S=\(p.numSteps), intervals spatial/temporal/cross/mlp \(p.openSoraIntervals.map(String.init).joined(separator: "/")); layers = block kinds (spatial, temporal)", s.cacheSchedule)
         }
-        var p = DuCa.Parameters()
-        if let s = o.steps() { p.numSteps = s }
-        if let n = o.interval() { p.freshThreshold = n }
-        if let l = o.layers() { p.numLayers = l }
-        if let r = o.ratio() { p.freshRatio = r }
-        if let t = o.tokens() { p.numTokens = t }
-        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s) }
+        let p = try ducaDiTParameters(o)
         let s = try DuCa.schedule(p)
         return ("DiT, S=\(p.numSteps), N0=\(p.freshThreshold), r0=\(p.freshRatio), \(p.ratioSchedule == .ditDDIM50 ? "ToCa" : p.ratioSchedule.rawValue), \(p.numLayers) layers, \(p.numTokens) tokens", s.cacheSchedule)
     }

@@ -48,7 +48,7 @@ public enum ShapePresets {
 
     public static func named(_ name: String) throws -> ModelShape {
         guard let s = all.first(where: { $0.name == name.lowercased() }) else {
-            throw FlopsError.unknownPreset("unknown preset '\(name)'; presets: \(names.joined(separator: ", "))")
+            throw FlopsError.unknownPreset("unknown preset '\(name)'; presets: \((names + DiffusionPresets.names).joined(separator: ", "))")
         }
         return s
     }

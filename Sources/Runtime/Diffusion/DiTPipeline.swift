@@ -67,33 +67,16 @@ public final class DiTPipeline: @unchecked Sendable {
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
-                                   transformerFLOPsTotal: transformerFLOPs(batch: guided ? 2 : 1) * Double(stepSeconds.count)
-                                       - Double(guided ? 2 : 1) * moduleFLOPs(reusedBy: cache),
+                                   transformerFLOPsTotal: c.flopsShape.runFLOPs(batch: guided ? 2 : 1, calls: stepSeconds.count,
+                                                                               fractions: cache?.rowFractions),
                                    cacheDecisions: cache?.executed, cacheMethod: cache?.method)
     }
 
-    /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
-    /// and their weighted sum, patch embedding, final projection; norms and activations not counted).
+    /// FLOPs of one uncached transformer call on `batch` samples, in `DiffusionFlopsShape`'s convention
+    /// (the one `tokc flops` uses: multiply-add = 2; linear layers, attention scores and weighted sums,
+    /// adaLN modulation, patch embedding, final projection).
     public func transformerFLOPs(batch: Int) -> Double {
-        let c = transformer.config
-        let n = Double(c.tokenCount), d = Double(c.width), p2 = Double(c.patchSize * c.patchSize)
-        let perBlock = 2 * n * d * d * 4 + 2 * 2 * n * n * d + 2 * 2 * n * d * 4 * d + 2 * d * 6 * d
-        let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels) + 2 * d * 2 * d
-        return Double(batch) * (Double(c.layers) * perBlock + embed)
-    }
-
-    /// FLOPs per sample that the cache's reused, forecast or partially computed modules did not spend
-    /// (by the share of token rows computed; a forecast's element-wise operations and ToCa's scoring are
-    /// not counted) (attention: QKV, scores, weighted
-    /// sum, output projection; MLP: both layers).
-    func moduleFLOPs(reusedBy cache: DiTFeatureCache?) -> Double {
-        guard let cache else { return 0 }
-        let c = transformer.config
-        let n = Double(c.tokenCount), d = Double(c.width)
-        let cost = [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * 2 * n * d * 4 * d]
-        return cache.rowFractions.joined().reduce(0) { sum, layer in
-            sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 }
-        }
+        transformer.config.flopsShape.callFLOPs(batch: batch)
     }
 }
 

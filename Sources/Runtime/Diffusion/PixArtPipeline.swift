@@ -64,38 +64,21 @@ public final class PixArtPipeline: @unchecked Sendable {
         let decoded = try vae(latents.map { $0 / factor })
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
         let batch = guided ? 2 : 1
-        let flops = transformerFLOPs(batch: batch, captionTokens: positive.embeddings.shape[0])
-        let saved = Double(batch) * reusedFLOPs(cache, captionTokens: positive.embeddings.shape[0])
+        let shape = c.flopsShape(captionTokens: positive.embeddings.shape[0])
+        let flops = shape.callFLOPs(batch: batch)
+        let total = shape.runFLOPs(batch: batch, calls: stepSeconds.count, fractions: cache?.rowFractions)
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
-                                         transformerFLOPsPerStep: flops, transformerFLOPsTotal: flops * Double(stepSeconds.count) - saved,
+                                         transformerFLOPsPerStep: flops, transformerFLOPsTotal: total,
                                          cacheDecisions: cache?.executed, cacheMethod: cache?.method)
     }
 
-    /// The three modules' FLOPs per sample (attention, cross-attention with its caption K/V, MLP).
-    func moduleFLOPs(captionTokens l: Int) -> [Double] {
-        let c = transformer.config
-        let n = Double(c.tokenCount), d = Double(c.width), l = Double(l)
-        return [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * n * d * d * 2 + 2 * l * d * d * 2 + 2 * 2 * n * l * d, 2 * 2 * n * d * 4 * d]
-    }
-
-    /// FLOPs per sample the cache's reused modules did not spend.
-    func reusedFLOPs(_ cache: DiTFeatureCache?, captionTokens: Int) -> Double {
-        guard let cache else { return 0 }
-        let cost = moduleFLOPs(captionTokens: captionTokens)
-        return cache.rowFractions.joined().reduce(0) { sum, layer in sum + zip(layer, cost).reduce(0) { $0 + (1 - $1.0) * $1.1 } }
-    }
-
-    /// Multiply-adds × 2 of one transformer call (linear layers, self- and cross-attention, the caption
-    /// projection, patch embedding and final projection).
-    public func transformerFLOPs(batch: Int, captionTokens l: Int) -> Double {
-        let c = transformer.config
-        let n = Double(c.tokenCount), d = Double(c.width), p2 = Double(c.patchSize * c.patchSize), l = Double(l)
-        let modules = moduleFLOPs(captionTokens: Int(l)).reduce(0, +)
-        let caption = 2 * l * d * Double(c.captionChannels) + 2 * l * d * d
-        let embed = 2 * n * d * Double(c.inChannels) * p2 + 2 * n * d * p2 * Double(c.outChannels)
-        return Double(batch) * (Double(c.layers) * modules + caption + embed)
+    /// FLOPs of one uncached transformer call, in `DiffusionFlopsShape`'s convention (linear layers,
+    /// self- and cross-attention with the caption's keys and values, the caption projection, patch
+    /// embedding and final projection; T5 and the VAE not counted).
+    public func transformerFLOPs(batch: Int, captionTokens: Int) -> Double {
+        transformer.config.flopsShape(captionTokens: captionTokens).callFLOPs(batch: batch)
     }
 }
 
