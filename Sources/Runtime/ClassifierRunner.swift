@@ -201,6 +201,14 @@ public final class ClassifierRunner: @unchecked Sendable {
                                    notes: loadNotes + (report?.notes ?? []))
     }
 
+    /// Logits `[B, classes]` and the pooled pre-logit features `[B, hidden]` (the [CLS] rows after the
+    /// final norm, what the head reads) of prepared images, uncompressed: the feature space of the
+    /// diffusion bench's Fréchet distance.
+    public func logitsAndFeatures(_ images: [ClassifierImage]) throws -> (logits: Tensor, features: Tensor) {
+        let out = try model.forward(try batch(images))
+        return (out.logits, out.classFeatures)
+    }
+
     /// Refuses a method built for another model, or one whose own head has another number of classes.
     public func check(_ compression: ViTCompression) throws {
         guard compression.shape == shape else {

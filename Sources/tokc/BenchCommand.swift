@@ -73,6 +73,10 @@ struct BenchCommand: ParsableCommand {
     var param: [String] = []
     @Option(name: .long, help: "Threads for BLAS and parallel work (default: all cores).")
     var threads: Int?
+    @Option(name: .long, help: "Diffusion: sampler steps of the uncached and cached rows (default 50, DDIM-50 as ToCa and TaylorSeer).")
+    var steps: Int?
+    @Option(name: .long, help: "Diffusion: classifier-free guidance scale (default 4).")
+    var guidance: Double?
     @Flag(name: .long, help: "Exit 0 even when some rows failed (a partial sweep is acceptable).")
     var keepGoing = false
     @Option(name: .long, help: "Also write the HTML report (always written as OUT/report.html) to this path.")
@@ -95,6 +99,10 @@ struct BenchCommand: ParsableCommand {
 
     func execute() throws -> BenchDriver.Outcome {
         try applyThreads(threads)
+        if task == BenchDiffusion.taskAlias || (task == nil && model.map { DiffusionSampling.pipelineClass(folder: $0) != nil } == true) {
+            return try executeDiffusion()
+        }
+        if steps != nil || guidance != nil { throw BenchError("--steps and --guidance apply to --task diffusion") }
         if task == BenchVideo.taskAlias {
             let builtin = try BenchVideo.builtin(model: model)
             return try execute(model: builtin.model, task: builtin.task)
@@ -137,5 +145,32 @@ struct BenchCommand: ParsableCommand {
         fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
         printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png, report.html, keepmaps/)")
         return outcome
+    }
+}
+
+extension BenchCommand {
+    /// `--task diffusion` (or a DiTPipeline folder as --model): the seed's diffusion table.
+    func executeDiffusion() throws -> BenchDriver.Outcome {
+        var o = try BenchDiffusion.builtin(model: model)
+        if let limit { o.samples = limit }
+        if let steps { o.steps = steps }
+        if let guidance { o.guidance = guidance }
+        guard seed >= 0 else { throw BenchError("--seed must be ≥ 0") }
+        o.seed = UInt64(seed)
+        o.warmup = warmup
+        o.out = out
+        o.methods = try methods.map { list in
+            try list.split(separator: ",").map { try BenchDiffusion.MethodSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
+        }
+        let result = try BenchDiffusion.run(o, candidates: ScheduleCommand.supported, caching: { spec, steps, layers, tokens in
+            try GenerateCommand.caching(method: spec.name, steps: steps, layers: layers, interval: spec.interval, ratio: spec.ratio,
+                                        family: nil, tokens: tokens, params: spec.params)
+        }, log: printError)
+        try BenchDiffusionOutput.write(result, to: out)
+        print(BenchDiffusionOutput.markdown(result), terminator: "")
+        fflush(stdout)
+        let failed = result.rows.filter { $0.error != nil }.count
+        printError("\(result.rows.count) rows, \(failed) failed; results in \(out)/ (diffusion.md, results.csv, results.json, grid.png)")
+        return result.outcome
     }
 }
