@@ -36,6 +36,17 @@ struct BenchCommand: ParsableCommand {
         and accuracy with its change against uncompressed. A method that cannot run on a video prompt in this \
         build keeps its rows, failed with the reason.
 
+        With --task diffusion (or a DiTPipeline folder as --model): the seed's diffusion table on the built-in \
+        class-conditional DiT (builtin/models/dit-shapes, classes = builtin/models/vit-shapes's labels): uncached, \
+        fewer steps (half, uncached: the honest baseline) and every caching method the sampler runs at its paper \
+        default (--methods fora,toca:interval=3:ratio=0.1 picks methods and settings), each from the same noise \
+        (seed + sample, class = sample mod classes; --limit samples, default 24; --steps, default 50; --guidance, \
+        default 4). Per row: latency, transformer TFLOPs, measured speedup next to the FLOPs-predicted one, peak \
+        tensor memory, the ViT classifier's accuracy on the images, the Fréchet distance to the shapes task's real \
+        images in the classifier's pre-logit features (an FID stand-in), PSNR/SSIM against the uncached image from \
+        the same noise. Writes diffusion.md, results.csv, results.json and grid.png (one column per row, rows = \
+        samples) into --out.
+
         A row that fails (unreadable image, a method that cannot run on the input) is recorded with its \
         error and marked in the table; a rerun into the same --out retries failed rows. Exit status: 0 when \
         every row succeeded, 1 on a usage or setup error (bad option, unusable task file, no readable image \
@@ -45,7 +56,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .long, help: "LLaVA model folder (default: builtin/models/llava).")
     var model: String?
-    @Option(name: .long, help: "Task JSONL (default: builtin/tasks/scenes/test.jsonl, 500 samples), or 'video' for the built-in video task and model.")
+    @Option(name: .long, help: "Task JSONL (default: builtin/tasks/scenes/test.jsonl, 500 samples), 'video' for the built-in video task and model, or 'diffusion' for the diffusion table.")
     var task: String?
     @Option(name: .long, help: "Video samples: frames sampled uniformly from each video whose task line gives no 'frames' (default: every frame).")
     var frames: Int?
@@ -163,8 +174,14 @@ extension BenchCommand {
             try list.split(separator: ",").map { try BenchDiffusion.MethodSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
         }
         let result = try BenchDiffusion.run(o, candidates: ScheduleCommand.supported, caching: { spec, steps, layers, tokens in
-            try GenerateCommand.caching(method: spec.name, steps: steps, layers: layers, interval: spec.interval, ratio: spec.ratio,
-                                        family: nil, tokens: tokens, params: spec.params)
+            let caching = try GenerateCommand.caching(method: spec.name, steps: steps, layers: layers, interval: spec.interval,
+                                                      ratio: spec.ratio, family: nil, tokens: tokens, params: spec.params)
+            // The settings line tokc schedule prints for the same options.
+            let name = spec.name.lowercased()
+            let options = try ScheduleOptions(steps: steps, interval: spec.interval, layers: layers, ratio: spec.ratio, scheduler: nil,
+                                              model: nil, tokens: name == "toca" ? tokens : nil, params: spec.params)
+            let settings = try ScheduleCommand.builders[name].map { try $0(options).settings } ?? spec.description
+            return (caching, settings)
         }, log: printError)
         try BenchDiffusionOutput.write(result, to: out)
         print(BenchDiffusionOutput.markdown(result), terminator: "")

@@ -24,7 +24,11 @@ import TokenCompression
     }
 
     /// The sampler's factory for the test: FORA and ToCa (DiT) as `tokc generate` builds them.
-    static func factory(_ spec: BenchDiffusion.MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> DiTCaching {
+    static func factory(_ spec: BenchDiffusion.MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> (caching: DiTCaching, settings: String) {
+        (try caching(spec, steps, layers, tokens), spec.description)
+    }
+
+    static func caching(_ spec: BenchDiffusion.MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> DiTCaching {
         switch spec.name {
         case "fora":
             return DiTCaching(method: "fora", schedule: try FORA.schedule(FORA.Parameters(numSteps: steps, interval: spec.interval ?? 3, numLayers: layers)))
@@ -54,7 +58,7 @@ import TokenCompression
         #expect(r.rows[1].steps == 2 && abs(r.rows[1].predictedSpeedup - 2) < 1e-12)
         // FORA N = 3 over 4 calls: the predicted speedup is the analytic count's.
         let shape = try DiTPipeline(folder: o.model).transformer.config.flopsShape
-        let fora = try Self.factory(.init(name: "fora"), 4, shape.layers, shape.tokens)
+        let fora = try Self.caching(.init(name: "fora"), 4, shape.layers, shape.tokens)
         let analytic = try DiffusionFlopsReport.count(DiffusionFlopsRequest(
             model: "dit-tiny", shape: shape, steps: 4, guidance: o.guidance,
             fractions: try DiffusionFlopsRequest.fractions(schedule: fora.schedule, freshTokens: nil, tokens: shape.tokens)))

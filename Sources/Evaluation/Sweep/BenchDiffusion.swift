@@ -65,8 +65,9 @@ public enum BenchDiffusion {
         }
     }
 
-    /// Builds a method's schedule for a model the way `tokc generate --method` does.
-    public typealias CachingFactory = (_ spec: MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> DiTCaching
+    /// Builds a method's schedule for a model the way `tokc generate --method` does, with the settings
+    /// it resolved to in words (`tokc schedule`'s line, e.g. "S=50, N=3, 28 layers").
+    public typealias CachingFactory = (_ spec: MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> (caching: DiTCaching, settings: String)
 
     public struct Options: Sendable {
         public var model: String
@@ -166,10 +167,10 @@ public enum BenchDiffusion {
         var failedPlans: [Row] = []
         for spec in specs {
             do {
-                let c = try caching(spec, o.steps, config.layers, config.tokenCount)
+                let (c, settings) = try caching(spec, o.steps, config.layers, config.tokenCount)
                 _ = try DiTFeatureCache(method: c.method, schedule: c.schedule, layers: config.layers,
                                         taylorSeer: c.taylorSeer, toca: c.toca)
-                plan.append((spec.name, spec.description == spec.name ? "default" : spec.description, o.steps, c))
+                plan.append((spec.name, settings, o.steps, c))
             } catch {
                 if o.methods == nil {
                     notes.append("\(spec.name): not runnable in this sampler at its default setting (\(error))")

@@ -24,7 +24,7 @@ public enum BenchDiffusionOutput {
                 lines.append("| \(row.name) | \(row.setting) | \(row.steps) | failed: \(e.replacingOccurrences(of: "|", with: "/")) | | | | | | | | |")
                 continue
             }
-            lines.append("| \(row.name) | \(row.setting) | \(row.steps) | \(f(row.samplingSeconds + row.vaeSeconds, 3)) | \(f(row.tflops, 4)) | "
+            lines.append("| \(row.name) | \(row.setting) | \(row.steps) | \(f(row.samplingSeconds + row.vaeSeconds, 3)) | \(String(format: row.tflops >= 0.01 ? "%.2f" : "%.3g", row.tflops)) | "
                          + "\(f(row.measuredSpeedup))× | \(f(row.predictedSpeedup))× | \(f(Double(row.peakTensorBytes) / 1_048_576, 1)) | "
                          + "\(f(100 * row.accuracy, 1)) % | \(f(row.frechet, 3)) | \(row.psnr.map { f($0) } ?? "ref") | \(row.ssim.map { f($0, 3) } ?? "ref") |")
         }
