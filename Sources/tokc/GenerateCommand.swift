@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import ModelIO
 import Models
@@ -28,6 +29,14 @@ struct GenerateCommand: ParsableCommand {
         model's blocks; --interval and --param as there). Methods whose schedule is
         compute/reuse only (fora) run; partial, forecast and skip actions are
         refused for now.
+
+        --method tomesd runs ToMe for Stable Diffusion inside every block (merge
+        before self-attention, unmerge after; --param merge_crossattn=1 / merge_mlp=1
+        add the other sub-layers), with tomesd's apply_patch parameters as --param:
+        ratio (0.5), max_downsample (1), sx, sy (2), use_rand (true), seed (0).
+        tomesd's compute_merge derives the downsample factor from latent pixels per
+        token, which is the patch size (2) in every DiT block: the default
+        max_downsample=1 merges nothing (reported as a no-op); use max_downsample=2.
         """
     )
 
@@ -64,7 +73,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Caching method inside the sampler (fora, toca, taylorseer).")
+    @Option(name: .long, help: "Method inside the sampler: caching (fora, toca, taylorseer) or token merging (tomesd).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
@@ -73,7 +82,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "The caching method's base fresh ratio r0 (toca; 0 = reuse only, FORA behaviour).")
     var ratio: Double?
 
-    @Option(name: .long, help: "Caching-method setting NAME=VALUE (repeatable, as in tokc schedule).")
+    @Option(name: .long, help: "Method setting NAME=VALUE (repeatable; caching methods as in tokc schedule, tomesd as its apply_patch).")
     var param: [String] = []
 
     @Option(name: .long, help: "Threads for BLAS and the toolkit's loops (default: all cores).")
@@ -97,6 +106,9 @@ struct GenerateCommand: ParsableCommand {
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
             if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
+            let setting = try method.flatMap { try Self.catalogSetting(method: $0, interval: interval, ratio: ratio, params: param) }
+            var tokenMerging: DiTTokenMergingSettings?
+            if case .tokenMerging(let s) = setting { tokenMerging = s }
             let loadStart = Date()
             let result: DiffusionGenerationResult
             var loadSeconds = 0.0
@@ -104,19 +116,23 @@ struct GenerateCommand: ParsableCommand {
                 let captions = try PromptEmbeddings(file: promptEmbeds)
                 let pipeline = try PixArtPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                                interval: interval, ratio: ratio, family: "PixArt",
-                                                                tokens: pipeline.transformer.config.tokenCount, params: param) }
+                let caching = try (setting == nil ? method : nil).map {
+                    try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
+                                     family: "PixArt", tokens: pipeline.transformer.config.tokenCount, params: param)
+                }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
-                                                                       noise: noiseTensor, scheduler: scheduler, caching: caching))
+                                                                       noise: noiseTensor, scheduler: scheduler, caching: caching,
+                                                                       tokenMerging: tokenMerging))
             } else {
                 let pipeline = try DiTPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try method.map { try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers,
-                                                                interval: interval, ratio: ratio, family: nil,
-                                                                tokens: pipeline.transformer.config.tokenCount, params: param) }
+                let caching = try (setting == nil ? method : nil).map {
+                    try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
+                                     family: nil, tokens: pipeline.transformer.config.tokenCount, params: param)
+                }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
-                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching))
+                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching,
+                                                                    tokenMerging: tokenMerging))
             }
             if let latentsOut {
                 var writer = SafetensorsWriter()
@@ -129,6 +145,14 @@ struct GenerateCommand: ParsableCommand {
                 printError("image \(result.image.width)x\(result.image.height) written to \(out)")
             }
             let total = result.stepSeconds.reduce(0, +)
+            if let merging = result.tokenMerging {
+                if let reason = merging.noOpReason {
+                    printError("note: tomesd merged nothing (explicit no-op): \(reason)")
+                } else if !json {
+                    let p = merging.plan
+                    print("tomesd: r = \(p.effectiveR) of \(p.tokenCount) tokens merged in every block (grid \(p.height)×\(p.width), downsample \(p.downsample), random destinations \(p.useRand ? "on" : "off")); \(String(format: "%.3g", merging.flopsSaved)) FLOPs saved, \(String(format: "%.3g", merging.matchingFLOPs)) spent matching")
+                }
+            }
             if json {
                 let steps = result.stepSeconds.count
                 let report: JSONValue = .object([
@@ -152,6 +176,7 @@ struct GenerateCommand: ParsableCommand {
                     "cache_decisions": result.cacheDecisions.map { calls in
                         .array(calls.map { call in .string(call.map { String($0.map(\.code)) }.joined(separator: " ")) })
                     } ?? .null,
+                    "token_merging": result.tokenMerging.map(Self.json) ?? .null,
                     "flops_convention": .string("multiply-add = 2 FLOPs; linear layers, attention scores and weighted sums, patch embedding and final projection; norms, activations and the VAE not counted"),
                     "image": .array([.number(Double(result.image.height)), .number(Double(result.image.width))]),
                 ])
@@ -163,6 +188,41 @@ struct GenerateCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// The setting of a method the catalog wires into the diffusion blocks (tomesd); nil for the caching
+    /// methods, which run from their schedules.
+    static func catalogSetting(method: String, interval: Int?, ratio: Double?, params: [String]) throws -> DiffusionMethodSetting? {
+        guard MethodCatalog.entry(named: method)?.diffusionAdapter != nil else { return nil }
+        guard interval == nil, ratio == nil else {
+            throw ModelError("\(method.lowercased()) takes its settings as --param NAME=VALUE (e.g. --param ratio=0.5), not --interval / --ratio")
+        }
+        return try MethodCatalog.diffusionMethod(method, parameters: try MethodParameters.parse(params, method: method.lowercased()).values)
+    }
+
+    /// ToMe-SD's settings, plan, tokens per block and FLOPs for `--json`.
+    static func json(_ m: DiTTokenMergingReport) -> JSONValue {
+        let p = m.settings.parameters, plan = m.plan
+        let perLayer: JSONValue = m.mergedPerLayer.map { layers in
+            .array(layers.map { .object(["attn": .number(Double($0.attention)), "cross_attn": .number(Double($0.crossAttention)),
+                                         "mlp": .number(Double($0.mlp))]) })
+        } ?? .null
+        return .object([
+            "method": .string("tomesd"),
+            "ratio": .number(p.ratio), "max_downsample": .number(Double(p.maxDownsample)),
+            "sx": .number(Double(p.sx)), "sy": .number(Double(p.sy)),
+            "use_rand": .bool(p.useRand), "random_destinations": .bool(plan.useRand && m.noOpReason == nil),
+            "merge_attn": .bool(p.mergeAttention), "merge_crossattn": .bool(p.mergeCrossAttention), "merge_mlp": .bool(p.mergeMLP),
+            "seed": .number(Double(m.settings.seed)),
+            "tokens": .number(Double(plan.tokenCount)), "downsample": .number(Double(plan.downsample)),
+            "grid": .array([.number(Double(plan.height)), .number(Double(plan.width))]),
+            "r": .number(Double(plan.effectiveR)),
+            "no_op": m.noOpReason.map { .string($0) } ?? .null,
+            "merged_tokens_per_block": perLayer,
+            "calls": .number(Double(m.blocks.count)),
+            "flops_saved": .number(m.flopsSaved),
+            "matching_flops": .number(m.matchingFLOPs),
+        ])
     }
 
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.

@@ -40,6 +40,9 @@ struct MethodsCommand: ParsableCommand {
                     if let video = MethodCatalog.entry(named: m.name)?.videoAdapter {
                         print("      on LLaVA-OneVision videos, before the LLM (--param): \(video.parameters.joined(separator: ", "))")
                     }
+                    if let diffusion = MethodCatalog.entry(named: m.name)?.diffusionAdapter {
+                        print("      in DiT / PixArt-α blocks, tokc generate (--param): \(diffusion.parameters.joined(separator: ", "))")
+                    }
                     if let vit = MethodCatalog.entry(named: m.name)?.vitAdapter {
                         print("      in a ViT (--param): \(vit.parameters.joined(separator: ", ")); classifier sweep: \(vit.sweep.parameter) = \(vit.sweep.values.joined(separator: ", "))")
                         if let needs = vit.requires { print("      requires \(needs)") }

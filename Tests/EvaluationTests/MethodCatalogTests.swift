@@ -14,7 +14,10 @@ import TokenCompression
         }
         #expect(MethodCatalog.llavaMethods == names.filter { MethodCatalog.entry(named: $0)?.adapter != nil }.sorted())
         #expect(MethodCatalog.vitMethods == ["tome", "evit", "sparse_tuning"])
-        #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods + MethodCatalog.videoMethods).sorted())
+        #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods + MethodCatalog.videoMethods
+                                                    + MethodCatalog.diffusionMethods).sorted())
+        for e in MethodCatalog.all { if let d = e.diffusionAdapter { #expect(d.method == e.name && e.info.domain == .diffusion, "\(e.name)") } }
+        #expect(MethodCatalog.diffusionMethods.contains("tomesd"))
         for e in MethodCatalog.all { if let v = e.videoAdapter { #expect(v.method == e.name && e.info.domain == .videoLLM, "\(e.name)") } }
         #expect(MethodCatalog.videoMethods.starts(with: ["vidcom2", "dycoke"]))
         // On video prompts: the video methods and the decoder-side image methods, not the vision-side ones.

@@ -49,7 +49,7 @@ public enum MethodCatalog {
         MethodEntry(PAB.info, conformer: PABConformer.self),
         MethodEntry(TeaCache.info, conformer: TeaCacheConformer.self),
         // diffusion merging
-        MethodEntry(ToMeSD.info, conformer: ToMeSDConformer.self),
+        MethodEntry(ToMeSD.info, diffusionAdapter: DiffusionToMeSDCompression.adapter, conformer: ToMeSDConformer.self),
     ]
 
     // MARK: views derived from the list
@@ -73,6 +73,18 @@ public enum MethodCatalog {
 
     /// Video methods that run on LLaVA-OneVision's video path (`videoAdapter`; in list order).
     public static var videoMethods: [String] { all.filter { $0.videoAdapter != nil }.map { $0.name } }
+
+    /// Methods that run inside the blocks of a diffusion transformer (`diffusionAdapter`; in list order).
+    public static var diffusionMethods: [String] { all.filter { $0.diffusionAdapter != nil }.map { $0.name } }
+
+    /// The named method's setting for a DiT / PixArt-α sampling run (`tokc generate --method`), from its
+    /// NAME=VALUE `parameters`; methods not wired into the diffusion blocks are refused with the list.
+    public static func diffusionMethod(_ method: String, parameters: [String: String] = [:]) throws -> DiffusionMethodSetting {
+        guard let adapter = entry(named: method)?.diffusionAdapter else {
+            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "does not run inside the diffusion blocks through the catalog; runnable there: \(diffusionMethods.joined(separator: ", "))")
+        }
+        return try adapter.make(parameters: parameters)
+    }
 
     /// What runs on a video prompt (sorted): the video methods and the image methods that act in
     /// the decoder (their visual span is then the video's rows).
@@ -135,9 +147,9 @@ public enum MethodCatalog {
         return try adapter.make(parameters: parameters, shape: shape)
     }
 
-    /// "35 methods: 26 run inside a model (18 in LLaVA, 3 in ViTs, 5 on LLaVA-OneVision videos), 29 have conformance
-    /// cases" (`tokc methods`' last line; a test holds the README to it).
+    /// "35 methods: 28 run inside a model (18 in LLaVA, 3 in ViTs, 6 on LLaVA-OneVision videos, 1 in diffusion
+    /// transformers), 29 have conformance cases" (`tokc methods`' last line; a test holds the README to it).
     public static var summary: String {
-        "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs, \(videoMethods.count) on LLaVA-OneVision videos), \(conformers.count) have conformance cases"
+        "\(all.count) methods: \(inModelMethods.count) run inside a model (\(llavaMethods.count) in LLaVA, \(vitMethods.count) in ViTs, \(videoMethods.count) on LLaVA-OneVision videos, \(diffusionMethods.count) in diffusion transformers), \(conformers.count) have conformance cases"
     }
 }

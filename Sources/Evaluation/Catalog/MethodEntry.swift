@@ -19,6 +19,9 @@ public struct MethodEntry {
     /// DyCoke's decode-time stage); nil: not a video method, or not wired yet. Image methods that act
     /// in the decoder run on video prompts through `adapter`, with the video's rows as their span.
     public let videoAdapter: InModelAdapter?
+    /// How it runs inside the blocks of a diffusion transformer (DiT, PixArt-α: `tokc generate --method`);
+    /// nil: not wired there (the caching methods run from their schedules, not through the catalog yet).
+    public let diffusionAdapter: DiffusionAdapter?
     /// Its analytic per-layer visual-token plan from a keep budget (`tokc flops --method`).
     let flopsPlan: MethodSchedules.Builder?
     /// Its own scoring and selection on synthetic signals of a model's shapes (`tokc bench-methods`).
@@ -27,19 +30,20 @@ public struct MethodEntry {
     public let conformer: (any MethodConformer.Type)?
 
     init(_ info: MethodInfo, adapter: InModelAdapter? = nil, vitAdapter: ViTAdapter? = nil, videoAdapter: InModelAdapter? = nil,
-         flops: MethodSchedules.Builder? = nil, scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
+         diffusionAdapter: DiffusionAdapter? = nil, flops: MethodSchedules.Builder? = nil, scoring: MethodScoringBenchmark.Preparer? = nil, conformer: (any MethodConformer.Type)? = nil) {
         self.info = info
         self.adapter = adapter
         self.vitAdapter = vitAdapter
         self.videoAdapter = videoAdapter
+        self.diffusionAdapter = diffusionAdapter
         flopsPlan = flops
         self.scoring = scoring
         self.conformer = conformer
     }
 
     public var name: String { info.name }
-    /// Whether it runs inside some model (LLaVA, ViT or LLaVA-OneVision's video path).
-    public var runsInModel: Bool { adapter != nil || vitAdapter != nil || videoAdapter != nil }
+    /// Whether it runs inside some model (LLaVA, ViT, LLaVA-OneVision's video path or a diffusion transformer).
+    public var runsInModel: Bool { adapter != nil || vitAdapter != nil || videoAdapter != nil || diffusionAdapter != nil }
     public var hasFlopsPlan: Bool { flopsPlan != nil }
     public var hasScoringBenchmark: Bool { scoring != nil }
 }

@@ -52,7 +52,9 @@ public final class DiTTransformer: @unchecked Sendable {
     /// `[outChannels, sampleSize, sampleSize]` prediction (noise, then the learned variance channels).
     /// With `cache`, each block's attention and MLP follow its schedule for this call (compute and
     /// store, or reuse); without, everything computes (the same arithmetic as an all-compute schedule).
-    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil) throws -> [Tensor] {
+    /// With `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name.
+    public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil,
+                               merging: DiTTokenMerging? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, classes.count == b else {
             throw ModelError("DiT: \(b) latents, \(timesteps.count) timesteps and \(classes.count) class labels (one each per sample)")
@@ -63,14 +65,18 @@ public final class DiTTransformer: @unchecked Sendable {
         if let bad = classes.first(where: { $0 < 0 || $0 > c.nullClass }) {
             throw ModelError("DiT: class label \(bad) is out of range (0..<\(c.classCount), or \(c.nullClass) for the null class)")
         }
+        if cache != nil, merging != nil {
+            throw ModelError("tomesd cannot run together with feature caching (\(cache?.method ?? "")): a cached module's rows would not match the merged tokens")
+        }
         var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
         var firstConditioning: Tensor?
         try cache?.beginCall(layers: blocks.count)
+        merging?.beginCall()
         for (layer, block) in blocks.enumerated() {
             let cond = try block.conditioning(timestepFeatures: features, classes: classes, store: store)
             if firstConditioning == nil { firstConditioning = cond }
-            h = try forward(block, layer: layer, h, conditioning: cond, samples: b, cache: cache)
+            h = try forward(block, layer: layer, h, conditioning: cond, samples: b, cache: cache, merging: merging)
         }
         // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
         let shiftScale = try finalModulation(firstConditioning!.silu(), store: store)
@@ -83,15 +89,18 @@ public final class DiTTransformer: @unchecked Sendable {
     /// One adaLN-Zero block on `h` `[B·N, width]`.
     /// The modules' outputs are pre-gate, so a cache can store them and gate them with a later step's gates.
     private func forward(_ block: DiTBlock, layer: Int, _ h: Tensor, conditioning: Tensor, samples b: Int,
-                         cache: DiTFeatureCache?) throws -> Tensor {
+                         cache: DiTFeatureCache?, merging: DiTTokenMerging?) throws -> Tensor {
         let c = config
         let m = try AdaLNModulation(try block.modulation(conditioning.silu(), store: store), width: c.width)
         var h = h
         let current = h
+        // ToMe-SD: the matching from the block's input; the identity when not merging.
+        let tome = try merging?.block(input: current, samples: b) ?? DiTBlockMerge(block: nil, tokenCount: c.tokenCount, samples: b)
         let computeAttention = { [self] () throws -> Tensor in
-            let normed = try current.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
+            let normed = try tome.merge(try current.layerNorm(weight: ones, bias: nil, eps: 1e-6)
+                .modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b), .selfAttention)
             let q = try block.q(normed, store: store), k = try block.k(normed, store: store), v = try block.v(normed, store: store)
-            let n = c.tokenCount
+            let n = normed.rows / b
             // ToCa's full steps keep the head-mean attention probabilities (its s1 score reads them).
             let wantsMap = cache?.wantsAttentionMap(layer: layer) ?? false
             var maps: [Tensor] = []
@@ -103,7 +112,7 @@ public final class DiTTransformer: @unchecked Sendable {
                 return r.output
             })
             if wantsMap { cache?.provideAttentionMaps(maps) }
-            return try block.out(attended, store: store)
+            return try tome.unmerge(try block.out(attended, store: store), .selfAttention)
         }
         let attnOut = try cache.map {
             try $0.output(layer: layer, module: 0, input: current, samples: b, compute: computeAttention,
@@ -115,10 +124,10 @@ public final class DiTTransformer: @unchecked Sendable {
         let computeMLP = { [self] () throws -> Tensor in
             let norm3W = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.weight", count: c.width) : ones
             let norm3B = c.normElementwiseAffine ? try store.vector(block.prefix + "norm3.bias", count: c.width) : nil
-            let normed = try afterAttention.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps)
-                .modulated(scale: m.scaleMLP, shift: m.shiftMLP, samples: b)
+            let normed = try tome.merge(try afterAttention.layerNorm(weight: norm3W, bias: norm3B, eps: c.normEps)
+                .modulated(scale: m.scaleMLP, shift: m.shiftMLP, samples: b), .mlp)
             let up = try block.mlpUp(normed, store: store)
-            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+            return try tome.unmerge(try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store), .mlp)
         }
         // ToCa's partial steps: the MLP on some rows of one batch row, with that row's modulation.
         let computeMLPRows = { [self] (rows: Tensor, sample: Int) throws -> Tensor in

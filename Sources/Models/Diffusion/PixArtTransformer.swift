@@ -51,8 +51,9 @@ public final class PixArtTransformer: @unchecked Sendable {
     /// caption embeddings `[L, captionChannels]` and their attention mask (1 = attend; nil = all ones).
     /// Returns each sample's `[outChannels, sampleSize, sampleSize]`.
     /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call.
+    /// With `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name.
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], captions: [Tensor], masks: [[Float]?],
-                               cache: DiTFeatureCache? = nil) throws -> [Tensor] {
+                               cache: DiTFeatureCache? = nil, merging: DiTTokenMerging? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, captions.count == b, masks.count == b else {
             throw ModelError("PixArt: \(b) latents, \(timesteps.count) timesteps, \(captions.count) captions and \(masks.count) masks (one each per sample)")
@@ -72,14 +73,19 @@ public final class PixArtTransformer: @unchecked Sendable {
             // diffusers: (1 − mask) · −10000, added to the scaled logits.
             keyBiases.append(m.map { (1 - $0) * -10000 })
         }
+        if cache != nil, merging != nil {
+            throw ModelError("tomesd cannot run together with feature caching (\(cache?.method ?? "")): a cached module's rows would not match the merged tokens")
+        }
         let projected = try captions.map { try captionLinear2(try captionLinear1($0, store: store).geluTanh(), store: store) }
         var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: 256, flipSinToCos: true, downscaleFreqShift: 0)
         let embedded = try timestepLinear2(try timestepLinear1(features, store: store).silu(), store: store)  // [B, D]
         let t6 = try adaLNLinear(embedded.silu(), store: store)  // [B, 6D]
         try cache?.beginCall(layers: blocks.count)
+        merging?.beginCall()
         for (layer, block) in blocks.enumerated() {
-            h = try forward(block, layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache)
+            h = try forward(block, layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
+                            merging: merging)
         }
         let shift = try Self.rowsPlusVector(embedded, finalTable.rows(0..<1))
         let scale = try Self.rowsPlusVector(embedded, finalTable.rows(1..<2))
@@ -107,8 +113,8 @@ public final class PixArtTransformer: @unchecked Sendable {
     }
 
     private func forward(_ block: PixArtBlock, layer: Int, _ h: Tensor, t6: Tensor, captions: [Tensor], keyBiases: [[Float]],
-                         samples b: Int, cache: DiTFeatureCache?) throws -> Tensor {
-        let c = config, d = c.width, n = c.tokenCount
+                         samples b: Int, cache: DiTFeatureCache?, merging: DiTTokenMerging?) throws -> Tensor {
+        let c = config, d = c.width
         let table = try store.tensor(block.prefix + "scale_shift_table", shape: [6, d], alwaysCache: true)
         let m = try (0..<6).map { try Self.modulation(t6, table: table, $0, width: d) }
         func run(_ module: Int, _ compute: () throws -> Tensor) throws -> Tensor {
@@ -116,35 +122,41 @@ public final class PixArtTransformer: @unchecked Sendable {
         }
         var h = h
         let beforeAttention = h
+        // ToMe-SD: the matching from the block's input; the identity when not merging.
+        let tome = try merging?.block(input: beforeAttention, samples: b) ?? DiTBlockMerge(block: nil, tokenCount: c.tokenCount, samples: b)
         let attnOut = try run(0) {
-            let normed = try beforeAttention.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[1], shift: m[0], samples: b)
+            let normed = try tome.merge(try beforeAttention.layerNorm(weight: ones, bias: nil, eps: c.normEps)
+                .modulated(scale: m[1], shift: m[0], samples: b), .selfAttention)
             let q = try block.q1(normed, store: store), k = try block.k1(normed, store: store), v = try block.v1(normed, store: store)
+            let n = normed.rows / b
             let attended = try Tensor.concatenateRows(try (0..<b).map { s in
                 let rows = (s * n)..<((s + 1) * n)
                 return try attention(q: try q.rows(rows), k: try k.rows(rows), v: try v.rows(rows)).output
             })
-            return try block.out1(attended, store: store)
+            return try tome.unmerge(try block.out1(attended, store: store), .selfAttention)
         }
         h.addGated(attnOut, gate: m[2], samples: b)
 
         // Cross-attention: no norm before it and no gate after it (PixArt-α).
         let beforeCross = h
         let crossOut = try run(1) {
-            let q2 = try block.q2(beforeCross, store: store)
+            let q2 = try block.q2(try tome.merge(beforeCross, .crossAttention), store: store)
+            let n = q2.rows / b
             let crossed = try Tensor.concatenateRows(try (0..<b).map { s in
                 let rows = (s * n)..<((s + 1) * n)
                 return try attention(q: try q2.rows(rows), k: try block.k2(captions[s], store: store), v: try block.v2(captions[s], store: store),
                                      keyBias: keyBiases[s]).output
             })
-            return try block.out2(crossed, store: store)
+            return try tome.unmerge(try block.out2(crossed, store: store), .crossAttention)
         }
         h = try h + crossOut
 
         let beforeMLP = h
         let mlpOut = try run(2) {
-            let normed = try beforeMLP.layerNorm(weight: ones, bias: nil, eps: c.normEps).modulated(scale: m[4], shift: m[3], samples: b)
+            let normed = try tome.merge(try beforeMLP.layerNorm(weight: ones, bias: nil, eps: c.normEps)
+                .modulated(scale: m[4], shift: m[3], samples: b), .mlp)
             let up = try block.mlpUp(normed, store: store)
-            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+            return try tome.unmerge(try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store), .mlp)
         }
         h.addGated(mlpOut, gate: m[5], samples: b)
         return h

@@ -47,29 +47,33 @@ public final class DiTPipeline: @unchecked Sendable {
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
+        let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
         // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided {
-                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
+                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache,
+                                          merging: merging)
                 return try DiffusionSampling.guide(
                     cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
                     uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
                     scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, merging: merging)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
         let inverse = Float(1 / vae.config.scalingFactor)
         let decoded = try vae(latents.map { inverse * $0 })
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
+        let mergingReport = merging.map { DiTTokenMergingReport($0, width: c.width, batch: guided ? 2 : 1, captionTokens: nil) }
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
                                    transformerFLOPsTotal: c.flopsShape.runFLOPs(batch: guided ? 2 : 1, calls: stepSeconds.count,
-                                                                               fractions: cache?.rowFractions),
-                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                                                               fractions: cache?.rowFractions)
+                                       - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0),
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method, tokenMerging: mergingReport)
     }
 
     /// FLOPs of one uncached transformer call on `batch` samples, in `DiffusionFlopsShape`'s convention
@@ -92,10 +96,13 @@ public struct DiTGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (nil: none).
     public var caching: DiTCaching?
+    /// ToMe-SD inside the blocks (nil: none; not together with `caching`).
+    public var tokenMerging: DiTTokenMergingSettings?
 
     public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
-                caching: DiTCaching? = nil) {
+                caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil) {
         self.caching = caching
+        self.tokenMerging = tokenMerging
         self.classLabel = classLabel
         self.steps = steps
         self.guidance = guidance
@@ -123,6 +130,8 @@ public struct DiffusionGenerationResult: Sendable {
     /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
     public let cacheDecisions: [[[CacheAction]]]?
     public let cacheMethod: String?
+    /// What ToMe-SD merged and saved; nil without it.
+    public var tokenMerging: DiTTokenMergingReport? = nil
 }
 
 /// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).

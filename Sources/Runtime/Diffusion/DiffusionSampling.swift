@@ -73,6 +73,18 @@ public enum DiffusionSampling {
         return t
     }
 
+    /// ToMe-SD's per-run state for a model of `shape` sampling batches of `batch` (nil without it),
+    /// refused together with a caching method.
+    static func tokenMerging(_ settings: DiTTokenMergingSettings?, caching: DiTCaching?, shape: some PatchTransformerShape,
+                             batch: Int) throws -> DiTTokenMerging? {
+        guard let settings else { return nil }
+        if let caching {
+            throw ModelError("tomesd cannot run together with a caching method (\(caching.method)): give one method")
+        }
+        let latent = shape.latentShape
+        return try DiTTokenMerging(settings: settings, latentSize: (latent[1], latent[2]), tokenCount: shape.tokenCount, batch: batch)
+    }
+
     /// The tensor `name` of a safetensors file, with a clear error when it is absent.
     public static func loadTensor(path: String, name: String) throws -> Tensor {
         let file = try SafetensorsFile(path: path)

@@ -48,15 +48,17 @@ public final class PixArtPipeline: @unchecked Sendable {
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
+        let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided, let negative = options.captions.negative {
                 let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
-                                          masks: [negative.mask, positive.mask], cache: cache)
+                                          masks: [negative.mask, positive.mask], cache: cache, merging: merging)
                 let uncond = try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 let text = try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 return try DiffusionSampling.guide(cond: text, uncond: uncond, scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache)
+            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache,
+                                      merging: merging)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -66,12 +68,14 @@ public final class PixArtPipeline: @unchecked Sendable {
         let batch = guided ? 2 : 1
         let shape = c.flopsShape(captionTokens: positive.embeddings.shape[0])
         let flops = shape.callFLOPs(batch: batch)
+        let mergingReport = merging.map { DiTTokenMergingReport($0, width: c.width, batch: batch, captionTokens: positive.embeddings.shape[0]) }
         let total = shape.runFLOPs(batch: batch, calls: stepSeconds.count, fractions: cache?.rowFractions)
+            - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0)
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                          transformerFLOPsPerStep: flops, transformerFLOPsTotal: total,
-                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method, tokenMerging: mergingReport)
     }
 
     /// FLOPs of one uncached transformer call, in `DiffusionFlopsShape`'s convention (linear layers,
@@ -143,10 +147,13 @@ public struct PixArtGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (modules attn, cross-attn, mlp); nil: none.
     public var caching: DiTCaching?
+    /// ToMe-SD inside the blocks (nil: none; not together with `caching`).
+    public var tokenMerging: DiTTokenMergingSettings?
 
     public init(captions: PromptEmbeddings, steps: Int = 20, guidance: Double = 4.5, seed: UInt64 = 0, noise: Tensor? = nil,
-                scheduler: String? = nil, caching: DiTCaching? = nil) {
+                scheduler: String? = nil, caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil) {
         self.caching = caching
+        self.tokenMerging = tokenMerging
         self.captions = captions
         self.steps = steps
         self.guidance = guidance
