@@ -47,16 +47,19 @@ public final class DiTPipeline: @unchecked Sendable {
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
+        let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
+                                                      calls: scheduler.timesteps.count, layers: c.layers)
         // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided {
-                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache)
+                let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache,
+                                      stepCache: stepCache)
                 return try DiffusionSampling.guide(
                     cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
                     uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
                     scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache)
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, stepCache: stepCache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -68,8 +71,9 @@ public final class DiTPipeline: @unchecked Sendable {
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
                                    transformerFLOPsTotal: transformerFLOPs(batch: guided ? 2 : 1) * Double(stepSeconds.count)
-                                       - Double(guided ? 2 : 1) * moduleFLOPs(reusedBy: cache),
-                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                       - Double(guided ? 2 : 1) * (moduleFLOPs(reusedBy: cache) + blockFLOPs(skippedBy: stepCache)),
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                   stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
     /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
@@ -97,6 +101,21 @@ public final class DiTPipeline: @unchecked Sendable {
     }
 }
 
+extension DiTPipeline {
+    /// FLOPs per sample the step cache's skipped blocks did not spend (attention, MLP and the block's
+    /// adaLN modulation linear), less the extra modulation linear of block 0 that TeaCache's indicator
+    /// (and calibration) compute on every call.
+    func blockFLOPs(skippedBy stepCache: DiTStepCache?) -> Double {
+        guard let stepCache else { return 0 }
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width)
+        let modulation = 2 * d * 6 * d
+        let block = 2 * n * d * d * 4 + 2 * 2 * n * n * d + 2 * 2 * n * d * 4 * d + modulation
+        let indicatorCalls = stepCache.policy.readsIndicator ? stepCache.log.count : 0
+        return Double(stepCache.skippedBlocks) * block - Double(indicatorCalls) * modulation
+    }
+}
+
 /// What to generate.
 public struct DiTGenerationOptions: Sendable {
     public var classLabel: Int
@@ -109,10 +128,13 @@ public struct DiTGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (nil: none).
     public var caching: DiTCaching?
+    /// Whole-block caching across calls (TeaCache, Δ-DiT, or calibration recording); not with `caching`.
+    public var stepCaching: DiTStepCache.Policy?
 
     public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
-                caching: DiTCaching? = nil) {
+                caching: DiTCaching? = nil, stepCaching: DiTStepCache.Policy? = nil) {
         self.caching = caching
+        self.stepCaching = stepCaching
         self.classLabel = classLabel
         self.steps = steps
         self.guidance = guidance
@@ -140,6 +162,8 @@ public struct DiffusionGenerationResult: Sendable {
     /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
     public let cacheDecisions: [[[CacheAction]]]?
     public let cacheMethod: String?
+    /// TeaCache's / Δ-DiT's per-call record (nil without a step cache).
+    public var stepCache: DiffusionStepCacheReport? = nil
 }
 
 /// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).

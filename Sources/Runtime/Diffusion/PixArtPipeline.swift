@@ -48,15 +48,18 @@ public final class PixArtPipeline: @unchecked Sendable {
         if let cache, cache.schedule.steps != scheduler.timesteps.count {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
+        let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
+                                                      calls: scheduler.timesteps.count, layers: c.layers)
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided, let negative = options.captions.negative {
                 let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
-                                          masks: [negative.mask, positive.mask], cache: cache)
+                                          masks: [negative.mask, positive.mask], cache: cache,
+                                          stepCache: stepCache)
                 let uncond = try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 let text = try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 return try DiffusionSampling.guide(cond: text, uncond: uncond, scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache)
+            let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache, stepCache: stepCache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -65,12 +68,14 @@ public final class PixArtPipeline: @unchecked Sendable {
         let vaeSeconds = Date().timeIntervalSince(vaeStart)
         let batch = guided ? 2 : 1
         let flops = transformerFLOPs(batch: batch, captionTokens: positive.embeddings.shape[0])
-        let saved = Double(batch) * reusedFLOPs(cache, captionTokens: positive.embeddings.shape[0])
+        let saved = Double(batch) * (reusedFLOPs(cache, captionTokens: positive.embeddings.shape[0])
+            + Double(stepCache?.skippedBlocks ?? 0) * moduleFLOPs(captionTokens: positive.embeddings.shape[0]).reduce(0, +))
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                          transformerFLOPsPerStep: flops, transformerFLOPsTotal: flops * Double(stepSeconds.count) - saved,
-                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                         stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
     /// The three modules' FLOPs per sample (attention, cross-attention with its caption K/V, MLP).
@@ -80,7 +85,8 @@ public final class PixArtPipeline: @unchecked Sendable {
         return [2 * n * d * d * 4 + 2 * 2 * n * n * d, 2 * n * d * d * 2 + 2 * l * d * d * 2 + 2 * 2 * n * l * d, 2 * 2 * n * d * 4 * d]
     }
 
-    /// FLOPs per sample the cache's reused modules did not spend.
+    /// FLOPs per sample the cache's reused modules did not spend (a step cache's skipped blocks are
+    /// counted by `generate`: all three modules each; PixArt's modulation is shared and always runs).
     func reusedFLOPs(_ cache: DiTFeatureCache?, captionTokens: Int) -> Double {
         guard let cache else { return 0 }
         let cost = moduleFLOPs(captionTokens: captionTokens)
@@ -160,10 +166,13 @@ public struct PixArtGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (modules attn, cross-attn, mlp); nil: none.
     public var caching: DiTCaching?
+    /// Whole-block caching across calls (TeaCache, Δ-DiT, or calibration recording); not with `caching`.
+    public var stepCaching: DiTStepCache.Policy?
 
     public init(captions: PromptEmbeddings, steps: Int = 20, guidance: Double = 4.5, seed: UInt64 = 0, noise: Tensor? = nil,
-                scheduler: String? = nil, caching: DiTCaching? = nil) {
+                scheduler: String? = nil, caching: DiTCaching? = nil, stepCaching: DiTStepCache.Policy? = nil) {
         self.caching = caching
+        self.stepCaching = stepCaching
         self.captions = captions
         self.steps = steps
         self.guidance = guidance
