@@ -70,3 +70,12 @@ extension TeaCache {
         return r
     }
 }
+
+extension TeaCache {
+    /// No rescaling (`P(δ) = δ`): the accumulated raw input change. The authors ship no coefficients
+    /// for DiT or PixArt-α; this is our default there until `tokc teacache-calibrate` fits a polynomial.
+    public static let identityCoefficients: [Double] = [1, 0]
+    /// Our default threshold with `identityCoefficients` (the authors' 0.1 "slow" setting of
+    /// Open-Sora/Latte, whose rescaled distances are of the same order); not a published DiT setting.
+    public static let uncalibratedThreshold = 0.1
+}
