@@ -29,10 +29,12 @@ public struct DiffusionStepCacheReport: Sendable {
         blocksRun = cache.blocksRun
     }
 
-    /// The decisions as a cache schedule over module `block` (ran: compute, skipped: reuse), the shape
-    /// `TeaCache.schedule` and `DeltaDiT.schedule` produce.
+    /// The decisions as a cache schedule (ran: compute, skipped: reuse) in the shape `TeaCache.schedule`
+    /// (module `blocks`: the whole stack) and `DeltaDiT.schedule` (module `block`) produce.
     public var schedule: CacheSchedule {
-        CacheSchedule(moduleNames: ["block"], actions: blocksRun.map { call in call.map { [$0 ? .compute : .reuse] } })
+        let module: String
+        if case .teaCache = policy { module = "blocks" } else { module = "block" }
+        return CacheSchedule(moduleNames: [module], actions: blocksRun.map { call in call.map { [$0 ? .compute : .reuse] } })
     }
 
     /// Relative L1 changes of the modulated input per call (0 where none was measured: the first call).
