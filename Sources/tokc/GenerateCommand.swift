@@ -35,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
         first and last calls compute. DiT and PixArt-α have no published
         coefficients: the default is no rescaling (P(x) = x); give --param
         coefficients=c0,...,c4 or --param calibration=@FILE (tokc
-        teacache-calibrate). --method delta-dit skips the rear blocks before
+        teacache-calibrate). --method delta_dit skips the rear blocks before
         --param boundary=b (default steps/2) and the front blocks after it,
         adding their cached deviation, with a full call every --interval N
         (default 3) after --param first=K (default 1) full calls; --param
@@ -77,7 +77,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Caching method inside the sampler (fora, toca, taylorseer, teacache, delta-dit).")
+    @Option(name: .long, help: "Caching method inside the sampler (fora, toca, taylorseer, teacache, delta_dit).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")

@@ -44,7 +44,7 @@ struct ScheduleCommand: ParsableCommand {
                 line); --model OpenSora / Latte use their coefficients;
                 --model DiT / PixArt: no rescaling (threshold 0.1) unless
                 --param coefficients=c0,... or calibration=@FILE.
-          delta-dit  (no official code) 20 steps, 28 blocks, --interval 3,
+          delta_dit  (no official code) 20 steps, 28 blocks, --interval 3,
                 --param boundary=10 (steps/2), blocks=14 (half), first=1:
                 cached calls skip the rear blocks before the boundary and
                 the front blocks after it (R = deviation reused).
@@ -94,7 +94,7 @@ struct ScheduleCommand: ParsableCommand {
         "tgate": tgateSchedule,
         "pab": pabSchedule,
         "teacache": teaCacheSchedule,
-        "delta-dit": deltaDiTSchedule,
+        "delta_dit": deltaDiTSchedule,
     ]
 
     static var supported: [String] { builders.keys.sorted() }

@@ -8,7 +8,7 @@ import TokenCompression
 /// `tokc generate` and `tokc schedule` so that both build the same parameters from the same flags.
 enum StepCachingOptions {
     /// Methods `tokc generate --method` runs through `DiTStepCache` instead of a module schedule.
-    static let methods = ["teacache", "delta-dit"]
+    static let methods = ["teacache", "delta_dit"]
 
     /// TeaCache's parameters: `coefficients` ("c0,c1,...", highest degree first) or `calibration`
     /// ("@FILE" or "FILE", as tokc teacache-calibrate writes it) override `defaultCoefficients`.
@@ -46,7 +46,7 @@ enum StepCachingOptions {
             known = ["threshold", "coefficients", "calibration"]
             policy = .teaCache(try teaCache(threshold: try p.double("threshold"), coefficients: p.string("coefficients"), calibration: p.string("calibration"),
                                             defaultCoefficients: TeaCache.identityCoefficients, defaultThreshold: TeaCache.uncalibratedThreshold))
-        case "delta-dit":
+        case "delta_dit":
             known = ["boundary", "blocks", "first"]
             policy = .deltaDiT(try deltaDiT(interval: interval, boundary: try p.int("boundary"), blocks: try p.int("blocks"), first: try p.int("first")))
         default:

@@ -21,7 +21,7 @@ public final class DiTStepCache: @unchecked Sendable {
         public var name: String {
             switch self {
             case .teaCache: return "teacache"
-            case .deltaDiT: return "delta-dit"
+            case .deltaDiT: return "delta_dit"
             case .calibrate: return "teacache-calibrate"
             }
         }

@@ -15,7 +15,7 @@ import Tensors
 /// switched to at the boundary has one. The boundary, group size and interval defaults are ours.
 public struct DeltaDiT {
     public static let info = MethodInfo(
-        name: "delta-dit", displayName: "Δ-DiT", domain: .diffusion, families: [.cache],
+        name: "delta_dit", displayName: "Δ-DiT", domain: .diffusion, families: [.cache],
         placement: .everyDiffusionStep,
         signals: [.timestep, .moduleOutputs],
         needsAttentionProbabilities: false,
