@@ -33,6 +33,30 @@ import TokenCompression
                                      layers: layers, parameters: p)
     }
 
+    /// The indicator is the tensor diffusers' block 0 attention reads (tools/fixtures/make_teacache_fixtures.py):
+    /// its relative L1 change between two calls, measured through the step cache, equals diffusers'.
+    @Test func indicatorChangeMatchesDiffusers() throws {
+        let dit = try DiffusionPipelineTests.pipeline.get().transformer
+        let pixArt = try DiffusionPixArtPipelineTests.pipeline.get().transformer
+        let caption = try DiffusionPixArtPipelineTests.captions.get().positive
+        for folder in [DiffusionPipelineTests.folder, DiffusionPixArtPipelineTests.folder] {
+            let ref = try SafetensorsFile(path: folder + "/teacache.safetensors")
+            let xs = [try ref.tensor("x0").reshaped([4, 8, 8]), try ref.tensor("x1").reshaped([4, 8, 8])]
+            let ts = try ref.integers("t").map { Float($0) }
+            let cache = try DiTStepCache(policy: .calibrate, calls: 2, layers: 2)
+            for (x, t) in zip(xs, ts) {
+                if folder == DiffusionPipelineTests.folder {
+                    _ = try dit([x], timesteps: [t], classes: [3], stepCache: cache)
+                } else {
+                    _ = try pixArt([x], timesteps: [t], captions: [caption.embeddings], masks: [caption.mask], stepCache: cache)
+                }
+            }
+            let expected = try ref.tensor("rel_l1").values[0]
+            let measured = try #require(cache.log[1].inputChange)
+            #expect(abs(measured - expected) <= 1e-5 * expected, "\(folder): \(measured) vs diffusers \(expected)")
+        }
+    }
+
     @Test func teaCacheAtThresholdZeroEqualsUncachedBitForBit() throws {
         for guidance in [1.0, 4.0] {
             let plain = try Self.dit(nil, guidance: guidance)
