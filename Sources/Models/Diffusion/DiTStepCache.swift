@@ -115,7 +115,9 @@ public final class DiTStepCache: @unchecked Sendable {
                 let m = try indicator()
                 if let previousIndicator { record.inputChange = try TeaCache.relativeL1(current: m, previous: previousIndicator) }
                 previousIndicator = m
-                let step = try teaState!.step(indicator: m, input: h, forced: forced[call]) { try runAll($0, 0..<layers) }
+                guard var state = teaState else { throw ModelError("\(policy.name): no TeaCache state") }
+                let step = try state.step(indicator: m, input: h, forced: forced[call]) { try runAll($0, 0..<layers) }
+                teaState = state
                 record.teaCache = step.decision
                 out = step.output
             case .calibrate:
