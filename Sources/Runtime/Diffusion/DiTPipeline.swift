@@ -48,17 +48,23 @@ public final class DiTPipeline: @unchecked Sendable {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
         let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
+        if merging != nil, options.stepCaching != nil {
+            throw ModelError("tomesd cannot run together with step caching (TeaCache, Δ-DiT): a skipped block's cached residual would mix merged and unmerged rows")
+        }
+        let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
+                                                      calls: scheduler.timesteps.count, layers: c.layers)
         // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided {
                 let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache,
-                                          merging: merging)
+                                          merging: merging, stepCache: stepCache)
                 return try DiffusionSampling.guide(
                     cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
                     uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
                     scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, merging: merging)
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, merging: merging,
+                                      stepCache: stepCache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -71,9 +77,10 @@ public final class DiTPipeline: @unchecked Sendable {
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
                                    transformerFLOPsTotal: transformerFLOPs(batch: guided ? 2 : 1) * Double(stepSeconds.count)
-                                       - Double(guided ? 2 : 1) * moduleFLOPs(reusedBy: cache)
+                                       - Double(guided ? 2 : 1) * (moduleFLOPs(reusedBy: cache) + blockFLOPs(skippedBy: stepCache))
                                        - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0),
-                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method, tokenMerging: mergingReport)
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                   tokenMerging: mergingReport, stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
     /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
@@ -101,6 +108,21 @@ public final class DiTPipeline: @unchecked Sendable {
     }
 }
 
+extension DiTPipeline {
+    /// FLOPs per sample the step cache's skipped blocks did not spend (attention, MLP and the block's
+    /// adaLN modulation linear), less the extra modulation linear of block 0 that TeaCache's indicator
+    /// (and calibration) compute on every call.
+    func blockFLOPs(skippedBy stepCache: DiTStepCache?) -> Double {
+        guard let stepCache else { return 0 }
+        let c = transformer.config
+        let n = Double(c.tokenCount), d = Double(c.width)
+        let modulation = 2 * d * 6 * d
+        let block = 2 * n * d * d * 4 + 2 * 2 * n * n * d + 2 * 2 * n * d * 4 * d + modulation
+        let indicatorCalls = stepCache.policy.readsIndicator ? stepCache.log.count : 0
+        return Double(stepCache.skippedBlocks) * block - Double(indicatorCalls) * modulation
+    }
+}
+
 /// What to generate.
 public struct DiTGenerationOptions: Sendable {
     public var classLabel: Int
@@ -113,13 +135,16 @@ public struct DiTGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (nil: none).
     public var caching: DiTCaching?
-    /// ToMe-SD inside the blocks (nil: none; not together with `caching`).
+    /// ToMe-SD inside the blocks (nil: none; not together with `caching` or `stepCaching`).
     public var tokenMerging: DiTTokenMergingSettings?
+    /// Whole-block caching across calls (TeaCache, Δ-DiT, or calibration recording); not with `caching`.
+    public var stepCaching: DiTStepCache.Policy?
 
     public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
-                caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil) {
+                caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil, stepCaching: DiTStepCache.Policy? = nil) {
         self.caching = caching
         self.tokenMerging = tokenMerging
+        self.stepCaching = stepCaching
         self.classLabel = classLabel
         self.steps = steps
         self.guidance = guidance
@@ -149,6 +174,8 @@ public struct DiffusionGenerationResult: Sendable {
     public let cacheMethod: String?
     /// What ToMe-SD merged and saved; nil without it.
     public var tokenMerging: DiTTokenMergingReport? = nil
+    /// TeaCache's / Δ-DiT's per-call record (nil without a step cache).
+    public var stepCache: DiffusionStepCacheReport? = nil
 }
 
 /// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).
