@@ -37,6 +37,19 @@ struct GenerateCommand: ParsableCommand {
         tomesd's compute_merge derives the downsample factor from latent pixels per
         token, which is the patch size (2) in every DiT block: the default
         max_downsample=1 merges nothing (reported as a no-op); use max_downsample=2.
+
+        --method teacache skips the whole block stack while the accumulated,
+        polynomial-rescaled relative L1 change of block 0's modulated input stays
+        below --param threshold=T (default 0.1), adding the stack's cached residual;
+        first and last calls compute. DiT and PixArt-α have no published
+        coefficients: the default is no rescaling (P(x) = x); give --param
+        coefficients=c0,...,c4 or --param calibration=@FILE (tokc
+        teacache-calibrate). --method delta_dit skips the rear blocks before
+        --param boundary=b (default steps/2) and the front blocks after it,
+        adding their cached deviation, with a full call every --interval N
+        (default 3) after --param first=K (default 1) full calls; --param
+        blocks=N_c (default half the blocks). --json logs each call's decision
+        ("step_cache").
         """
     )
 
@@ -73,7 +86,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Method inside the sampler: caching (fora, toca, taylorseer) or token merging (tomesd).")
+    @Option(name: .long, help: "Method inside the sampler: caching (fora, toca, taylorseer, teacache, delta_dit) or token merging (tomesd).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
@@ -105,6 +118,10 @@ struct GenerateCommand: ParsableCommand {
             guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
             if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
+            // TeaCache and Δ-DiT skip whole blocks (DiTStepCache); the others follow a module schedule.
+            let stepMethod = method.map { $0.lowercased() }.flatMap { StepCachingOptions.methods.contains($0) ? $0 : nil }
+            let moduleMethod = stepMethod == nil ? method : nil
+            let stepPolicy = try stepMethod.map { try StepCachingOptions.policy(method: $0, interval: interval, ratio: ratio, params: param) }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
             let setting = try method.flatMap { try Self.catalogSetting(method: $0, interval: interval, ratio: ratio, params: param) }
             var tokenMerging: DiTTokenMergingSettings?
@@ -116,23 +133,23 @@ struct GenerateCommand: ParsableCommand {
                 let captions = try PromptEmbeddings(file: promptEmbeds)
                 let pipeline = try PixArtPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try (setting == nil ? method : nil).map {
+                let caching = try (setting == nil ? moduleMethod : nil).map {
                     try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
                                      family: "PixArt", tokens: pipeline.transformer.config.tokenCount, params: param)
                 }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
                                                                        noise: noiseTensor, scheduler: scheduler, caching: caching,
-                                                                       tokenMerging: tokenMerging))
+                                                                       tokenMerging: tokenMerging, stepCaching: stepPolicy))
             } else {
                 let pipeline = try DiTPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try (setting == nil ? method : nil).map {
+                let caching = try (setting == nil ? moduleMethod : nil).map {
                     try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
                                      family: nil, tokens: pipeline.transformer.config.tokenCount, params: param)
                 }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
                                                                     seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching,
-                                                                    tokenMerging: tokenMerging))
+                                                                    tokenMerging: tokenMerging, stepCaching: stepPolicy))
             }
             if let latentsOut {
                 var writer = SafetensorsWriter()
@@ -177,6 +194,7 @@ struct GenerateCommand: ParsableCommand {
                         .array(calls.map { call in .string(call.map { String($0.map(\.code)) }.joined(separator: " ")) })
                     } ?? .null,
                     "token_merging": result.tokenMerging.map(Self.json) ?? .null,
+                    "step_cache": result.stepCache.map(Self.stepCacheJSON) ?? .null,
                     "flops_convention": .string("multiply-add = 2 FLOPs; linear layers, attention scores and weighted sums, patch embedding and final projection; norms, activations and the VAE not counted"),
                     "image": .array([.number(Double(result.image.height)), .number(Double(result.image.width))]),
                 ])
@@ -223,6 +241,36 @@ struct GenerateCommand: ParsableCommand {
             "flops_saved": .number(m.flopsSaved),
             "matching_flops": .number(m.matchingFLOPs),
         ])
+    }
+
+    /// The step cache's per-call record: TeaCache's decisions and distances (`rel_l1` is the series
+    /// `tokc schedule --method teacache --param distances=...` takes), Δ-DiT's plan, the blocks run.
+    static func stepCacheJSON(_ report: DiffusionStepCacheReport) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "method": .string(report.policy.name),
+            "blocks_run": .array(report.blocksRun.map { .string(String($0.map { $0 ? "C" : "R" })) }),
+            "skipped_blocks": .number(Double(report.blocksRun.joined().filter { !$0 }.count)),
+        ]
+        switch report.policy {
+        case .teaCache(let p):
+            fields["threshold"] = .number(p.relL1Threshold)
+            fields["coefficients"] = .array(p.coefficients.map { .number($0) })
+            fields["rel_l1"] = .array(report.inputChanges.map { .number(Double($0)) })
+            fields["calls"] = .array(report.calls.map { r in
+                guard let d = r.teaCache else { return .null }
+                return .object(["compute": .bool(d.compute), "forced": .bool(!d.evaluated), "rel_l1": .number(Double(d.relL1)),
+                                "rescaled": .number(d.rescaled), "accumulated": .number(d.accumulatedCompared)])
+            })
+        case .deltaDiT:
+            fields["calls"] = .array(report.calls.map { r in
+                guard let d = r.deltaDiT else { return .null }
+                return .object(["full": .bool(d.full), "stage_group": .string(d.group.rawValue),
+                                "skipped": .array(d.skipped.map { .number(Double($0)) })])
+            })
+        case .calibrate:
+            fields["pairs"] = .array(report.calibrationPairs.map { .array([.number(Double($0.input)), .number(Double($0.output))]) })
+        }
+        return .object(fields)
     }
 
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.

@@ -42,7 +42,13 @@ struct ScheduleCommand: ParsableCommand {
                 depend on the input: pass the per-step relative L1
                 distances of the modulated input with
                 --param distances=d0,d1,... or distances=@FILE (one per
-                line); --model OpenSora / Latte use their coefficients.
+                line); --model OpenSora / Latte use their coefficients;
+                --model DiT / PixArt: no rescaling (threshold 0.1) unless
+                --param coefficients=c0,... or calibration=@FILE.
+          delta_dit  (no official code) 20 steps, 28 blocks, --interval 3,
+                --param boundary=10 (steps/2), blocks=14 (half), first=1:
+                cached calls skip the rear blocks before the boundary and
+                the front blocks after it (R = deviation reused).
         Options a method does not use are rejected. Settings beyond the
         common options go in --param NAME=VALUE.
         """
@@ -89,6 +95,7 @@ struct ScheduleCommand: ParsableCommand {
         "tgate": tgateSchedule,
         "pab": pabSchedule,
         "teacache": teaCacheSchedule,
+        "delta_dit": deltaDiTSchedule,
     ]
 
     static var supported: [String] { builders.keys.sorted() }
@@ -252,13 +259,17 @@ struct ScheduleCommand: ParsableCommand {
         guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { throw ValidationError("--param distances must be numbers") }
         let distances = parsed.map { $0! }
         let threshold = try o.double("threshold")
-        let p: TeaCache.Parameters
+        let (defaults, defaultThreshold): ([Double], Double)
         switch family {
-        case "flux": p = try TeaCache.Parameters.flux(threshold: threshold ?? 0.6)
-        case "opensora": p = try TeaCache.Parameters.openSora(threshold: threshold ?? 0.1)
-        case "latte": p = try TeaCache.Parameters.latte(threshold: threshold ?? 0.1)
-        default: throw ValidationError("teacache --model must be FLUX, OpenSora or Latte, got '\(family)'")
+        case "flux": (defaults, defaultThreshold) = (TeaCache.fluxCoefficients, 0.6)
+        case "opensora": (defaults, defaultThreshold) = (TeaCache.openSoraCoefficients, 0.1)
+        case "latte": (defaults, defaultThreshold) = (TeaCache.latteCoefficients, 0.1)
+        // No published coefficients: no rescaling unless given (as tokc generate --method teacache).
+        case "dit", "pixart": (defaults, defaultThreshold) = (TeaCache.identityCoefficients, TeaCache.uncalibratedThreshold)
+        default: throw ValidationError("teacache --model must be FLUX, OpenSora, Latte, DiT or PixArt, got '\(family)'")
         }
+        let p = try StepCachingOptions.teaCache(threshold: threshold, coefficients: o.string("coefficients"), calibration: o.string("calibration"),
+                                                defaultCoefficients: defaults, defaultThreshold: defaultThreshold)
         let steps = o.steps() ?? distances.count
         guard steps == distances.count else { throw ValidationError("--steps \(steps) but \(distances.count) distances") }
         // First and last calls are forced computes (FLUX's counter; the timestep rule of Open-Sora/Latte
@@ -267,6 +278,15 @@ struct ScheduleCommand: ParsableCommand {
         let layers = o.layers() ?? 1
         return ("\(family), S=\(steps), threshold \(p.relL1Threshold), whole block stack per call (\(layers) row cell)",
                 try TeaCache.schedule(distances: distances, forced: forced, layers: layers, parameters: p))
+    }
+
+    static func deltaDiTSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
+        let p = try StepCachingOptions.deltaDiT(interval: o.interval(), boundary: try o.int("boundary"), blocks: try o.int("blocks"),
+                                                first: try o.int("first"))
+        let steps = o.steps() ?? 20, layers = o.layers() ?? 28
+        let (boundary, n) = try p.resolved(calls: steps, layers: layers)
+        return ("S=\(steps), N=\(p.interval), boundary \(boundary) (rear blocks cached before, front after), \(n) of \(layers) blocks per group, first \(p.firstEnhance) full",
+                try DeltaDiT.schedule(calls: steps, layers: layers, parameters: p))
     }
 }
 

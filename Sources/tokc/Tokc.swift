@@ -13,7 +13,7 @@ struct Tokc: ParsableCommand {
         subcommands: [
             RunCommand.self, BenchCommand.self, ReportCommand.self, ConformanceCommand.self, MethodsCommand.self,
             ScheduleCommand.self, FlopsCommand.self, GenerateCommand.self, InspectCommand.self, FitPruneFitCommand.self,
-            QuantizeCommand.self, BenchDecodeCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
+            QuantizeCommand.self, TeaCacheCalibrateCommand.self, BenchDecodeCommand.self, BenchKernelsCommand.self, BenchMethodsCommand.self, BenchPrefillCommand.self,
         ]
     )
 }

@@ -48,6 +48,7 @@ public enum MethodCatalog {
         MethodEntry(TGate.info, conformer: TGateConformer.self),
         MethodEntry(PAB.info, conformer: PABConformer.self),
         MethodEntry(TeaCache.info, conformer: TeaCacheConformer.self),
+        MethodEntry(DeltaDiT.info),  // no official code, so no conformance cases
         // diffusion merging
         MethodEntry(ToMeSD.info, diffusionAdapter: DiffusionToMeSDCompression.adapter, conformer: ToMeSDConformer.self),
     ]

@@ -53,8 +53,9 @@ public final class DiTTransformer: @unchecked Sendable {
     /// With `cache`, each block's attention and MLP follow its schedule for this call (compute and
     /// store, or reuse); without, everything computes (the same arithmetic as an all-compute schedule).
     /// With `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name.
+    /// With `stepCache` (TeaCache, Δ-DiT), whole blocks are skipped by its policy.
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil,
-                               merging: DiTTokenMerging? = nil) throws -> [Tensor] {
+                               merging: DiTTokenMerging? = nil, stepCache: DiTStepCache? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, classes.count == b else {
             throw ModelError("DiT: \(b) latents, \(timesteps.count) timesteps and \(classes.count) class labels (one each per sample)")
@@ -70,20 +71,34 @@ public final class DiTTransformer: @unchecked Sendable {
         }
         var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
-        var firstConditioning: Tensor?
+        // Block 0's embedder also conditions the final layer, so it runs even when a step cache skips block 0.
+        let firstConditioning = try blocks[0].conditioning(timestepFeatures: features, classes: classes, store: store)
         try cache?.beginCall(layers: blocks.count)
         merging?.beginCall()
-        for (layer, block) in blocks.enumerated() {
-            let cond = try block.conditioning(timestepFeatures: features, classes: classes, store: store)
-            if firstConditioning == nil { firstConditioning = cond }
-            h = try forward(block, layer: layer, h, conditioning: cond, samples: b, cache: cache, merging: merging)
+        let runBlock = { [self] (layer: Int, h: Tensor) throws -> Tensor in
+            let cond = layer == 0 ? firstConditioning : try blocks[layer].conditioning(timestepFeatures: features, classes: classes, store: store)
+            return try forward(blocks[layer], layer: layer, h, conditioning: cond, samples: b, cache: cache, merging: merging)
+        }
+        if let stepCache {
+            h = try stepCache.run(h, indicator: { try modulatedInput(h, conditioning: firstConditioning, samples: b) }, block: runBlock)
+        } else {
+            for layer in blocks.indices { h = try runBlock(layer, h) }
         }
         // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
-        let shiftScale = try finalModulation(firstConditioning!.silu(), store: store)
+        let shiftScale = try finalModulation(firstConditioning.silu(), store: store)
         let shift = try shiftScale.columns(0..<c.width), scale = try shiftScale.columns(c.width..<(2 * c.width))
         let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: scale, shift: shift, samples: b)
         let patches = try finalProjection(normed, store: store)
-        return (0..<b).map { LatentPatches.unpatchify(patches, sample: $0, grid: c.patchesPerSide, patch: c.patchSize, channels: c.outChannels) }
+        let outputs = (0..<b).map { LatentPatches.unpatchify(patches, sample: $0, grid: c.patchesPerSide, patch: c.patchSize, channels: c.outChannels) }
+        try stepCache?.endCall(outputs: outputs)
+        return outputs
+    }
+
+    /// TeaCache's indicator: block 0's `norm1` output modulated by its shift/scale of this call
+    /// (`LN(h)·(1 + scale_msa) + shift_msa`, the tensor block 0's attention reads).
+    private func modulatedInput(_ h: Tensor, conditioning: Tensor, samples b: Int) throws -> Tensor {
+        let m = try AdaLNModulation(try blocks[0].modulation(conditioning.silu(), store: store), width: config.width)
+        return try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: m.scaleMSA, shift: m.shiftMSA, samples: b)
     }
 
     /// One adaLN-Zero block on `h` `[B·N, width]`.

@@ -87,15 +87,27 @@ public struct DiffusionFlopsShape: Sendable, Equatable {
         }
     }
 
+    /// DiT's per-block adaLN modulation linear (d → 6d) per sample; PixArt-α: 0 (its modulation is one
+    /// shared table, computed once per call).
+    public var blockModulationFLOPs: Double {
+        guard family == .dit else { return 0 }
+        let d = Double(width)
+        return convention == .tocaCode ? d + 6 * d * d : 2 * d * 6 * d
+    }
+
+    /// One whole block per sample: every module computed, plus its modulation (what a step cache that
+    /// skips the block does not spend).
+    public var blockFLOPs: Double {
+        (0..<moduleNames.count).reduce(blockModulationFLOPs) { $0 + moduleFLOPs($1, fraction: 1) }
+    }
+
     /// FLOPs per sample and call outside the cached modules: DiT's per-block adaLN modulation (d → 6d),
     /// the patch embedding, the final projection, DiT's timestep MLP, PixArt-α's caption projection.
     public var fixedFLOPsPerCall: Double {
         let n = Double(tokens), d = Double(width), p2 = Double(patchSize * patchSize), l = Double(captionTokens)
         let embed = 2 * n * d * Double(inChannels) * p2 + 2 * n * d * p2 * Double(outChannels)
         switch family {
-        case .dit:
-            let modulation = convention == .tocaCode ? d + 6 * d * d : 2 * d * 6 * d
-            return Double(layers) * modulation + embed + 2 * d * 2 * d
+        case .dit: return Double(layers) * blockModulationFLOPs + embed + 2 * d * 2 * d
         case .pixart: return embed + 2 * l * d * Double(captionChannels) + 2 * l * d * d
         }
     }

@@ -50,10 +50,11 @@ public final class PixArtTransformer: @unchecked Sendable {
     /// One forward pass: per sample a latent `[inChannels, sampleSize, sampleSize]`, a timestep, the
     /// caption embeddings `[L, captionChannels]` and their attention mask (1 = attend; nil = all ones).
     /// Returns each sample's `[outChannels, sampleSize, sampleSize]`.
-    /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call.
-    /// With `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name.
+    /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call;
+    /// with `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name;
+    /// with `stepCache` (TeaCache, Δ-DiT), whole blocks are skipped by its policy.
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], captions: [Tensor], masks: [[Float]?],
-                               cache: DiTFeatureCache? = nil, merging: DiTTokenMerging? = nil) throws -> [Tensor] {
+                               cache: DiTFeatureCache? = nil, merging: DiTTokenMerging? = nil, stepCache: DiTStepCache? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, captions.count == b, masks.count == b else {
             throw ModelError("PixArt: \(b) latents, \(timesteps.count) timesteps, \(captions.count) captions and \(masks.count) masks (one each per sample)")
@@ -83,15 +84,31 @@ public final class PixArtTransformer: @unchecked Sendable {
         let t6 = try adaLNLinear(embedded.silu(), store: store)  // [B, 6D]
         try cache?.beginCall(layers: blocks.count)
         merging?.beginCall()
-        for (layer, block) in blocks.enumerated() {
-            h = try forward(block, layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
-                            merging: merging)
+        let runBlock = { [self] (layer: Int, h: Tensor) throws -> Tensor in
+            try forward(blocks[layer], layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
+                        merging: merging)
+        }
+        if let stepCache {
+            h = try stepCache.run(h, indicator: { try modulatedInput(h, t6: t6, samples: b) }, block: runBlock)
+        } else {
+            for layer in blocks.indices { h = try runBlock(layer, h) }
         }
         let shift = try Self.rowsPlusVector(embedded, finalTable.rows(0..<1))
         let scale = try Self.rowsPlusVector(embedded, finalTable.rows(1..<2))
         let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: scale, shift: shift, samples: b)
         let patches = try finalProjection(normed, store: store)
-        return (0..<b).map { LatentPatches.unpatchify(patches, sample: $0, grid: c.patchesPerSide, patch: c.patchSize, channels: c.outChannels) }
+        let outputs = (0..<b).map { LatentPatches.unpatchify(patches, sample: $0, grid: c.patchesPerSide, patch: c.patchSize, channels: c.outChannels) }
+        try stepCache?.endCall(outputs: outputs)
+        return outputs
+    }
+
+    /// TeaCache's indicator: block 0's `norm1` output modulated by adaLN-single's shift/scale plus
+    /// block 0's `scale_shift_table` (the tensor block 0's self-attention reads).
+    private func modulatedInput(_ h: Tensor, t6: Tensor, samples b: Int) throws -> Tensor {
+        let d = config.width
+        let table = try store.tensor(blocks[0].prefix + "scale_shift_table", shape: [6, d], alwaysCache: true)
+        let shift = try Self.modulation(t6, table: table, 0, width: d), scale = try Self.modulation(t6, table: table, 1, width: d)
+        return try h.layerNorm(weight: ones, bias: nil, eps: config.normEps).modulated(scale: scale, shift: shift, samples: b)
     }
 
     /// `table[k] + t6[:, k·D..<(k+1)·D]` for each sample: adaLN-single's k-th modulation vector `[B, D]`.

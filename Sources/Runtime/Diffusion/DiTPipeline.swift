@@ -48,17 +48,23 @@ public final class DiTPipeline: @unchecked Sendable {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
         let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
+        if merging != nil, options.stepCaching != nil {
+            throw ModelError("tomesd cannot run together with step caching (TeaCache, Δ-DiT): a skipped block's cached residual would mix merged and unmerged rows")
+        }
+        let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
+                                                      calls: scheduler.timesteps.count, layers: c.layers)
         // DiTPipeline guides only the noise channels (then drops the variance channels), against the null class.
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided {
                 let out = try transformer([input, input], timesteps: [t, t], classes: [options.classLabel, c.nullClass], cache: cache,
-                                          merging: merging)
+                                          merging: merging, stepCache: stepCache)
                 return try DiffusionSampling.guide(
                     cond: try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: true),
                     uncond: try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: true),
                     scale: Float(options.guidance))
             }
-            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, merging: merging)
+            let out = try transformer([input], timesteps: [t], classes: [options.classLabel], cache: cache, merging: merging,
+                                      stepCache: stepCache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -72,8 +78,10 @@ public final class DiTPipeline: @unchecked Sendable {
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
                                    transformerFLOPsTotal: c.flopsShape.runFLOPs(batch: guided ? 2 : 1, calls: stepSeconds.count,
                                                                                fractions: cache?.rowFractions)
+                                       - Double(guided ? 2 : 1) * blockFLOPs(skippedBy: stepCache)
                                        - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0),
-                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method, tokenMerging: mergingReport)
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                   tokenMerging: mergingReport, stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
     /// FLOPs of one uncached transformer call on `batch` samples, in `DiffusionFlopsShape`'s convention
@@ -81,6 +89,18 @@ public final class DiTPipeline: @unchecked Sendable {
     /// adaLN modulation, patch embedding, final projection).
     public func transformerFLOPs(batch: Int) -> Double {
         transformer.config.flopsShape.callFLOPs(batch: batch)
+    }
+}
+
+extension DiTPipeline {
+    /// FLOPs per sample the step cache's skipped blocks did not spend (attention, MLP and the block's
+    /// adaLN modulation linear), less the extra modulation linear of block 0 that TeaCache's indicator
+    /// (and calibration) compute on every call.
+    func blockFLOPs(skippedBy stepCache: DiTStepCache?) -> Double {
+        guard let stepCache else { return 0 }
+        let shape = transformer.config.flopsShape
+        let indicatorCalls = stepCache.policy.readsIndicator ? stepCache.log.count : 0
+        return Double(stepCache.skippedBlocks) * shape.blockFLOPs - Double(indicatorCalls) * shape.blockModulationFLOPs
     }
 }
 
@@ -96,13 +116,16 @@ public struct DiTGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (nil: none).
     public var caching: DiTCaching?
-    /// ToMe-SD inside the blocks (nil: none; not together with `caching`).
+    /// ToMe-SD inside the blocks (nil: none; not together with `caching` or `stepCaching`).
     public var tokenMerging: DiTTokenMergingSettings?
+    /// Whole-block caching across calls (TeaCache, Δ-DiT, or calibration recording); not with `caching`.
+    public var stepCaching: DiTStepCache.Policy?
 
     public init(classLabel: Int, steps: Int = 50, guidance: Double = 4, seed: UInt64 = 0, noise: Tensor? = nil, scheduler: String? = nil,
-                caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil) {
+                caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil, stepCaching: DiTStepCache.Policy? = nil) {
         self.caching = caching
         self.tokenMerging = tokenMerging
+        self.stepCaching = stepCaching
         self.classLabel = classLabel
         self.steps = steps
         self.guidance = guidance
@@ -132,6 +155,8 @@ public struct DiffusionGenerationResult: Sendable {
     public let cacheMethod: String?
     /// What ToMe-SD merged and saved; nil without it.
     public var tokenMerging: DiTTokenMergingReport? = nil
+    /// TeaCache's / Δ-DiT's per-call record (nil without a step cache).
+    public var stepCache: DiffusionStepCacheReport? = nil
 }
 
 /// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).

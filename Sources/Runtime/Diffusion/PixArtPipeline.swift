@@ -49,16 +49,21 @@ public final class PixArtPipeline: @unchecked Sendable {
             throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
         }
         let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
+        if merging != nil, options.stepCaching != nil {
+            throw ModelError("tomesd cannot run together with step caching (TeaCache, Δ-DiT): a skipped block's cached residual would mix merged and unmerged rows")
+        }
+        let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
+                                                      calls: scheduler.timesteps.count, layers: c.layers)
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
             if guided, let negative = options.captions.negative {
                 let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
-                                          masks: [negative.mask, positive.mask], cache: cache, merging: merging)
+                                          masks: [negative.mask, positive.mask], cache: cache, merging: merging, stepCache: stepCache)
                 let uncond = try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 let text = try DiffusionSampling.noiseChannels(out[1], channels: c.inChannels, learnedSigma: c.learnedSigma)
                 return try DiffusionSampling.guide(cond: text, uncond: uncond, scale: Float(options.guidance))
             }
             let out = try transformer([input], timesteps: [t], captions: [positive.embeddings], masks: [positive.mask], cache: cache,
-                                      merging: merging)
+                                      merging: merging, stepCache: stepCache)
             return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
         }
         let vaeStart = Date()
@@ -70,12 +75,14 @@ public final class PixArtPipeline: @unchecked Sendable {
         let flops = shape.callFLOPs(batch: batch)
         let mergingReport = merging.map { DiTTokenMergingReport($0, width: c.width, batch: batch, captionTokens: positive.embeddings.shape[0]) }
         let total = shape.runFLOPs(batch: batch, calls: stepSeconds.count, fractions: cache?.rowFractions)
+            - Double(batch) * Double(stepCache?.skippedBlocks ?? 0) * shape.blockFLOPs
             - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0)
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                          transformerFLOPsPerStep: flops, transformerFLOPsTotal: total,
-                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method, tokenMerging: mergingReport)
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                         tokenMerging: mergingReport, stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
     /// FLOPs of one uncached transformer call, in `DiffusionFlopsShape`'s convention (linear layers,
@@ -147,13 +154,17 @@ public struct PixArtGenerationOptions: Sendable {
     public var scheduler: String?
     /// Feature caching inside the blocks (modules attn, cross-attn, mlp); nil: none.
     public var caching: DiTCaching?
-    /// ToMe-SD inside the blocks (nil: none; not together with `caching`).
+    /// ToMe-SD inside the blocks (nil: none; not together with `caching` or `stepCaching`).
     public var tokenMerging: DiTTokenMergingSettings?
+    /// Whole-block caching across calls (TeaCache, Δ-DiT, or calibration recording); not with `caching`.
+    public var stepCaching: DiTStepCache.Policy?
 
     public init(captions: PromptEmbeddings, steps: Int = 20, guidance: Double = 4.5, seed: UInt64 = 0, noise: Tensor? = nil,
-                scheduler: String? = nil, caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil) {
+                scheduler: String? = nil, caching: DiTCaching? = nil, tokenMerging: DiTTokenMergingSettings? = nil,
+                stepCaching: DiTStepCache.Policy? = nil) {
         self.caching = caching
         self.tokenMerging = tokenMerging
+        self.stepCaching = stepCaching
         self.captions = captions
         self.steps = steps
         self.guidance = guidance
