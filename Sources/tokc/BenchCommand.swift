@@ -173,21 +173,39 @@ extension BenchCommand {
         o.methods = try methods.map { list in
             try list.split(separator: ",").map { try BenchDiffusion.MethodSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
         }
-        let result = try BenchDiffusion.run(o, candidates: ScheduleCommand.supported, caching: { spec, steps, layers, tokens in
-            let caching = try GenerateCommand.caching(method: spec.name, steps: steps, layers: layers, interval: spec.interval,
-                                                      ratio: spec.ratio, family: nil, tokens: tokens, params: spec.params)
-            // The settings line tokc schedule prints for the same options.
-            let name = spec.name.lowercased()
-            let options = try ScheduleOptions(steps: steps, interval: spec.interval, layers: layers, ratio: spec.ratio, scheduler: nil,
-                                              model: nil, tokens: name == "toca" ? tokens : nil, params: spec.params)
-            let settings = try ScheduleCommand.builders[name].map { try $0(options).settings } ?? spec.description
-            return (caching, settings)
-        }, log: printError)
+        // The candidates: every method tokc generate --method runs in the sampler (module caching, step
+        // caching, the catalog's in-block methods); delta-dit and delta_dit are one method.
+        let candidates = (StepCachingOptions.methods + ScheduleCommand.supported + MethodCatalog.diffusionMethods)
+            .map { $0.lowercased().replacingOccurrences(of: "-", with: "_") }
+        let result = try BenchDiffusion.run(o, candidates: candidates, caching: Self.samplerMethod, log: printError)
         try BenchDiffusionOutput.write(result, to: out)
         print(BenchDiffusionOutput.markdown(result), terminator: "")
         fflush(stdout)
         let failed = result.rows.filter { $0.error != nil }.count
         printError("\(result.rows.count) rows, \(failed) failed; results in \(out)/ (diffusion.md, results.csv, results.json, grid.png)")
         return result.outcome
+    }
+}
+
+extension BenchCommand {
+    /// One method as `tokc generate --method NAME` builds it for the sampler, with its settings in words.
+    static func samplerMethod(_ spec: BenchDiffusion.MethodSpec, steps: Int, layers: Int, tokens: Int) throws -> BenchDiffusion.SamplerMethod {
+        let name = spec.name.lowercased().replacingOccurrences(of: "-", with: "_")
+        if StepCachingOptions.methods.contains(name) {
+            let policy = try StepCachingOptions.policy(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params)
+            return .init(stepCaching: policy, settings: spec.description == spec.name ? "default" : spec.description)
+        }
+        if let setting = try GenerateCommand.catalogSetting(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params) {
+            switch setting {
+            case .tokenMerging(let s): return .init(tokenMerging: s, settings: spec.description == spec.name ? "default" : spec.description)
+            }
+        }
+        let caching = try GenerateCommand.caching(method: name, steps: steps, layers: layers, interval: spec.interval,
+                                                  ratio: spec.ratio, family: nil, tokens: tokens, params: spec.params)
+        // The settings line tokc schedule prints for the same options.
+        let options = try ScheduleOptions(steps: steps, interval: spec.interval, layers: layers, ratio: spec.ratio, scheduler: nil,
+                                          model: nil, tokens: name == "toca" ? tokens : nil, params: spec.params)
+        let settings = try ScheduleCommand.builders[name].map { try $0(options).settings } ?? spec.description
+        return .init(caching: caching, settings: settings)
     }
 }

@@ -9,9 +9,10 @@ import Tensors
 /// Rows: the uncached sampler, "fewer steps" (the honest baseline: the same sampler with a fraction of
 /// the steps and no cache), and every caching method the sampler runs, at its paper's default setting
 /// (or the settings given). Which methods the sampler runs is not listed here: each candidate
-/// (`tokc schedule`'s list) is built by the sampler's own factory and checked by `DiTFeatureCache`
-/// against the model, so a method joins the table as soon as the sampler accepts it; the others are
-/// named in the notes with the reason. Every row samples the same classes from the same noise (seed
+/// (`tokc schedule`'s caching methods, the step caches, the catalog's in-block diffusion methods) is
+/// built by the sampler's own factory (`tokc generate --method`'s) and module schedules are checked by
+/// `DiTFeatureCache` against the model, so a method joins the table as soon as the sampler accepts it;
+/// the others are named in the notes with the reason. Every row samples the same classes from the same noise (seed
 /// per sample), so each cached image has its uncached twin for PSNR/SSIM.
 public enum BenchDiffusion {
     public static let taskAlias = "diffusion"
@@ -65,9 +66,25 @@ public enum BenchDiffusion {
         }
     }
 
-    /// Builds a method's schedule for a model the way `tokc generate --method` does, with the settings
-    /// it resolved to in words (`tokc schedule`'s line, e.g. "S=50, N=3, 28 layers").
-    public typealias CachingFactory = (_ spec: MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> (caching: DiTCaching, settings: String)
+    /// What one method contributes to a sampling run, as the pipeline's options take it: a module schedule
+    /// (FORA, ToCa, TaylorSeer, …), a step cache (TeaCache, Δ-DiT) or token merging (ToMe-SD).
+    public struct SamplerMethod: Sendable {
+        public var caching: DiTCaching?
+        public var stepCaching: DiTStepCache.Policy?
+        public var tokenMerging: DiTTokenMergingSettings?
+        /// The settings it resolved to, in words (e.g. `tokc schedule`'s line "S=50, N=3, 28 layers").
+        public var settings: String
+        public init(caching: DiTCaching? = nil, stepCaching: DiTStepCache.Policy? = nil, tokenMerging: DiTTokenMergingSettings? = nil,
+                    settings: String) {
+            self.caching = caching
+            self.stepCaching = stepCaching
+            self.tokenMerging = tokenMerging
+            self.settings = settings
+        }
+    }
+
+    /// Builds a method for a model the way `tokc generate --method` does.
+    public typealias CachingFactory = (_ spec: MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> SamplerMethod
 
     public struct Options: Sendable {
         public var model: String
@@ -160,17 +177,19 @@ public enum BenchDiffusion {
         log("real images: \(real.count) from \(o.realTask)")
 
         // Rows to run.
-        var plan: [(name: String, setting: String, steps: Int, caching: DiTCaching?)] = [("uncached", "", o.steps, nil)]
+        var plan: [(name: String, setting: String, steps: Int, method: SamplerMethod?)] = [("uncached", "", o.steps, nil)]
         let fewer = max(1, Int((Double(o.steps) * o.fewerSteps).rounded()))
         plan.append(("fewer steps", "\(fewer) of \(o.steps) steps", fewer, nil))
-        let specs = o.methods ?? candidates.map { MethodSpec(name: $0) }
+        var seen: Set<String> = []
+        let specs = o.methods ?? candidates.map { $0.lowercased() }.filter { seen.insert($0).inserted }.map { MethodSpec(name: $0) }
         var failedPlans: [Row] = []
         for spec in specs {
             do {
-                let (c, settings) = try caching(spec, o.steps, config.layers, config.tokenCount)
-                _ = try DiTFeatureCache(method: c.method, schedule: c.schedule, layers: config.layers,
-                                        taylorSeer: c.taylorSeer, toca: c.toca)
-                plan.append((spec.name, settings, o.steps, c))
+                let m = try caching(spec, o.steps, config.layers, config.tokenCount)
+                if let c = m.caching {
+                    _ = try DiTFeatureCache(method: c.method, schedule: c.schedule, layers: config.layers, taylorSeer: c.taylorSeer, toca: c.toca)
+                }
+                plan.append((spec.name, m.settings, o.steps, m))
             } catch {
                 if o.methods == nil {
                     notes.append("\(spec.name): not runnable in this sampler at its default setting (\(error))")
@@ -182,16 +201,20 @@ public enum BenchDiffusion {
             }
         }
 
+        // One untimed uncached run first: the first row would otherwise pay the process's cold start
+        // (page faults of the mapped weights, BLAS thread start) and inflate every measured speedup.
+        _ = try generate(pipeline, o, sample: 0, classes: classes, steps: o.steps, method: nil)
         var rows: [Row] = []
         for entry in plan {
             log("\(entry.name) \(entry.setting): \(o.samples) samples × \(entry.steps) steps")
             var row = Row(name: entry.name, setting: entry.setting, steps: entry.steps)
             do {
-                for _ in 0..<o.warmup { _ = try generate(pipeline, o, sample: 0, classes: classes, steps: entry.steps, caching: entry.caching) }
+                for _ in 0..<o.warmup { _ = try generate(pipeline, o, sample: 0, classes: classes, steps: entry.steps, method: entry.method) }
                 MemoryAccounting.resetPeak()
                 var flops = 0.0
                 for i in 0..<o.samples {
-                    let r = try generate(pipeline, o, sample: i, classes: classes, steps: entry.steps, caching: entry.caching)
+                    let r = try generate(pipeline, o, sample: i, classes: classes, steps: entry.steps, method: entry.method)
+                    if i == 0, let reason = r.tokenMerging?.noOpReason { notes.append("\(entry.name): merged nothing (explicit no-op): \(reason)") }
                     row.samplingSeconds += r.stepSeconds.reduce(0, +)
                     row.vaeSeconds += r.vaeSeconds
                     flops += r.transformerFLOPsTotal
@@ -239,9 +262,10 @@ public enum BenchDiffusion {
     }
 
     static func generate(_ pipeline: DiTPipeline, _ o: Options, sample i: Int, classes: Int, steps: Int,
-                         caching: DiTCaching?) throws -> DiffusionGenerationResult {
-        try pipeline.generate(DiTGenerationOptions(classLabel: i % classes, steps: steps, guidance: o.guidance,
-                                                   seed: o.seed &+ UInt64(i), caching: caching))
+                         method: SamplerMethod?) throws -> DiffusionGenerationResult {
+        try pipeline.generate(DiTGenerationOptions(classLabel: i % classes, steps: steps, guidance: o.guidance, seed: o.seed &+ UInt64(i),
+                                                   caching: method?.caching, tokenMerging: method?.tokenMerging,
+                                                   stepCaching: method?.stepCaching))
     }
 
     /// Classifier features of the real images (the first `realLimit` lines with an `image`).
