@@ -51,7 +51,8 @@ public final class DiTTransformer: @unchecked Sendable {
     /// class label per sample (label `config.nullClass` = unconditional); returns each sample's
     /// `[outChannels, sampleSize, sampleSize]` prediction (noise, then the learned variance channels).
     /// With `cache`, each block's attention and MLP follow its schedule for this call (compute and
-    /// store, or reuse); without, everything computes (the same arithmetic as an all-compute schedule).
+    /// store, reuse, partial, forecast, or skip the block); without, everything computes (the same
+    /// arithmetic as an all-compute schedule).
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil) throws -> [Tensor] {
         let c = config, b = latents.count
         guard b > 0, timesteps.count == b, classes.count == b else {
@@ -66,12 +67,17 @@ public final class DiTTransformer: @unchecked Sendable {
         var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
         var firstConditioning: Tensor?
-        try cache?.beginCall(layers: blocks.count)
+        try cache?.beginCall(layers: blocks.count, samples: b)
         for (layer, block) in blocks.enumerated() {
+            // DuCa's aggressive steps skip whole blocks (block 0's conditioning still feeds the final layer).
+            let skipped = cache?.skipsBlock(layer: layer) ?? false
+            guard !skipped || firstConditioning == nil else { continue }
             let cond = try block.conditioning(timestepFeatures: features, classes: classes, store: store)
             if firstConditioning == nil { firstConditioning = cond }
+            if skipped { continue }
             h = try forward(block, layer: layer, h, conditioning: cond, samples: b, cache: cache)
         }
+        if let cache { h = try cache.finishBlocks(h, samples: b) }
         // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
         let shiftScale = try finalModulation(firstConditioning!.silu(), store: store)
         let shift = try shiftScale.columns(0..<c.width), scale = try shiftScale.columns(c.width..<(2 * c.width))
@@ -109,7 +115,7 @@ public final class DiTTransformer: @unchecked Sendable {
             try $0.output(layer: layer, module: 0, input: current, samples: b, compute: computeAttention,
                           computeRows: { _, _ in throw ModelError("DiT: self-attention is never computed token-wise") })
         } ?? computeAttention()
-        h.addGated(attnOut, gate: m.gateMSA, samples: b)
+        h.addGated(attnOut, gate: cache?.gate(layer: layer, module: 0, current: m.gateMSA) ?? m.gateMSA, samples: b)
 
         let afterAttention = h
         let computeMLP = { [self] () throws -> Tensor in
@@ -132,7 +138,7 @@ public final class DiTTransformer: @unchecked Sendable {
         let mlpOut = try cache.map {
             try $0.output(layer: layer, module: 1, input: afterAttention, samples: b, compute: computeMLP, computeRows: computeMLPRows)
         } ?? computeMLP()
-        h.addGated(mlpOut, gate: m.gateMLP, samples: b)
+        h.addGated(mlpOut, gate: cache?.gate(layer: layer, module: 1, current: m.gateMLP) ?? m.gateMLP, samples: b)
         return h
     }
 

@@ -258,6 +258,35 @@ public struct PAB {
         return try raw.multiplyingRowVector(gate)
     }
 
+    /// Cache schedule of an image transformer (DiT, PixArt-α): one block per layer whose self-attention
+    /// follows the SPATIAL rule, cross-attention (when the model has it) the cross rule and the MLP the
+    /// spatial MLP rule — a VideoSys spatial block without its temporal partner. `timesteps` are the
+    /// integer timesteps the blocks see, one per sampler call. Modules: `attn, cross-attn, mlp`
+    /// (PixArt-α) or `attn, mlp` (DiT); a model without cross-attention still advances the cross
+    /// counter, which decides nothing there.
+    public static func imageSchedule(timesteps: [Int], layers: Int, crossAttention: Bool,
+                                     parameters: Parameters) throws -> CacheSchedule {
+        try parameters.validate()
+        guard !timesteps.isEmpty, layers >= 1 else {
+            throw CompressionError.invalidParameter("PAB schedule needs ≥ 1 timestep and layer, got \(timesteps.count), \(layers)")
+        }
+        var blocks = try (0..<layers).map { try BlockCache(block: $0, temporal: false, steps: timesteps.count) }
+        let one = Tensor(zeros: [1, 1])
+        var actions: [[[CacheAction]]] = []
+        for t in timesteps {
+            var row: [[CacheAction]] = []
+            for d in 0..<layers {
+                let s = try blocks[d].forward(one, timestep: t, allTimesteps: timesteps, gateMSA: Tensor(zeros: [1]),
+                                              gateMLP: Tensor(zeros: [1]), parameters: parameters,
+                                              attention: { _ in one }, crossAttention: { _ in one }, mlp: { _ in one })
+                let used = crossAttention ? [s.attentionComputed, s.crossComputed, s.mlpComputed] : [s.attentionComputed, s.mlpComputed]
+                row.append(used.map { $0 ? CacheAction.compute : .reuse })
+            }
+            actions.append(row)
+        }
+        return CacheSchedule(moduleNames: crossAttention ? ["attn", "cross-attn", "mlp"] : ["attn", "mlp"], actions: actions)
+    }
+
     /// Cache schedule over a run with the given block timesteps (one entry per call, descending), for
     /// `layers` (spatial, temporal) block pairs. Modules: `spatial-attn, spatial-cross, spatial-mlp,
     /// temporal-attn, temporal-cross, temporal-mlp`.
