@@ -72,11 +72,12 @@ import TokenCompression
             let outA = try model([x], timesteps: t, classes: [3], cache: a)
             // Same history, a different latent at the aggressive call and the one after it.
             let outB = try model([call >= aggressive ? other : x], timesteps: t, classes: [3], cache: b)
-            if call < aggressive { #expect(outA[0].values == outB[0].values) }
+            let same = outA[0].values == outB[0].values
+            if call < aggressive { #expect(same) }
             // Every block skipped: the output depends only on the last block's stored output and t.
-            if call == aggressive { #expect(outA[0].values == outB[0].values) }
+            if call == aggressive { #expect(same, "the aggressive call read its input") }
             // The next (non-aggressive) call reads its input again.
-            if call == aggressive + 1 { #expect(outA[0].values != outB[0].values) }
+            if call == aggressive + 1 { #expect(!same) }
         }
     }
 
@@ -156,9 +157,11 @@ import TokenCompression
         // Call 1 reuses call 0's attention. Same timestep: the old gate is the current one, both rules agree
         // bit for bit; another timestep: PAB keeps the old gate, FORA's rule takes the new one.
         let same = try outputs([700, 700])
-        #expect(same.pab == same.plain)
+        let agree = same.pab == same.plain
+        #expect(agree, "PAB and FORA reuse differ at one timestep")
         let moved = try outputs([700, 500])
-        #expect(moved.pab != moved.plain)
+        let differ = moved.pab != moved.plain
+        #expect(differ, "PAB reused with the new gate")
     }
 }
 
