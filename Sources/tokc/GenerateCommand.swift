@@ -153,6 +153,7 @@ struct GenerateCommand: ParsableCommand {
                     "transformer_tflops_uncached": .number(result.transformerFLOPsPerStep * Double(steps) / 1e12),
                     "transformer_tflops_run": .number(result.transformerFLOPsTotal / 1e12),
                     "cache_method": result.cacheMethod.map { .string($0) } ?? .null,
+                    "cache_call_batches": result.cacheCallBatches.map { .array($0.map { .number(Double($0)) }) } ?? .null,
                     "cache_decisions": result.cacheDecisions.map { calls in
                         .array(calls.map { call in .string(call.map { String($0.map(\.code)) }.joined(separator: " ")) })
                     } ?? .null,

@@ -66,7 +66,7 @@ public final class DiTPipeline: @unchecked Sendable {
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
                                    transformerFLOPsTotal: DiffusionSampling.runFLOPs(calls: stepSeconds.count, batch: guided ? 2 : 1, cache: cache,
                                                                                      perCall: transformerFLOPs(batch:), moduleCosts: moduleCosts()),
-                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                   cacheDecisions: cache?.executed, cacheMethod: cache?.method, cacheCallBatches: cache?.callSamples)
     }
 
     /// Multiply-adds × 2 of one transformer call on `batch` samples (linear layers, attention scores
@@ -133,6 +133,8 @@ public struct DiffusionGenerationResult: Sendable {
     /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
     public let cacheDecisions: [[[CacheAction]]]?
     public let cacheMethod: String?
+    /// Batch rows of each transformer call with caching (T-GATE drops to one row after its gate).
+    public var cacheCallBatches: [Int]? = nil
 }
 
 /// A caching method's schedule to run inside the sampler (e.g. `FORA.schedule(...)`).

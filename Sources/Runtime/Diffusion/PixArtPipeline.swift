@@ -81,7 +81,7 @@ public final class PixArtPipeline: @unchecked Sendable {
                                          scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                          transformerFLOPsPerStep: flops, transformerFLOPsTotal: total,
-                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method)
+                                         cacheDecisions: cache?.executed, cacheMethod: cache?.method, cacheCallBatches: cache?.callSamples)
     }
 
     /// The three modules' FLOPs per sample (attention, cross-attention with its caption K/V, MLP).
