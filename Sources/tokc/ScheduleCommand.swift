@@ -37,7 +37,8 @@ struct ScheduleCommand: ParsableCommand {
                 rectified-flow grid 1000·(1 − i/S); give the sampler's
                 real ones with --param timesteps=t0,t1,...
                 --param spatial=LO,HI,RANGE (temporal=, cross=; RANGE 0
-                = off), mlp=off or mlp=T1,T2,..., mlp-blocks=, mlp-skip=.
+                = off), mlp=off or mlp=T1,T2,..., mlp-blocks=, mlp-skip=,
+                reuse-gate=computing (VideoSys) | current (diffusers).
                 --model DiT / PixArt: image blocks (self-attention by the
                 spatial rule, cross-attention by the cross rule, MLP).
           teacache  FLUX, 28 steps, --param threshold=0.6 (the paper's
@@ -245,7 +246,8 @@ struct ScheduleCommand: ParsableCommand {
 
     /// PAB's parameters: the Open-Sora defaults, changed by `--param spatial=LO,HI,RANGE` (and `temporal=`,
     /// `cross=`; RANGE 0 turns that kind off), `mlp=off` or `mlp=T1,T2,...` (the MLP broadcast timesteps),
-    /// `mlp-blocks=0,1,...` and `mlp-skip=K`. Shared with `tokc generate --method pab`.
+    /// `mlp-blocks=0,1,...`, `mlp-skip=K` and `reuse-gate=computing|current` (the gate of a reused term:
+    /// VideoSys's or diffusers'; no effect on the schedule). Shared with `tokc generate --method pab`.
     static func pabParameters(_ o: ScheduleOptions, temporal: Bool) throws -> PAB.Parameters {
         var p = try PAB.Parameters.openSora()
         func broadcast(_ key: String) throws -> PAB.Broadcast?? {
@@ -266,6 +268,10 @@ struct ScheduleCommand: ParsableCommand {
         }
         if let b = try o.ints("mlp-blocks") { blocks = b }
         if let k = try o.int("mlp-skip") { skip = k }
+        if let g = o.string("reuse-gate") {
+            guard let rule = PAB.ReuseGate(rawValue: g) else { throw ValidationError("--param reuse-gate must be computing (VideoSys) or current (diffusers), got '\(g)'") }
+            p.reuseGate = rule
+        }
         p.mlpSpatial = PAB.rules(timesteps, blocks: blocks, skipCount: skip)
         p.mlpTemporal = p.mlpSpatial
         try p.validate()

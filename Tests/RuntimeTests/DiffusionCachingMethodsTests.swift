@@ -255,3 +255,50 @@ import TokenCompression
         }
     }
 }
+
+/// PAB against diffusers' own hooks (`apply_pyramid_attention_broadcast`, tools/fixtures/make_pab_fixtures.py):
+/// self-attention range 2 and cross-attention range 3 in (50, 950), no MLP broadcast, reused outputs gated by the
+/// current gate (`reuseGate = .current`). The modules diffusers ran are the ones the schedule computes, and the
+/// final latents agree.
+@Suite struct DiffusionPABParityTests {
+    static func parameters(_ gate: PAB.ReuseGate, cross: Bool) throws -> PAB.Parameters {
+        var p = try PAB.Parameters(spatial: PAB.Broadcast(lower: 50, upper: 950, range: 2), temporal: nil,
+                                   cross: cross ? PAB.Broadcast(lower: 50, upper: 950, range: 3) : nil,
+                                   mlpBroadcast: false, mlpSpatial: [], mlpTemporal: [])
+        p.reuseGate = gate
+        return p
+    }
+
+    static func check(folder: String, cross: Bool, run: (DiTCaching) throws -> DiffusionGenerationResult) throws {
+        let ref = try SafetensorsFile(path: folder + "/pab_reference.safetensors")
+        let timesteps = try ref.integers("timesteps").map { Int($0) }
+        let computed = try ref.integers("computed").map { Int($0) }
+        func caching(_ gate: PAB.ReuseGate) throws -> DiTCaching {
+            let p = try parameters(gate, cross: cross)
+            return DiTCaching(method: "pab", schedule: try PAB.imageSchedule(timesteps: timesteps, layers: 2, crossAttention: cross, parameters: p), pab: p)
+        }
+        let current = try caching(.current)
+        // diffusers' log [call][layer][attn1 (, attn2)] against the schedule's attention columns.
+        let attentionColumns = current.schedule.actions.flatMap { $0.flatMap { cross ? [$0[0], $0[1]] : [$0[0]] } }
+        #expect(attentionColumns.map { $0 == .compute ? 1 : 0 } == computed)
+        #expect(attentionColumns.contains(.reuse))
+        let result = try run(current)
+        #expect(result.timesteps.map { Int($0) } == timesteps)
+        #expect(result.cacheDecisions == current.schedule.actions)
+        let expected = try ref.tensor("latents")
+        let err = zip(result.latents.values, expected.values).map { abs($0 - $1) }.max()! / expected.values.map(abs).max()!
+        #expect(err < 1e-4, "latents relative error \(err)")
+        // VideoSys's rule (the computing call's gate) is a different run.
+        let videoSys = try run(try caching(.computing))
+        let gap = zip(videoSys.latents.values, expected.values).map { abs($0 - $1) }.max()! / expected.values.map(abs).max()!
+        #expect(gap > 1e-3, "VideoSys's gate rule should differ from diffusers' (gap \(gap))")
+    }
+
+    @Test func ditMatchesDiffusers() throws {
+        try Self.check(folder: DiffusionPipelineTests.folder, cross: false) { try DiffusionCachingTests.run($0) }
+    }
+
+    @Test func pixArtMatchesDiffusers() throws {
+        try Self.check(folder: DiffusionPixArtPipelineTests.folder, cross: true) { try DiffusionPixArtCachingTests.run($0) }
+    }
+}

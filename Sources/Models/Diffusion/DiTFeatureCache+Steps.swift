@@ -76,7 +76,7 @@ extension DiTFeatureCache {
                 throw ModelError("\(method): call \(call), layer \(layer): '\(name)' was stored for \(rows) batch row(s), this call has \(samples)")
             }
         }
-        if case .pab(_, let timesteps) = policy {
+        if case .pab(let p, let timesteps) = policy {
             if name == "mlp" {
                 guard case .reuse(let key, let last) = try pabMLPDecision(layer: layer), let entry = pabMLP[layer]?[key] else { throw missing() }
                 try checked(pabMLPSamples[layer]?[key] ?? 0)
@@ -85,10 +85,12 @@ extension DiTFeatureCache {
             }
             guard let out = stored[layer]?[module] ?? nil else { throw missing() }
             try checked(storedSamples[layer]?[module] ?? 0)
-            guard name == "cross-attn" || (storedGates[layer]?[module] ?? nil) != nil else {
+            // The computing call's gate (VideoSys); none for the ungated cross-attention or with diffusers' rule.
+            guard name != "cross-attn", p.reuseGate == .computing else { return (out, nil) }
+            guard let gate = storedGates[layer]?[module] ?? nil else {
                 throw ModelError("\(method): call \(call), layer \(layer): '\(name)' has no stored gate")
             }
-            return (out, name == "cross-attn" ? nil : storedGates[layer]?[module] ?? nil)
+            return (out, gate)
         }
         guard let out = stored[layer]?[module] ?? nil else { throw missing() }
         try checked(storedSamples[layer]?[module] ?? 0)

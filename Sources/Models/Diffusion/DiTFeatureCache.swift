@@ -15,8 +15,9 @@ import TokenCompression
 ///   DuCa's aggressive steps `skip` whole blocks and the last block's output of the previous call
 ///   replaces the hidden state (`finishBlocks`).
 /// - PAB: reuse hands back the GATED term of the call that computed it (VideoSys stores
-///   `gate · attn(x)`), so `gate(layer:module:current:)` returns that call's gate; MLP outputs are
-///   stored per broadcast timestep, as `pab_mgr` keys them.
+///   `gate · attn(x)`), so `gate(layer:module:current:)` returns that call's gate (with
+///   `reuseGate == .current`, diffusers' hooks, the current one); MLP outputs are stored per
+///   broadcast timestep, as `pab_mgr` keys them.
 /// - T-GATE: its schedule covers self- and cross-attention only (the MLP always runs); the gate step
 ///   stores the mean of the two CFG halves, which the later single-row calls reuse.
 /// `executed` logs what really ran, in the schedule's module layout, for comparison with the schedule.
@@ -170,7 +171,7 @@ public final class DiTFeatureCache: @unchecked Sendable {
     /// The gate to apply to the module's output: the current one, except after a PAB reuse, which
     /// hands back the gated term of the call that computed it (so that call's gate).
     func gate(layer: Int, module: Int, current: Tensor) -> Tensor {
-        guard case .pab = policy else { return current }
+        guard case .pab(let p, _) = policy, p.reuseGate == .computing else { return current }
         if let old = reusedNow[layer]?[module] ?? nil { return old }
         var gates = storedGates[layer] ?? Array(repeating: nil, count: moduleNames.count)
         gates[module] = current
