@@ -30,6 +30,21 @@ public enum DiffusionSampling {
         return (x, seconds)
     }
 
+    /// Transformer FLOPs of a run of `calls` calls on `batch` rows (`perCall(batch)` each), less what
+    /// the cache's modules did not spend: per call, its batch rows × Σ over layers and modules of
+    /// `(1 − rows computed) · moduleCosts[module]` (per sample). Calls with a smaller batch (T-GATE after
+    /// its gate) are counted at their own batch.
+    static func runFLOPs(calls: Int, batch: Int, cache: DiTFeatureCache?, perCall: (Int) -> Double, moduleCosts: [Double]) -> Double {
+        guard let cache else { return perCall(batch) * Double(calls) }
+        var counts: [Int: Int] = [:]
+        for s in cache.callSamples { counts[s, default: 0] += 1 }
+        let full = counts.keys.sorted().reduce(0.0) { $0 + perCall($1) * Double(counts[$1]!) }
+        let saved = zip(cache.rowFractions, cache.callSamples).reduce(0.0) { sum, call in
+            sum + Double(call.1) * call.0.reduce(0.0) { s, layer in s + zip(layer, moduleCosts).reduce(0.0) { $0 + (1 - $1.0) * $1.1 } }
+        }
+        return full - saved
+    }
+
     /// The first `channels` channels of a `[C', H, W]` output (all of it when there is no learned sigma).
     static func noiseChannels(_ output: Tensor, channels: Int, learnedSigma: Bool) throws -> Tensor {
         guard learnedSigma else { return output }
