@@ -26,9 +26,11 @@ struct GenerateCommand: ParsableCommand {
 
         --method runs a caching method inside the sampler from the same schedule
         `tokc schedule` prints for these settings (steps = --steps, layers = the
-        model's blocks; --interval and --param as there). Methods whose schedule is
-        compute/reuse only (fora) run; partial, forecast and skip actions are
-        refused for now.
+        model's blocks; --interval, --ratio and --param as there): fora,
+        taylorseer, toca (partial steps on DiT), duca (DiT: conservative partial
+        steps and aggressive whole-network skips), pab (DiT and PixArt-α; its
+        timestep windows read the sampler's timesteps), tgate (PixArt-α; guidance
+        is dropped after the gate step, as its pipeline does).
 
         --method tomesd runs ToMe for Stable Diffusion inside every block (merge
         before self-attention, unmerge after; --param merge_crossattn=1 / merge_mlp=1
@@ -86,13 +88,13 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print timings, FLOPs and the sampler's timesteps as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Method inside the sampler: caching (fora, toca, taylorseer, teacache, delta_dit) or token merging (tomesd).")
+    @Option(name: .long, help: "Method inside the sampler: caching (fora, toca, duca, taylorseer, pab, tgate, teacache, delta_dit) or token merging (tomesd).")
     var method: String?
 
     @Option(name: .long, help: "The caching method's interval N (as in tokc schedule).")
     var interval: Int?
 
-    @Option(name: .long, help: "The caching method's base fresh ratio r0 (toca; 0 = reuse only, FORA behaviour).")
+    @Option(name: .long, help: "The caching method's base fresh ratio r0 (toca, duca; toca 0 = reuse only, FORA behaviour).")
     var ratio: Double?
 
     @Option(name: .long, help: "Method setting NAME=VALUE (repeatable; caching methods as in tokc schedule, tomesd as its apply_patch).")
@@ -135,7 +137,8 @@ struct GenerateCommand: ParsableCommand {
                 loadSeconds = Date().timeIntervalSince(loadStart)
                 let caching = try (setting == nil ? moduleMethod : nil).map {
                     try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
-                                     family: "PixArt", tokens: pipeline.transformer.config.tokenCount, params: param)
+                                     family: "PixArt", tokens: pipeline.transformer.config.tokenCount, params: param,
+                                     timesteps: { try Self.timesteps(pipeline.schedulerConfig, scheduler, steps) })
                 }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
                                                                        noise: noiseTensor, scheduler: scheduler, caching: caching,
@@ -145,7 +148,8 @@ struct GenerateCommand: ParsableCommand {
                 loadSeconds = Date().timeIntervalSince(loadStart)
                 let caching = try (setting == nil ? moduleMethod : nil).map {
                     try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
-                                     family: nil, tokens: pipeline.transformer.config.tokenCount, params: param)
+                                     family: nil, tokens: pipeline.transformer.config.tokenCount, params: param,
+                                     timesteps: { try Self.timesteps(pipeline.schedulerConfig, scheduler, steps) })
                 }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
                                                                     seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching,
@@ -190,6 +194,7 @@ struct GenerateCommand: ParsableCommand {
                     "transformer_tflops_uncached": .number(result.transformerFLOPsPerStep * Double(steps) / 1e12),
                     "transformer_tflops_run": .number(result.transformerFLOPsTotal / 1e12),
                     "cache_method": result.cacheMethod.map { .string($0) } ?? .null,
+                    "cache_call_batches": result.cacheCallBatches.map { .array($0.map { .number(Double($0)) }) } ?? .null,
                     "cache_decisions": result.cacheDecisions.map { calls in
                         .array(calls.map { call in .string(call.map { String($0.map(\.code)) }.joined(separator: " ")) })
                     } ?? .null,
@@ -273,19 +278,39 @@ struct GenerateCommand: ParsableCommand {
         return .object(fields)
     }
 
+    /// The sampler's timesteps for these settings (PAB's windows are in timesteps).
+    static func timesteps(_ config: DiffusersConfigFile, _ className: String?, _ steps: Int) throws -> [Float] {
+        var scheduler = try DiffusionSchedulers.make(config: config, className: className)
+        try scheduler.setTimesteps(steps)
+        return scheduler.timesteps
+    }
+
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.
-    /// `family` is the code family of the methods that have several (toca, duca: "PixArt" for PixArt-α).
+    /// `family` is the code family of the methods that have several (toca, pab: "PixArt" for PixArt-α;
+    /// nil: DiT). PAB reads the sampler's `timesteps` unless `--param timesteps` gives them.
     static func caching(method: String, steps: Int, layers: Int, interval: Int?, ratio: Double?, family: String?,
-                        tokens: Int, params: [String]) throws -> DiTCaching {
+                        tokens: Int, params: [String], timesteps: () throws -> [Float] = { [] }) throws -> DiTCaching {
         let name = method.lowercased()
         guard let build = ScheduleCommand.builders[name] else {
             throw ModelError("unknown caching method '\(method)'; supported by tokc schedule: \(ScheduleCommand.supported.joined(separator: ", "))")
         }
+        var params = params
+        if name == "pab", try !MethodParameters.parse(params).values.keys.contains("timesteps") {
+            params.append("timesteps=" + (try timesteps()).map { String(Int($0)) }.joined(separator: ","))
+        }
+        if name == "tgate", family != "PixArt" {
+            throw ModelError("tgate freezes cross-attention, which DiT (class-conditional) does not have; run it on a PixArt-α pipeline")
+        }
+        if name == "duca", family == "PixArt" {
+            throw ModelError("duca runs on DiT only for now (its PixArt-α partial steps need ToCa's cross-attention path, not wired yet)")
+        }
+        let model: String? = name == "toca" ? family : name == "pab" ? (family ?? "DiT") : nil
         let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: ratio, scheduler: nil,
-                                          model: name == "toca" ? family : nil, tokens: name == "toca" ? tokens : nil, params: params)
+                                          model: model, tokens: ["toca", "duca"].contains(name) ? tokens : nil, params: params)
         let built = try build(options)
         try options.rejectUnused(method: name)
-        if name == "toca" {
+        switch name {
+        case "toca":
             // ToCa's partial steps need its parameters: the same ones tokc schedule builds (fresh counts over the model's tokens).
             let model: ToCa.Model = family == "PixArt" ? .pixart : .dit
             var p = model == .pixart ? ToCa.Parameters.pixart : (steps == 50 ? ToCa.Parameters.ditDDIM50 : ToCa.Parameters())
@@ -296,14 +321,22 @@ struct GenerateCommand: ParsableCommand {
             if let ratio { p.freshRatio = ratio }
             let hasPartial = built.schedule.actions.joined().joined().contains(.partial)
             return DiTCaching(method: name, schedule: built.schedule, toca: hasPartial ? p : nil)
+        case "duca":
+            return DiTCaching(method: name, schedule: built.schedule, duca: try ScheduleCommand.ducaParameters(options))
+        case "pab":
+            return DiTCaching(method: name, schedule: built.schedule, pab: try ScheduleCommand.pabParameters(options, temporal: false))
+        case "tgate":
+            return DiTCaching(method: name, schedule: built.schedule, tgate: try ScheduleCommand.tgateParameters(options))
+        case "taylorseer":
+            // The Taylor distances are in TaylorSeer's plans: the same parameters as tokc schedule's DiT setting.
+            let order = try MethodParameters.parse(params).values["order"].map { v -> Int in
+                guard let o = Int(v) else { throw ModelError("--param order must be an integer, got '\(v)'") }
+                return o
+            }
+            let p = try TaylorSeer.Parameters.dit(interval: interval ?? 4, maxOrder: order ?? 4)
+            return DiTCaching(method: name, schedule: built.schedule, taylorSeer: p)
+        default:
+            return DiTCaching(method: name, schedule: built.schedule)
         }
-        guard name == "taylorseer" else { return DiTCaching(method: name, schedule: built.schedule) }
-        // The Taylor distances are in TaylorSeer's plans: the same parameters as tokc schedule's DiT setting.
-        let order = try MethodParameters.parse(params).values["order"].map { v -> Int in
-            guard let o = Int(v) else { throw ModelError("--param order must be an integer, got '\(v)'") }
-            return o
-        }
-        let p = try TaylorSeer.Parameters.dit(interval: interval ?? 4, maxOrder: order ?? 4)
-        return DiTCaching(method: name, schedule: built.schedule, taylorSeer: p)
     }
 }

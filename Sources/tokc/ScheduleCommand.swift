@@ -37,6 +37,11 @@ struct ScheduleCommand: ParsableCommand {
                 broadcast at 676/788/864. Timesteps default to the plain
                 rectified-flow grid 1000·(1 − i/S); give the sampler's
                 real ones with --param timesteps=t0,t1,...
+                --param spatial=LO,HI,RANGE (temporal=, cross=; RANGE 0
+                = off), mlp=off or mlp=T1,T2,..., mlp-blocks=, mlp-skip=,
+                reuse-gate=computing (VideoSys) | current (diffusers).
+                --model DiT / PixArt: image blocks (self-attention by the
+                spatial rule, cross-attention by the cross rule, MLP).
           teacache  FLUX, 28 steps, --param threshold=0.6 (the paper's
                 fast setting; 0.25 and 0.4 also published). Decisions
                 depend on the input: pass the per-step relative L1
@@ -72,7 +77,7 @@ struct ScheduleCommand: ParsableCommand {
     @Option(name: .long, help: "Fresh-ratio schedule (toca: ToCa-ddpm250, ToCa-ddim50, ToCa (PixArt), constant, linear; duca: ToCa, constant, linear).")
     var scheduler: String?
 
-    @Option(name: .long, help: "Code family (toca: DiT, PixArt; duca: DiT, OpenSora).")
+    @Option(name: .long, help: "Code family (toca: DiT, PixArt; duca: DiT, OpenSora; pab: OpenSora, DiT, PixArt).")
     var model: String?
 
     @Option(name: .long, help: "Image tokens N, for the fresh-token counts (default 256).")
@@ -146,7 +151,7 @@ struct ScheduleCommand: ParsableCommand {
         "toca": { o in DiffusionFlopsRequest.freshTokens(try ToCa.schedule(try tocaParameters(o))) },
         "duca": { o in
             guard (o.model() ?? "DiT").lowercased() == "dit" else { throw ValidationError("duca: fresh-token counts exist for the DiT schedule only") }
-            return DiffusionFlopsRequest.freshTokens(try DuCa.schedule(try ducaDiTParameters(o)))
+            return DiffusionFlopsRequest.freshTokens(try DuCa.schedule(try ducaParameters(o)))
         },
     ]
 
@@ -164,18 +169,6 @@ struct ScheduleCommand: ParsableCommand {
         if let r = o.ratio() { p.freshRatio = r }
         if let t = o.tokens() { p.numTokens = t }
         if let s = o.scheduler() { p.ratioSchedule = try ToCa.RatioSchedule.named(s, model: model) }
-        return p
-    }
-
-    /// DuCa-DiT's parameters from the options.
-    static func ducaDiTParameters(_ o: ScheduleOptions) throws -> DuCa.Parameters {
-        var p = DuCa.Parameters()
-        if let s = o.steps() { p.numSteps = s }
-        if let n = o.interval() { p.freshThreshold = n }
-        if let l = o.layers() { p.numLayers = l }
-        if let r = o.ratio() { p.freshRatio = r }
-        if let t = o.tokens() { p.numTokens = t }
-        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s) }
         return p
     }
 
@@ -198,9 +191,21 @@ struct ScheduleCommand: ParsableCommand {
             let s = try DuCa.openSoraSchedule(p)
             return ("OpenSora, S=\(p.numSteps), intervals spatial/temporal/cross/mlp \(p.openSoraIntervals.map(String.init).joined(separator: "/")); layers = block kinds (spatial, temporal)", s.cacheSchedule)
         }
-        let p = try ducaDiTParameters(o)
+        let p = try ducaParameters(o)
         let s = try DuCa.schedule(p)
         return ("DiT, S=\(p.numSteps), N0=\(p.freshThreshold), r0=\(p.freshRatio), \(p.ratioSchedule == .ditDDIM50 ? "ToCa" : p.ratioSchedule.rawValue), \(p.numLayers) layers, \(p.numTokens) tokens", s.cacheSchedule)
+    }
+
+    /// DuCa-DiT's parameters from the options (shared with `tokc generate --method duca`).
+    static func ducaParameters(_ o: ScheduleOptions) throws -> DuCa.Parameters {
+        var p = DuCa.Parameters()
+        if let s = o.steps() { p.numSteps = s }
+        if let n = o.interval() { p.freshThreshold = n }
+        if let l = o.layers() { p.numLayers = l }
+        if let r = o.ratio() { p.freshRatio = r }
+        if let t = o.tokens() { p.numTokens = t }
+        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s) }
+        return p
     }
 
     static func foraSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
@@ -231,22 +236,72 @@ struct ScheduleCommand: ParsableCommand {
     }
 
     static func tgateSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
-        var p = try TGate.Parameters()
-        if let g = try o.int("gate") { p.gateStep = g }
-        if let v = try o.int("sp") { p.semanticsInterval = v }
-        if let v = try o.int("fi") { p.fidelityInterval = v }
-        if let v = try o.int("warmup") { p.warmUp = v }
+        let p = try tgateParameters(o)
         let steps = o.steps() ?? 25, layers = o.layers() ?? 28
         return ("S=\(steps), gate step \(p.gateStep), sp \(p.semanticsInterval), fi \(p.fidelityInterval), warm-up \(p.warmUp), \(layers) layers",
                 try TGate.schedule(steps: steps, layers: layers, parameters: p))
     }
 
+    /// T-GATE's parameters from `--param gate, sp, fi, warmup` (shared with `tokc generate --method tgate`).
+    static func tgateParameters(_ o: ScheduleOptions) throws -> TGate.Parameters {
+        var p = try TGate.Parameters()
+        if let g = try o.int("gate") { p.gateStep = g }
+        if let v = try o.int("sp") { p.semanticsInterval = v }
+        if let v = try o.int("fi") { p.fidelityInterval = v }
+        if let v = try o.int("warmup") { p.warmUp = v }
+        try p.validate()
+        return p
+    }
+
     static func pabSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
-        let p = try PAB.Parameters.openSora()
+        let family = (o.model() ?? "OpenSora").lowercased()
+        guard ["opensora", "dit", "pixart"].contains(family) else {
+            throw ValidationError("pab --model must be OpenSora, DiT or PixArt, got '\(family)'")
+        }
+        let p = try pabParameters(o, temporal: family == "opensora")
         let steps = o.steps() ?? 30, layers = o.layers() ?? 28
         let timesteps = try o.ints("timesteps") ?? (0..<steps).map { Int(1000.0 * (1.0 - Double($0) / Double(steps))) }
-        return ("Open-Sora defaults, \(timesteps.count) calls, \(layers) blocks, timesteps \(timesteps.prefix(4).map(String.init).joined(separator: ","))…",
-                try PAB.schedule(timesteps: timesteps, layers: layers, parameters: p))
+        let shown = timesteps.prefix(4).map(String.init).joined(separator: ",")
+        if family == "opensora" {
+            return ("Open-Sora defaults, \(timesteps.count) calls, \(layers) blocks, timesteps \(shown)…",
+                    try PAB.schedule(timesteps: timesteps, layers: layers, parameters: p))
+        }
+        return ("\(family == "dit" ? "DiT" : "PixArt"): self-attention by the spatial rule, \(family == "dit" ? "" : "cross-attention by the cross rule, ")MLP by the spatial MLP rule; \(timesteps.count) calls, \(layers) blocks, timesteps \(shown)…",
+                try PAB.imageSchedule(timesteps: timesteps, layers: layers, crossAttention: family == "pixart", parameters: p))
+    }
+
+    /// PAB's parameters: the Open-Sora defaults, changed by `--param spatial=LO,HI,RANGE` (and `temporal=`,
+    /// `cross=`; RANGE 0 turns that kind off), `mlp=off` or `mlp=T1,T2,...` (the MLP broadcast timesteps),
+    /// `mlp-blocks=0,1,...`, `mlp-skip=K` and `reuse-gate=computing|current` (the gate of a reused term:
+    /// VideoSys's or diffusers'; no effect on the schedule). Shared with `tokc generate --method pab`.
+    static func pabParameters(_ o: ScheduleOptions, temporal: Bool) throws -> PAB.Parameters {
+        var p = try PAB.Parameters.openSora()
+        func broadcast(_ key: String) throws -> PAB.Broadcast?? {
+            guard let v = try o.ints(key) else { return .none }
+            guard v.count == 3 else { throw ValidationError("--param \(key) must be LO,HI,RANGE, got \(v.count) numbers") }
+            return .some(v[2] == 0 ? nil : PAB.Broadcast(lower: v[0], upper: v[1], range: v[2]))
+        }
+        if let b = try broadcast("spatial") { p.spatial = b }
+        if temporal, let b = try broadcast("temporal") { p.temporal = b }
+        if let b = try broadcast("cross") { p.cross = b }
+        var timesteps = [676, 788, 864], blocks = Array(0...4), skip = 2
+        if let m = o.string("mlp") {
+            if m == "off" { p.mlpBroadcast = false } else {
+                let v = m.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { throw ValidationError("--param mlp must be off or comma-separated timesteps, got '\(m)'") }
+                timesteps = v.map { $0! }
+            }
+        }
+        if let b = try o.ints("mlp-blocks") { blocks = b }
+        if let k = try o.int("mlp-skip") { skip = k }
+        if let g = o.string("reuse-gate") {
+            guard let rule = PAB.ReuseGate(rawValue: g) else { throw ValidationError("--param reuse-gate must be computing (VideoSys) or current (diffusers), got '\(g)'") }
+            p.reuseGate = rule
+        }
+        p.mlpSpatial = PAB.rules(timesteps, blocks: blocks, skipCount: skip)
+        p.mlpTemporal = p.mlpSpatial
+        try p.validate()
+        return p
     }
 
     static func teaCacheSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {

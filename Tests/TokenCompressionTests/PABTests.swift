@@ -83,4 +83,22 @@ import TestSupport
                                 parameters: try PAB.Parameters(mlpSpatial: [PAB.MLPRule(timestep: 2, blocks: [0], skipCount: 2)]))
         }
     }
+
+    /// An image model's block is a VideoSys spatial block: its columns are the spatial ones of the
+    /// video schedule (attention, cross-attention, MLP), with or without the cross column.
+    @Test func imageScheduleIsTheSpatialHalfOfTheVideoSchedule() throws {
+        let ts = Array(stride(from: 980, through: 0, by: -20))
+        for p in [try PAB.Parameters.openSora(), try .latte(), try .cogVideoX()] {
+            let video = try PAB.schedule(timesteps: ts, layers: 5, parameters: p)
+            let pixart = try PAB.imageSchedule(timesteps: ts, layers: 5, crossAttention: true, parameters: p)
+            let dit = try PAB.imageSchedule(timesteps: ts, layers: 5, crossAttention: false, parameters: p)
+            #expect(pixart.moduleNames == ["attn", "cross-attn", "mlp"] && dit.moduleNames == ["attn", "mlp"])
+            #expect(pixart.actions == video.actions.map { $0.map { Array($0[0..<3]) } })
+            #expect(dit.actions == video.actions.map { $0.map { [$0[0], $0[2]] } })
+        }
+        // Latte's MLP rule (keys 720…400 on the DDIM-50 grid) really reuses, so the MLP column is exercised.
+        let latte = try PAB.imageSchedule(timesteps: ts, layers: 5, crossAttention: false, parameters: try .latte())
+        #expect(latte.actions.contains { $0[0][1] == .reuse })
+        #expect(throws: CompressionError.self) { try PAB.imageSchedule(timesteps: [], layers: 1, crossAttention: false, parameters: try .latte()) }
+    }
 }

@@ -9,190 +9,211 @@ import TokenCompression
 /// FORA's rule (PixArt's cross-attention has no gate: its raw output is reused). A reused module really
 /// does not run: no norm, no projection, no attention, no MLP; only the block's modulation is computed.
 ///
-/// Supports the schedules made of `compute` and `reuse` (FORA, ToCa at r0 = 0), and `forecast` when
-/// TaylorSeer's step plans are given: full steps then also update each module's Taylor factors
-/// (finite differences over the step index), forecast steps output `Σ D_i x^i / i!` instead of running
-/// the module. Partial and skip actions are refused before sampling starts.
-/// `executed` logs what really ran, for comparison with the schedule.
+/// What each method adds (its `DiTCachePolicy`):
+/// - TaylorSeer: full steps update each module's Taylor factors, `forecast` steps output `Σ D_i x^i / i!`.
+/// - ToCa / DuCa: `partial` steps recompute only the fresh MLP rows (token cache, attention-map score);
+///   DuCa's aggressive steps `skip` whole blocks and the last block's output of the previous call
+///   replaces the hidden state (`finishBlocks`).
+/// - PAB: reuse hands back the GATED term of the call that computed it (VideoSys stores
+///   `gate · attn(x)`), so `gate(layer:module:current:)` returns that call's gate (with
+///   `reuseGate == .current`, diffusers' hooks, the current one); MLP outputs are stored per
+///   broadcast timestep, as `pab_mgr` keys them.
+/// - T-GATE: its schedule covers self- and cross-attention only (the MLP always runs); the gate step
+///   stores the mean of the two CFG halves, which the later single-row calls reuse.
+/// `executed` logs what really ran, in the schedule's module layout, for comparison with the schedule.
 public final class DiTFeatureCache: @unchecked Sendable {
     public let method: String
     public let schedule: CacheSchedule
-    /// The model's modules, in schedule order.
+    /// The model's modules, in forward order.
     public let moduleNames: [String]
-    /// `executed[call][layer][module]`: the action taken, modules in `moduleNames` order.
+    /// `executed[call][layer][module]`: the action taken, modules in the schedule's order.
     public private(set) var executed: [[[CacheAction]]] = []
     public private(set) var computedModules = 0
     public private(set) var reusedModules = 0
-    private var stored: [Int: [Tensor?]] = [:]
-    private var call = -1
-    /// TaylorSeer's plan per call (nil: no forecasting) and the Taylor factors per layer and module.
-    private let taylorPlans: [TaylorSeer.StepPlan]?
-    private var factors: [Int: [TaylorSeer.FactorCache]] = [:]
-    private let maxOrder: Int
     public private(set) var forecastModules = 0
-    /// ToCa's parameters and schedule (nil: no partial steps), its token cache and the attention maps
-    /// of the block being computed.
-    private let toca: ToCa.Parameters?
-    private let tocaSchedule: ToCa.Schedule?
-    private var tokenCache = TokenFeatureCache()
-    private var pendingAttentionMaps: [Tensor]?
-    /// `rowFractions[call][layer][module]`: share of the module's token rows really computed (1 full,
-    /// 0 reused or forecast, k/N partial).
+    public private(set) var skippedModules = 0
+    /// `rowFractions[call][layer][model module]`: share of the module's token rows really computed
+    /// (1 full, 0 reused, forecast or skipped, k/N partial).
     public private(set) var rowFractions: [[[Double]]] = []
+    /// Batch rows of each call (T-GATE drops the CFG half after its gate).
+    public private(set) var callSamples: [Int] = []
 
     /// DiT's cached modules.
     public static let ditModules = ["attn", "mlp"]
     /// PixArt-α's cached modules (the names of ToCa's PixArt schedules).
     public static let pixArtModules = ["attn", "cross-attn", "mlp"]
 
-    /// `taylorSeer`: TaylorSeer's parameters, whose plans must give the schedule's actions call by call.
+    let policy: DiTCachePolicy
+    /// Schedule column of each model module (nil: not scheduled, always computed).
+    let column: [Int?]
+    var call = -1
+    /// Pre-gate module outputs per layer (model module order), and the gate each was computed with.
+    var stored: [Int: [Tensor?]] = [:]
+    var storedGates: [Int: [Tensor?]] = [:]
+    /// Batch rows each stored output covers (T-GATE's gate step stores one averaged row).
+    var storedSamples: [Int: [Int]] = [:]
+    /// Whether the module's last `output` at this call was reused (PAB hands back the old gate then).
+    var reusedNow: [Int: [Tensor?]] = [:]
+    var factors: [Int: [TaylorSeer.FactorCache]] = [:]
+    var tokenCache = TokenFeatureCache()
+    var pendingAttentionMaps: [Tensor]?
+    /// PAB's MLP outputs (and gates) per layer, keyed by the broadcast timestep that stored them.
+    var pabMLP: [Int: [Int: (output: Tensor, gate: Tensor)]] = [:]
+    var pabMLPSamples: [Int: [Int: Int]] = [:]
+
+    /// `taylorSeer`, `toca`, `duca`, `pab`, `tgate`: the method's parameters, whose own schedule must be
+    /// the given one (checked here, before sampling starts). PAB also needs the sampler's timesteps.
     public init(method: String, schedule: CacheSchedule, layers: Int, modules: [String] = DiTFeatureCache.ditModules,
-                taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil) throws {
-        guard schedule.moduleNames == modules else {
-            throw ModelError("\(method): its schedule has modules \(schedule.moduleNames); this model caches \(modules)")
+                taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil, duca: DuCa.Parameters? = nil,
+                pab: (parameters: PAB.Parameters, timesteps: [Int])? = nil, tgate: TGate.Parameters? = nil) throws {
+        let given = [taylorSeer != nil, toca != nil, duca != nil, pab != nil, tgate != nil].filter { $0 }.count
+        guard given <= 1 else { throw ModelError("\(method): give the parameters of one caching method, not \(given)") }
+        let policy: DiTCachePolicy
+        do {
+            if let taylorSeer {
+                policy = try .taylorSeer(taylorSeer, schedule: schedule)
+            } else if let toca {
+                policy = try .toca(toca, modules: modules, schedule: schedule)
+            } else if let duca {
+                policy = try .duca(duca, modules: modules, schedule: schedule)
+            } else if let pab {
+                policy = try .pab(pab.parameters, timesteps: pab.timesteps, layers: layers, modules: modules, schedule: schedule)
+            } else if let tgate {
+                policy = try .tgate(tgate, layers: layers, modules: modules, schedule: schedule)
+            } else {
+                policy = .plain
+            }
+        } catch let e as ModelError {
+            throw ModelError("\(method): \(e.message)")
+        } catch {
+            throw ModelError("\(method): \(error)")
+        }
+        let names = policy.scheduledModules(modules)
+        guard schedule.moduleNames == names else {
+            throw ModelError("\(method): its schedule has modules \(schedule.moduleNames); this model caches \(names)")
         }
         for (s, step) in schedule.actions.enumerated() {
             guard step.count == layers else {
                 throw ModelError("\(method): step \(s) of its schedule has \(step.count) layers, the model \(layers)")
             }
-            let runnable: Set<CacheAction> = taylorSeer != nil ? [.compute, .forecast] : toca != nil ? [.compute, .reuse, .partial] : [.compute, .reuse]
-            if let bad = step.joined().first(where: { !runnable.contains($0) }) {
-                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's DiT parameters)")
+            if let bad = step.joined().first(where: { !policy.runnable.contains($0) }) {
+                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's or DuCa's DiT parameters, skip with DuCa's)")
             }
-        }
-        if let taylorSeer {
-            let plans: [TaylorSeer.StepPlan]
-            do { plans = try TaylorSeer.plan(steps: schedule.steps, parameters: taylorSeer) } catch {
-                throw ModelError("\(method): \(error)")
-            }
-            guard plans.map(\.action) == schedule.actions.map({ $0.first?.first ?? .compute }),
-                  schedule.actions.allSatisfy({ step in step.joined().allSatisfy { $0 == step.first?.first } }) else {
-                throw ModelError("\(method): the schedule does not follow TaylorSeer's plan for these parameters")
-            }
-            taylorPlans = plans
-            maxOrder = taylorSeer.maxOrder
-        } else {
-            taylorPlans = nil
-            maxOrder = 0
-        }
-        if let toca {
-            guard toca.model == .dit, modules == Self.ditModules else {
-                throw ModelError("\(method): partial steps run in DiT only (PixArt-α's cross-attention scores are not wired yet)")
-            }
-            let plan: ToCa.Schedule
-            do { plan = try ToCa.schedule(toca) } catch { throw ModelError("\(method): \(error)") }
-            guard plan.cacheSchedule == schedule else {
-                throw ModelError("\(method): the schedule does not follow ToCa's for these parameters")
-            }
-            self.toca = toca
-            tocaSchedule = plan
-        } else {
-            self.toca = nil
-            tocaSchedule = nil
         }
         self.method = method
         self.schedule = schedule
+        self.policy = policy
         moduleNames = modules
+        column = modules.map { names.firstIndex(of: policy.scheduleName(of: $0)) }
     }
 
-    /// Starts the next transformer call (one per sampler step).
-    func beginCall(layers: Int) throws {
+    /// Starts the next transformer call (one per sampler step) on `samples` batch rows.
+    func beginCall(layers: Int, samples: Int = 1) throws {
         call += 1
         guard call < schedule.steps else {
             throw ModelError("\(method): the sampler made more than the \(schedule.steps) calls its schedule covers")
         }
         executed.append(Array(repeating: [], count: layers))
         rowFractions.append(Array(repeating: [], count: layers))
+        callSamples.append(samples)
     }
 
-    /// Whether the block about to run must hand its self-attention probabilities over (ToCa's full steps).
+    /// The scheduled action of a model module at the current call (unscheduled modules compute).
+    func action(layer: Int, module: Int) -> CacheAction {
+        column[module].map { schedule.actions[call][layer][$0] } ?? .compute
+    }
+
+    func record(layer: Int, module: Int, _ action: CacheAction, fraction: Double) {
+        if column[module] != nil { executed[call][layer].append(action) }
+        rowFractions[call][layer].append(fraction)
+        switch action {
+        case .compute: computedModules += 1
+        case .reuse: reusedModules += 1
+        case .forecast: forecastModules += 1
+        case .skip: skippedModules += 1
+        case .partial: break
+        }
+    }
+
+    /// True when every module of the block is skipped at this call (DuCa's aggressive steps): the
+    /// block must not run at all; its skips are logged here.
+    func skipsBlock(layer: Int) -> Bool {
+        guard !moduleNames.isEmpty, (0..<moduleNames.count).allSatisfy({ action(layer: layer, module: $0) == .skip }) else { return false }
+        for m in moduleNames.indices { record(layer: layer, module: m, .skip, fraction: 0) }
+        return true
+    }
+
+    /// The hidden state after the last block: DuCa stores it at every call and, when the last block
+    /// is aggressive, hands back the previous call's instead. Other methods leave it unchanged.
+    func finishBlocks(_ h: Tensor, samples: Int) throws -> Tensor {
+        guard case .duca(let p, let plan) = policy else { return h }
+        let n = h.rows / samples
+        do {
+            if plan.kinds[call][p.numLayers - 1] == .aggressive {
+                return try Tensor.concatenateRows(try DuCa.aggressiveStep(parameters: p, cache: &tokenCache))
+            }
+            try DuCa.storeLastBlockOutput(try (0..<samples).map { try h.rows(($0 * n)..<(($0 + 1) * n)) }, parameters: p, cache: &tokenCache)
+            return h
+        } catch {
+            throw ModelError("\(method): call \(call): \(error)")
+        }
+    }
+
+    /// Whether the block about to run must hand its self-attention probabilities over (ToCa's and
+    /// DuCa's full steps: their score reads the map).
     func wantsAttentionMap(layer: Int) -> Bool {
-        tocaSchedule.map { $0.kinds[call][layer] == .full } ?? false
+        policy.tokenPlan.map { $0.kinds[call][layer] == .full } ?? false
     }
 
     /// The head-mean self-attention map `[N, N]` of each batch row, from the block's full step.
     func provideAttentionMaps(_ maps: [Tensor]) { pendingAttentionMaps = maps }
 
-    /// ToCa's path: full steps store the module output per batch row (and the attention map), partial
-    /// steps reuse the attention and recompute the MLP's fresh rows; `input` is the module input
-    /// `[B·N, D]`, `computeRows(rows, b)` runs the module on some rows of batch row `b`.
-    private func tocaOutput(layer: Int, module: Int, input: Tensor, samples: Int, compute: () throws -> Tensor,
-                            computeRows: (Tensor, Int) throws -> Tensor) throws -> (Tensor, Double) {
-        guard let toca, let plan = tocaSchedule else { throw ModelError("\(method): no ToCa schedule") }
-        let name = moduleNames[module]
-        let n = input.rows / samples
-        func split(_ t: Tensor) throws -> [Tensor] { try (0..<samples).map { try t.rows(($0 * n)..<(($0 + 1) * n)) } }
-        do {
-            if plan.kinds[call][layer] == .full {
-                let out = try compute()
-                let maps = module == 0 ? pendingAttentionMaps : nil
-                if module == 0 {
-                    guard maps != nil else { throw ModelError("\(method): layer \(layer): the full step did not record the attention map") }
-                    pendingAttentionMaps = nil
-                }
-                try ToCa.storeFullStep(layer: layer, moduleOutputs: [name: try split(out)], attentionMap: maps, cache: &tokenCache)
-                return (out, 1)
-            }
-            guard plan.partialModules.contains(name) else {
-                return (try Tensor.concatenateRows(try tokenCache.read(.init(layer: layer, module: name))), 0)
-            }
-            var sample = 0
-            let (selection, rows) = try ToCa.partialStep(tokens: try split(input), cache: &tokenCache, step: plan.stepIndices[call],
-                                                         layer: layer, module: name, parameters: toca) { fresh in
-                defer { sample += 1 }
-                return fresh.rows == 0 ? Tensor(zeros: [0, input.columns]) : try computeRows(fresh, sample)
-            }
-            return (try Tensor.concatenateRows(rows), Double(selection.count) / Double(n))
-        } catch let e as ModelError {
-            throw e
-        } catch {
-            throw ModelError("\(method): layer \(layer), \(name): \(error)")
+    /// The gate to apply to the module's output: the current one, except after a PAB reuse, which
+    /// hands back the gated term of the call that computed it (so that call's gate).
+    func gate(layer: Int, module: Int, current: Tensor) -> Tensor {
+        guard case .pab(let p, _) = policy, p.reuseGate == .computing else { return current }
+        if let old = reusedNow[layer]?[module] ?? nil { return old }
+        var gates = storedGates[layer] ?? Array(repeating: nil, count: moduleNames.count)
+        gates[module] = current
+        storedGates[layer] = gates
+        if moduleNames[module] == "mlp", let key = pabPendingMLPKey(layer: layer), let out = pabMLP[layer]?[key]?.output {
+            pabMLP[layer]?[key] = (out, current)
         }
+        return current
     }
 
     /// The module's output at the current call: computed (and stored), the stored one, a forecast, or
-    /// (ToCa) the stored one with its fresh rows recomputed. `input` and `computeRows` serve ToCa.
+    /// (ToCa, DuCa) the stored one with its fresh rows recomputed. `input`, `samples` and `computeRows`
+    /// serve the token-wise methods; `samples` also splits T-GATE's CFG halves.
     func output(layer: Int, module: Int, input: Tensor? = nil, samples: Int = 1, compute: () throws -> Tensor,
                 computeRows: ((Tensor, Int) throws -> Tensor)? = nil) throws -> Tensor {
-        let action = schedule.actions[call][layer][module]
-        if toca != nil {
-            guard let input, let computeRows else { throw ModelError("\(method): ToCa needs the module input and a row-wise compute") }
-            let (out, fraction) = try tocaOutput(layer: layer, module: module, input: input, samples: samples,
-                                                 compute: compute, computeRows: computeRows)
-            executed[call][layer].append(action)
-            rowFractions[call][layer].append(fraction)
-            if action == .compute { computedModules += 1 } else if action == .reuse { reusedModules += 1 }
+        let action = self.action(layer: layer, module: module)
+        if let plan = policy.tokenPlan {
+            guard let input, let computeRows else { throw ModelError("\(method): \(policy.name) needs the module input and a row-wise compute") }
+            let (out, fraction) = try tokenOutput(plan: plan, layer: layer, module: module, input: input, samples: samples,
+                                                  compute: compute, computeRows: computeRows)
+            record(layer: layer, module: module, action, fraction: fraction)
             return out
         }
-        var slots = stored[layer] ?? Array(repeating: nil, count: moduleNames.count)
-        defer {
-            executed[call][layer].append(action)
-            rowFractions[call][layer].append(action == .compute ? 1 : 0)
+        var marks = reusedNow[layer] ?? Array(repeating: nil, count: moduleNames.count)
+        marks[module] = nil
+        defer { reusedNow[layer] = marks }
+        switch action {
+        case .forecast:
+            record(layer: layer, module: module, action, fraction: 0)
+            return try forecast(layer: layer, module: module)
+        case .reuse:
+            let (out, oldGate) = try reused(layer: layer, module: module, samples: samples)
+            marks[module] = oldGate
+            record(layer: layer, module: module, action, fraction: 0)
+            return out
+        case .compute:
+            let out = try compute()
+            try store(out, layer: layer, module: module, samples: samples)
+            record(layer: layer, module: module, action, fraction: 1)
+            return out
+        case .partial, .skip:
+            throw ModelError("\(method): call \(call), layer \(layer): '\(action)' for '\(moduleNames[module])' outside a token-wise or block-skipping method")
         }
-        if action == .forecast, let plans = taylorPlans {
-            let cache = factors[layer]?[module] ?? TaylorSeer.FactorCache(maxOrder: maxOrder)
-            guard !cache.isEmpty else {
-                throw ModelError("\(method): call \(call), layer \(layer): '\(moduleNames[module])' is forecast before any full step")
-            }
-            forecastModules += 1
-            do { return try cache.forecast(plan: plans[call]) } catch { throw ModelError("\(method): \(error)") }
-        }
-        if action == .reuse {
-            guard let cached = slots[module] else {
-                throw ModelError("\(method): call \(call), layer \(layer): '\(moduleNames[module])' is reused before it was ever computed")
-            }
-            reusedModules += 1
-            return cached
-        }
-        let out = try compute()
-        slots[module] = out
-        stored[layer] = slots
-        if let plans = taylorPlans {
-            var caches = factors[layer] ?? Array(repeating: TaylorSeer.FactorCache(maxOrder: maxOrder), count: moduleNames.count)
-            do { try caches[module].update(feature: out, plan: plans[call]) } catch { throw ModelError("\(method): \(error)") }
-            factors[layer] = caches
-        }
-        computedModules += 1
-        return out
     }
 }

@@ -51,7 +51,8 @@ public final class DiTTransformer: @unchecked Sendable {
     /// class label per sample (label `config.nullClass` = unconditional); returns each sample's
     /// `[outChannels, sampleSize, sampleSize]` prediction (noise, then the learned variance channels).
     /// With `cache`, each block's attention and MLP follow its schedule for this call (compute and
-    /// store, or reuse); without, everything computes (the same arithmetic as an all-compute schedule).
+    /// store, reuse, partial, forecast, or skip the block); without, everything computes (the same
+    /// arithmetic as an all-compute schedule).
     /// With `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name.
     /// With `stepCache` (TeaCache, Δ-DiT), whole blocks are skipped by its policy.
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], classes: [Int], cache: DiTFeatureCache? = nil,
@@ -71,11 +72,13 @@ public final class DiTTransformer: @unchecked Sendable {
         }
         var h = try Tensor.concatenateRows(try latents.map { try LatentPatches.embed($0, conv: patchEmbed, positions: positions, store: store) })
         let features = DiffusionEmbeddings.timestep(timesteps, dim: Self.timestepChannels, flipSinToCos: true, downscaleFreqShift: 1)
-        // Block 0's embedder also conditions the final layer, so it runs even when a step cache skips block 0.
+        // Block 0's embedder also conditions the final layer, so it runs even when a cache skips block 0.
         let firstConditioning = try blocks[0].conditioning(timestepFeatures: features, classes: classes, store: store)
-        try cache?.beginCall(layers: blocks.count)
+        try cache?.beginCall(layers: blocks.count, samples: b)
         merging?.beginCall()
         let runBlock = { [self] (layer: Int, h: Tensor) throws -> Tensor in
+            // DuCa's aggressive steps skip whole blocks.
+            if cache?.skipsBlock(layer: layer) ?? false { return h }
             let cond = layer == 0 ? firstConditioning : try blocks[layer].conditioning(timestepFeatures: features, classes: classes, store: store)
             return try forward(blocks[layer], layer: layer, h, conditioning: cond, samples: b, cache: cache, merging: merging)
         }
@@ -84,6 +87,7 @@ public final class DiTTransformer: @unchecked Sendable {
         } else {
             for layer in blocks.indices { h = try runBlock(layer, h) }
         }
+        if let cache { h = try cache.finishBlocks(h, samples: b) }
         // diffusers conditions the final layer on block 0's embedder (`transformer_blocks[0].norm1.emb`).
         let shiftScale = try finalModulation(firstConditioning.silu(), store: store)
         let shift = try shiftScale.columns(0..<c.width), scale = try shiftScale.columns(c.width..<(2 * c.width))
@@ -133,7 +137,7 @@ public final class DiTTransformer: @unchecked Sendable {
             try $0.output(layer: layer, module: 0, input: current, samples: b, compute: computeAttention,
                           computeRows: { _, _ in throw ModelError("DiT: self-attention is never computed token-wise") })
         } ?? computeAttention()
-        h.addGated(attnOut, gate: m.gateMSA, samples: b)
+        h.addGated(attnOut, gate: cache?.gate(layer: layer, module: 0, current: m.gateMSA) ?? m.gateMSA, samples: b)
 
         let afterAttention = h
         let computeMLP = { [self] () throws -> Tensor in
@@ -156,7 +160,7 @@ public final class DiTTransformer: @unchecked Sendable {
         let mlpOut = try cache.map {
             try $0.output(layer: layer, module: 1, input: afterAttention, samples: b, compute: computeMLP, computeRows: computeMLPRows)
         } ?? computeMLP()
-        h.addGated(mlpOut, gate: m.gateMLP, samples: b)
+        h.addGated(mlpOut, gate: cache?.gate(layer: layer, module: 1, current: m.gateMLP) ?? m.gateMLP, samples: b)
         return h
     }
 

@@ -128,8 +128,13 @@ public struct DiffusionFlopsShape: Sendable, Equatable {
 
     /// A whole sampling run: `fractions[call][layer][module]` (nil: every call uncached, `calls` of them).
     public func runFLOPs(batch: Int, calls: Int, fractions: [[[Double]]]?) -> Double {
-        guard let fractions else { return Double(calls) * callFLOPs(batch: batch) }
-        return fractions.reduce(0.0) { $0 + callFLOPs(batch: batch, fractions: $1) }
+        runFLOPs(callBatches: Array(repeating: batch, count: fractions?.count ?? calls), fractions: fractions)
+    }
+
+    /// A run whose calls have their own batch (T-GATE drops the unconditional half after its gate).
+    public func runFLOPs(callBatches: [Int], fractions: [[[Double]]]?) -> Double {
+        guard let fractions else { return callBatches.reduce(0.0) { $0 + callFLOPs(batch: $1) } }
+        return zip(fractions, callBatches).reduce(0.0) { $0 + callFLOPs(batch: $1.1, fractions: $1.0) }
     }
 }
 

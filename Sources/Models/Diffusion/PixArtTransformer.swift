@@ -82,7 +82,7 @@ public final class PixArtTransformer: @unchecked Sendable {
         let features = DiffusionEmbeddings.timestep(timesteps, dim: 256, flipSinToCos: true, downscaleFreqShift: 0)
         let embedded = try timestepLinear2(try timestepLinear1(features, store: store).silu(), store: store)  // [B, D]
         let t6 = try adaLNLinear(embedded.silu(), store: store)  // [B, 6D]
-        try cache?.beginCall(layers: blocks.count)
+        try cache?.beginCall(layers: blocks.count, samples: b)
         merging?.beginCall()
         let runBlock = { [self] (layer: Int, h: Tensor) throws -> Tensor in
             try forward(blocks[layer], layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
@@ -135,7 +135,7 @@ public final class PixArtTransformer: @unchecked Sendable {
         let table = try store.tensor(block.prefix + "scale_shift_table", shape: [6, d], alwaysCache: true)
         let m = try (0..<6).map { try Self.modulation(t6, table: table, $0, width: d) }
         func run(_ module: Int, _ compute: () throws -> Tensor) throws -> Tensor {
-            try cache.map { try $0.output(layer: layer, module: module, compute: compute) } ?? compute()
+            try cache.map { try $0.output(layer: layer, module: module, samples: b, compute: compute) } ?? compute()
         }
         var h = h
         let beforeAttention = h
@@ -152,7 +152,7 @@ public final class PixArtTransformer: @unchecked Sendable {
             })
             return try tome.unmerge(try block.out1(attended, store: store), .selfAttention)
         }
-        h.addGated(attnOut, gate: m[2], samples: b)
+        h.addGated(attnOut, gate: cache?.gate(layer: layer, module: 0, current: m[2]) ?? m[2], samples: b)
 
         // Cross-attention: no norm before it and no gate after it (PixArt-α).
         let beforeCross = h
@@ -175,7 +175,7 @@ public final class PixArtTransformer: @unchecked Sendable {
             let up = try block.mlpUp(normed, store: store)
             return try tome.unmerge(try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store), .mlp)
         }
-        h.addGated(mlpOut, gate: m[5], samples: b)
+        h.addGated(mlpOut, gate: cache?.gate(layer: layer, module: 2, current: m[5]) ?? m[5], samples: b)
         return h
     }
 }

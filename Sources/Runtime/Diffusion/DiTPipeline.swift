@@ -42,10 +42,7 @@ public final class DiTPipeline: @unchecked Sendable {
         let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng)
         let guided = options.guidance > 1
         let cache = try options.caching.map {
-            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, taylorSeer: $0.taylorSeer, toca: $0.toca)
-        }
-        if let cache, cache.schedule.steps != scheduler.timesteps.count {
-            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+            try $0.cache(layers: c.layers, modules: DiTFeatureCache.ditModules, timesteps: scheduler.timesteps)
         }
         let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
         if merging != nil, options.stepCaching != nil {
@@ -76,11 +73,13 @@ public final class DiTPipeline: @unchecked Sendable {
                                    scheduler: scheduler.className, timesteps: scheduler.timesteps,
                                    stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                    transformerFLOPsPerStep: transformerFLOPs(batch: guided ? 2 : 1),
-                                   transformerFLOPsTotal: c.flopsShape.runFLOPs(batch: guided ? 2 : 1, calls: stepSeconds.count,
+                                   transformerFLOPsTotal: c.flopsShape.runFLOPs(callBatches: cache?.callSamples
+                                                                                   ?? Array(repeating: guided ? 2 : 1, count: stepSeconds.count),
                                                                                fractions: cache?.rowFractions)
                                        - Double(guided ? 2 : 1) * blockFLOPs(skippedBy: stepCache)
                                        - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0),
                                    cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                   cacheCallBatches: cache?.callSamples,
                                    tokenMerging: mergingReport, stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 
@@ -153,6 +152,8 @@ public struct DiffusionGenerationResult: Sendable {
     /// `[call][layer][module]` actions the cache took (modules attn, mlp); nil without caching.
     public let cacheDecisions: [[[CacheAction]]]?
     public let cacheMethod: String?
+    /// Batch rows of each transformer call with caching (T-GATE drops to one row after its gate).
+    public var cacheCallBatches: [Int]? = nil
     /// What ToMe-SD merged and saved; nil without it.
     public var tokenMerging: DiTTokenMergingReport? = nil
     /// TeaCache's / Δ-DiT's per-call record (nil without a step cache).
@@ -167,10 +168,31 @@ public struct DiTCaching: Sendable {
     public var taylorSeer: TaylorSeer.Parameters?
     /// ToCa's parameters when the schedule has partial steps (fresh-token ratios, scores).
     public var toca: ToCa.Parameters?
-    public init(method: String, schedule: CacheSchedule, taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil) {
+    /// DuCa's parameters when the schedule has its partial and aggressive steps.
+    public var duca: DuCa.Parameters?
+    /// PAB's parameters: its schedule also depends on the sampler's timesteps, checked when sampling starts.
+    public var pab: PAB.Parameters?
+    /// T-GATE's parameters (PixArt-α): also switch guidance off after the gate step.
+    public var tgate: TGate.Parameters?
+
+    public init(method: String, schedule: CacheSchedule, taylorSeer: TaylorSeer.Parameters? = nil, toca: ToCa.Parameters? = nil,
+                duca: DuCa.Parameters? = nil, pab: PAB.Parameters? = nil, tgate: TGate.Parameters? = nil) {
         self.method = method
         self.schedule = schedule
         self.taylorSeer = taylorSeer
         self.toca = toca
+        self.duca = duca
+        self.pab = pab
+        self.tgate = tgate
+    }
+
+    /// The model-side cache for a sampler with these timesteps.
+    func cache(layers: Int, modules: [String], timesteps: [Float]) throws -> DiTFeatureCache {
+        guard schedule.steps == timesteps.count else {
+            throw ModelError("\(method): its schedule covers \(schedule.steps) steps, the sampler runs \(timesteps.count)")
+        }
+        return try DiTFeatureCache(method: method, schedule: schedule, layers: layers, modules: modules,
+                                   taylorSeer: taylorSeer, toca: toca, duca: duca,
+                                   pab: pab.map { ($0, timesteps.map { Int($0) }) }, tgate: tgate)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import ModelIO
 import Models
 import Tensors
+import TokenCompression
 
 /// diffusers' `PixArtAlphaPipeline` on a pipeline folder, from caption embeddings instead of a
 /// prompt: the T5 encoder is not run here, its outputs come from a safetensors file.
@@ -42,11 +43,11 @@ public final class PixArtPipeline: @unchecked Sendable {
         let start = try DiffusionSampling.startingLatents(noise: options.noise, shape: latentShape, rng: &rng).map { $0 * sigma }
         let positive = options.captions.positive
         let cache = try options.caching.map {
-            try DiTFeatureCache(method: $0.method, schedule: $0.schedule, layers: c.layers, modules: DiTFeatureCache.pixArtModules,
-                                taylorSeer: $0.taylorSeer, toca: $0.toca)
+            try $0.cache(layers: c.layers, modules: DiTFeatureCache.pixArtModules, timesteps: scheduler.timesteps)
         }
-        if let cache, cache.schedule.steps != scheduler.timesteps.count {
-            throw ModelError("\(cache.method): its schedule covers \(cache.schedule.steps) steps, the sampler runs \(scheduler.timesteps.count)")
+        let tgate = options.caching?.tgate
+        if tgate != nil, !guided {
+            throw ModelError("tgate: T-GATE averages the two CFG halves at its gate step; it needs guidance > 1 (got \(options.guidance))")
         }
         let merging = try DiffusionSampling.tokenMerging(options.tokenMerging, caching: options.caching, shape: c, batch: guided ? 2 : 1)
         if merging != nil, options.stepCaching != nil {
@@ -54,7 +55,15 @@ public final class PixArtPipeline: @unchecked Sendable {
         }
         let stepCache = try DiffusionStepCaching.make(options.stepCaching, featureCaching: cache != nil,
                                                       calls: scheduler.timesteps.count, layers: c.layers)
+        var call = 0
         let (latents, stepSeconds) = try DiffusionSampling.run(&scheduler, latents: start, rng: &rng) { input, t in
+            defer { call += 1 }
+            // T-GATE: from its gate step on, one row and no guidance mix; as its pipeline, the row is the
+            // NEGATIVE prompt's (cross-attention is reused from the gate step, so the text is not read).
+            if let tgate, TGate.batchSize(step: call, parameters: tgate) == 1, let negative = options.captions.negative {
+                let out = try transformer([input], timesteps: [t], captions: [negative.embeddings], masks: [negative.mask], cache: cache)
+                return try DiffusionSampling.noiseChannels(out[0], channels: c.inChannels, learnedSigma: c.learnedSigma)
+            }
             if guided, let negative = options.captions.negative {
                 let out = try transformer([input, input], timesteps: [t, t], captions: [negative.embeddings, positive.embeddings],
                                           masks: [negative.mask, positive.mask], cache: cache, merging: merging, stepCache: stepCache)
@@ -74,7 +83,8 @@ public final class PixArtPipeline: @unchecked Sendable {
         let shape = c.flopsShape(captionTokens: positive.embeddings.shape[0])
         let flops = shape.callFLOPs(batch: batch)
         let mergingReport = merging.map { DiTTokenMergingReport($0, width: c.width, batch: batch, captionTokens: positive.embeddings.shape[0]) }
-        let total = shape.runFLOPs(batch: batch, calls: stepSeconds.count, fractions: cache?.rowFractions)
+        let total = shape.runFLOPs(callBatches: cache?.callSamples ?? Array(repeating: batch, count: stepSeconds.count),
+                                   fractions: cache?.rowFractions)
             - Double(batch) * Double(stepCache?.skippedBlocks ?? 0) * shape.blockFLOPs
             - (mergingReport.map { $0.flopsSaved - $0.matchingFLOPs } ?? 0)
         return DiffusionGenerationResult(latents: latents, decoded: decoded, image: try DiffusionSampling.image(decoded),
@@ -82,6 +92,7 @@ public final class PixArtPipeline: @unchecked Sendable {
                                          stepSeconds: stepSeconds, vaeSeconds: vaeSeconds,
                                          transformerFLOPsPerStep: flops, transformerFLOPsTotal: total,
                                          cacheDecisions: cache?.executed, cacheMethod: cache?.method ?? stepCache?.policy.name,
+                                         cacheCallBatches: cache?.callSamples,
                                          tokenMerging: mergingReport, stepCache: stepCache.map(DiffusionStepCacheReport.init))
     }
 

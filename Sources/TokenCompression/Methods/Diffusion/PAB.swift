@@ -45,6 +45,15 @@ public struct PAB {
         }
     }
 
+    /// Which gate multiplies a broadcast self-attention or MLP output.
+    public enum ReuseGate: String, Sendable, CaseIterable {
+        /// The gate of the call that computed it: VideoSys stores `gate · out` (the paper's code).
+        case computing
+        /// The current call's gate: diffusers' hooks (`apply_pyramid_attention_broadcast`) cache the
+        /// attention module's output, which the block gates afterwards (FORA's rule).
+        case current
+    }
+
     public struct Parameters: Sendable, Equatable {
         /// nil = that kind is never broadcast (its counter still advances).
         public var spatial: Broadcast?
@@ -55,6 +64,8 @@ public struct PAB {
         public var mlpBroadcast: Bool
         public var mlpSpatial: [MLPRule]
         public var mlpTemporal: [MLPRule]
+        /// Gate of a reused term; decides no schedule, only the values added.
+        public var reuseGate: ReuseGate = .computing
 
         /// Defaults: `OpenSoraPABConfig` (the paper setting).
         public init(spatial: Broadcast? = Broadcast(lower: 450, upper: 930, range: 2),
@@ -179,9 +190,10 @@ public struct PAB {
         public let steps: Int
         public private(set) var attentionCount = 0
         public private(set) var crossCount = 0
-        private var lastAttention: Tensor?
+        /// Raw and gated outputs of the last computed self-attention and of the stored MLPs.
+        private var lastAttention: (raw: Tensor, gated: Tensor)?
         private var lastCross: Tensor?
-        private var mlpOutputs: [Int: Tensor] = [:]
+        private var mlpOutputs: [Int: (raw: Tensor, gated: Tensor)] = [:]
 
         public init(block: Int, temporal: Bool, steps: Int) throws {
             guard steps >= 1, block >= 0 else { throw CompressionError.invalidParameter("PAB block \(block) with \(steps) steps") }
@@ -190,7 +202,8 @@ public struct PAB {
 
         /// One `STDiT3Block.forward` call. The closures return the raw module outputs (`[N, C]`) from the
         /// current hidden state; `gateMSA`/`gateMLP` are the `[C]` gates of this call. Self-attention
-        /// and MLP reuse return the STORED GATED tensors (the old gate is reused, unlike FORA/ToCa);
+        /// and MLP reuse return the STORED GATED tensors (the old gate is reused, unlike FORA/ToCa) —
+        /// or, with `reuseGate == .current`, the stored raw output times this call's gate;
         /// cross-attention has no gate.
         public mutating func forward(_ x: Tensor, timestep t: Int, allTimesteps: [Int]?, gateMSA: Tensor, gateMLP: Tensor,
                                      parameters p: Parameters,
@@ -207,10 +220,11 @@ public struct PAB {
             let attnTerm: Tensor
             if attnBroadcast {
                 guard let last = lastAttention else { throw CompressionError.missingSignal("PAB block \(block): attention broadcast before any compute") }
-                attnTerm = last
+                attnTerm = p.reuseGate == .computing ? last.gated : try PAB.gated(last.raw, gateMSA)
             } else {
-                attnTerm = try PAB.gated(try attention(h), gateMSA)
-                if enabled { lastAttention = attnTerm }
+                let raw = try attention(h)
+                attnTerm = try PAB.gated(raw, gateMSA)
+                if enabled { lastAttention = (raw, attnTerm) }
             }
             h = try h + attnTerm
 
@@ -235,11 +249,12 @@ public struct PAB {
                 guard let stored = mlpOutputs[key] else {
                     throw CompressionError.missingSignal("PAB block \(block): no stored MLP output for t=\(key) at t=\(t) (ValueError in the reference)")
                 }
-                mlpTerm = stored
+                mlpTerm = p.reuseGate == .computing ? stored.gated : try PAB.gated(stored.raw, gateMLP)
                 if t == last { mlpOutputs[key] = nil }
             } else {
-                mlpTerm = try PAB.gated(try mlp(h), gateMLP)
-                if decision == .computeAndStore { mlpOutputs[t] = mlpTerm }
+                let raw = try mlp(h)
+                mlpTerm = try PAB.gated(raw, gateMLP)
+                if decision == .computeAndStore { mlpOutputs[t] = (raw, mlpTerm) }
             }
             h = try h + mlpTerm
             let reused: Bool
@@ -256,6 +271,35 @@ public struct PAB {
             throw CompressionError.shapeMismatch("PAB gate of \(gate.count) values for output \(raw.shape)")
         }
         return try raw.multiplyingRowVector(gate)
+    }
+
+    /// Cache schedule of an image transformer (DiT, PixArt-α): one block per layer whose self-attention
+    /// follows the SPATIAL rule, cross-attention (when the model has it) the cross rule and the MLP the
+    /// spatial MLP rule — a VideoSys spatial block without its temporal partner. `timesteps` are the
+    /// integer timesteps the blocks see, one per sampler call. Modules: `attn, cross-attn, mlp`
+    /// (PixArt-α) or `attn, mlp` (DiT); a model without cross-attention still advances the cross
+    /// counter, which decides nothing there.
+    public static func imageSchedule(timesteps: [Int], layers: Int, crossAttention: Bool,
+                                     parameters: Parameters) throws -> CacheSchedule {
+        try parameters.validate()
+        guard !timesteps.isEmpty, layers >= 1 else {
+            throw CompressionError.invalidParameter("PAB schedule needs ≥ 1 timestep and layer, got \(timesteps.count), \(layers)")
+        }
+        var blocks = try (0..<layers).map { try BlockCache(block: $0, temporal: false, steps: timesteps.count) }
+        let one = Tensor(zeros: [1, 1])
+        var actions: [[[CacheAction]]] = []
+        for t in timesteps {
+            var row: [[CacheAction]] = []
+            for d in 0..<layers {
+                let s = try blocks[d].forward(one, timestep: t, allTimesteps: timesteps, gateMSA: Tensor(zeros: [1]),
+                                              gateMLP: Tensor(zeros: [1]), parameters: parameters,
+                                              attention: { _ in one }, crossAttention: { _ in one }, mlp: { _ in one })
+                let used = crossAttention ? [s.attentionComputed, s.crossComputed, s.mlpComputed] : [s.attentionComputed, s.mlpComputed]
+                row.append(used.map { $0 ? CacheAction.compute : .reuse })
+            }
+            actions.append(row)
+        }
+        return CacheSchedule(moduleNames: crossAttention ? ["attn", "cross-attn", "mlp"] : ["attn", "mlp"], actions: actions)
     }
 
     /// Cache schedule over a run with the given block timesteps (one entry per call, descending), for
