@@ -189,23 +189,30 @@ extension BenchCommand {
 
 extension BenchCommand {
     /// One method as `tokc generate --method NAME` builds it for the sampler, with its settings in words.
-    static func samplerMethod(_ spec: BenchDiffusion.MethodSpec, steps: Int, layers: Int, tokens: Int) throws -> BenchDiffusion.SamplerMethod {
+    static func samplerMethod(_ spec: BenchDiffusion.MethodSpec, _ context: BenchDiffusion.SamplerContext) throws -> BenchDiffusion.SamplerMethod {
         let name = spec.name.lowercased().replacingOccurrences(of: "-", with: "_")
+        let given = spec.description == spec.name ? "default" : spec.description
         if StepCachingOptions.methods.contains(name) {
             let policy = try StepCachingOptions.policy(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params)
-            return .init(stepCaching: policy, settings: spec.description == spec.name ? "default" : spec.description)
+            return .init(stepCaching: policy, settings: given)
         }
         if let setting = try GenerateCommand.catalogSetting(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params) {
             switch setting {
-            case .tokenMerging(let s): return .init(tokenMerging: s, settings: spec.description == spec.name ? "default" : spec.description)
+            case .tokenMerging(let s): return .init(tokenMerging: s, settings: given)
             }
         }
-        let caching = try GenerateCommand.caching(method: name, steps: steps, layers: layers, interval: spec.interval,
-                                                  ratio: spec.ratio, family: nil, tokens: tokens, params: spec.params)
-        // The settings line tokc schedule prints for the same options.
-        let options = try ScheduleOptions(steps: steps, interval: spec.interval, layers: layers, ratio: spec.ratio, scheduler: nil,
-                                          model: nil, tokens: name == "toca" ? tokens : nil, params: spec.params)
-        let settings = try ScheduleCommand.builders[name].map { try $0(options).settings } ?? spec.description
+        let caching = try GenerateCommand.caching(method: name, steps: context.steps, layers: context.layers, interval: spec.interval,
+                                                  ratio: spec.ratio, family: nil, tokens: context.tokens, params: spec.params,
+                                                  timesteps: { context.timesteps })
+        // The settings line tokc schedule prints for the same options (as GenerateCommand.caching builds them).
+        var params = spec.params
+        if name == "pab", !params.contains(where: { $0.hasPrefix("timesteps=") }) {
+            params.append("timesteps=" + context.timesteps.map { String(Int($0)) }.joined(separator: ","))
+        }
+        let settings = (try? ScheduleOptions(steps: context.steps, interval: spec.interval, layers: context.layers, ratio: spec.ratio,
+                                             scheduler: nil, model: name == "pab" ? "DiT" : nil,
+                                             tokens: ["toca", "duca"].contains(name) ? context.tokens : nil, params: params))
+            .flatMap { o in try? ScheduleCommand.builders[name].map { try $0(o).settings } } ?? given
         return .init(caching: caching, settings: settings)
     }
 }

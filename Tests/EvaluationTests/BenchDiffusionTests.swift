@@ -24,8 +24,8 @@ import TokenCompression
     }
 
     /// The sampler's factory for the test: FORA and ToCa (DiT) as `tokc generate` builds them.
-    static func factory(_ spec: BenchDiffusion.MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> BenchDiffusion.SamplerMethod {
-        .init(caching: try caching(spec, steps, layers, tokens), settings: spec.description)
+    static func factory(_ spec: BenchDiffusion.MethodSpec, _ context: BenchDiffusion.SamplerContext) throws -> BenchDiffusion.SamplerMethod {
+        .init(caching: try caching(spec, context.steps, context.layers, context.tokens), settings: spec.description)
     }
 
     static func caching(_ spec: BenchDiffusion.MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> DiTCaching {

@@ -83,8 +83,16 @@ public enum BenchDiffusion {
         }
     }
 
+    /// What a method is built for: the run's steps, the model's blocks and tokens, the sampler's timesteps.
+    public struct SamplerContext: Sendable {
+        public var steps: Int
+        public var layers: Int
+        public var tokens: Int
+        public var timesteps: [Float]
+    }
+
     /// Builds a method for a model the way `tokc generate --method` does.
-    public typealias CachingFactory = (_ spec: MethodSpec, _ steps: Int, _ layers: Int, _ tokens: Int) throws -> SamplerMethod
+    public typealias CachingFactory = (_ spec: MethodSpec, _ context: SamplerContext) throws -> SamplerMethod
 
     public struct Options: Sendable {
         public var model: String
@@ -180,15 +188,17 @@ public enum BenchDiffusion {
         var plan: [(name: String, setting: String, steps: Int, method: SamplerMethod?)] = [("uncached", "", o.steps, nil)]
         let fewer = max(1, Int((Double(o.steps) * o.fewerSteps).rounded()))
         plan.append(("fewer steps", "\(fewer) of \(o.steps) steps", fewer, nil))
+        var scheduler = try DiffusionSchedulers.make(config: pipeline.schedulerConfig)
+        try scheduler.setTimesteps(o.steps)
+        let context = SamplerContext(steps: o.steps, layers: config.layers, tokens: config.tokenCount, timesteps: scheduler.timesteps)
         var seen: Set<String> = []
         let specs = o.methods ?? candidates.map { $0.lowercased() }.filter { seen.insert($0).inserted }.map { MethodSpec(name: $0) }
         var failedPlans: [Row] = []
         for spec in specs {
             do {
-                let m = try caching(spec, o.steps, config.layers, config.tokenCount)
-                if let c = m.caching {
-                    _ = try DiTFeatureCache(method: c.method, schedule: c.schedule, layers: config.layers, taylorSeer: c.taylorSeer, toca: c.toca)
-                }
+                let m = try caching(spec, context)
+                // The sampler's own check of a module schedule against the model and its timesteps.
+                _ = try m.caching?.cache(layers: config.layers, modules: DiTFeatureCache.ditModules, timesteps: context.timesteps)
                 plan.append((spec.name, m.settings, o.steps, m))
             } catch {
                 if o.methods == nil {

@@ -186,8 +186,9 @@ public struct DiTCaching: Sendable {
         self.tgate = tgate
     }
 
-    /// The model-side cache for a sampler with these timesteps.
-    func cache(layers: Int, modules: [String], timesteps: [Float]) throws -> DiTFeatureCache {
+    /// The model-side cache for a sampler with these timesteps (public so that the diffusion bench can
+    /// check a method against a model before it samples).
+    public func cache(layers: Int, modules: [String], timesteps: [Float]) throws -> DiTFeatureCache {
         guard schedule.steps == timesteps.count else {
             throw ModelError("\(method): its schedule covers \(schedule.steps) steps, the sampler runs \(timesteps.count)")
         }
