@@ -1,0 +1,165 @@
+import Foundation
+
+/// Whether weight quantization and token compression compose, from the summary rows of one sweep per
+/// precision (`BenchPrecisionDriver`).
+///
+/// For a quantized precision q and a method m at a budget, against F32 uncompressed (the reference):
+/// accuracy changes Δ(q) = acc(q, none) − ref, Δ(m) = acc(f32, m) − ref, Δ(q+m) = acc(q, m) − ref; the
+/// losses *add up* when Δ(q+m) ≈ Δ(q) + Δ(m) (the interaction Δ(q+m) − Δ(q) − Δ(m) is near 0, within the
+/// sampling noise the table states). Speedups s = ref time / time, for prefill and for decoding; they
+/// *multiply* when s(q+m) ≈ s(q) · s(m) (the ratio s(q+m) / (s(q) · s(m)) is near 1).
+public struct BenchCompositionTable: Sendable, Codable {
+    /// One method × budget at one precision, as its sweep's summary row gives it.
+    public struct Cell: Sendable, Codable {
+        public var precision: BenchPrecision
+        public var method: String
+        public var budget: String
+        public var samples: Int
+        public var accuracy: Double?
+        public var prefillMs: Double
+        public var decodeMsPerToken: Double
+
+        public init(precision: BenchPrecision, method: String, budget: String, samples: Int, accuracy: Double?,
+                    prefillMs: Double, decodeMsPerToken: Double) {
+            self.precision = precision
+            self.method = method
+            self.budget = budget
+            self.samples = samples
+            self.accuracy = accuracy
+            self.prefillMs = prefillMs
+            self.decodeMsPerToken = decodeMsPerToken
+        }
+
+        public init(precision: BenchPrecision, row: BenchSummaryRow) {
+            self.init(precision: precision, method: row.method, budget: row.budget, samples: row.samples, accuracy: row.accuracy,
+                      prefillMs: row.prefillMs, decodeMsPerToken: row.decodeMsPerToken)
+        }
+    }
+
+    /// A speedup of quantization alone, of the method alone, of both, and both / (quant × method).
+    public struct Speedups: Sendable, Codable {
+        public var quantization: Double
+        public var method: Double
+        public var both: Double
+        public var product: Double { quantization * method }
+        /// 1 when the speedups multiply exactly.
+        public var bothOverProduct: Double { both / product }
+    }
+
+    /// One quantized precision with one method at one budget.
+    public struct Composition: Sendable, Codable {
+        public var precision: BenchPrecision
+        public var method: String
+        public var budget: String
+        /// Accuracy changes in points against F32 uncompressed (nil where a sweep has no answers).
+        public var accuracyChangeQuantization: Double?
+        public var accuracyChangeMethod: Double?
+        public var accuracyChangeBoth: Double?
+        public var accuracyChangeSum: Double? {
+            guard let q = accuracyChangeQuantization, let m = accuracyChangeMethod else { return nil }
+            return q + m
+        }
+        /// Δ(q+m) − (Δ(q) + Δ(m)): 0 when the losses add up.
+        public var interaction: Double? {
+            guard let b = accuracyChangeBoth, let s = accuracyChangeSum else { return nil }
+            return b - s
+        }
+        public var prefill: Speedups
+        public var decode: Speedups
+    }
+
+    public var cells: [Cell]
+
+    public init(cells: [Cell]) { self.cells = cells }
+
+    static let uncompressed = BenchPlan.uncompressed
+
+    func cell(_ p: BenchPrecision, _ method: String, _ budget: String) -> Cell? {
+        cells.first { $0.precision == p && $0.method == method && $0.budget == budget }
+    }
+    var reference: Cell? { cells.first { $0.precision == .f32 && $0.method == Self.uncompressed } }
+    var precisions: [BenchPrecision] { BenchPrecision.allCases.filter { p in cells.contains { $0.precision == p } } }
+    /// Method × budget pairs in the F32 sweep's row order (uncompressed first).
+    var settings: [(method: String, budget: String)] {
+        cells.filter { $0.precision == .f32 }.map { ($0.method, $0.budget) }
+    }
+
+    /// Every quantized precision × compressed setting that all three runs it needs have.
+    public var compositions: [Composition] {
+        guard let ref = reference else { return [] }
+        var out: [Composition] = []
+        for p in precisions where p != .f32 {
+            guard let quant = cell(p, Self.uncompressed, ref.budget) else { continue }
+            for (m, b) in settings where m != Self.uncompressed {
+                guard let method = cell(.f32, m, b), let both = cell(p, m, b) else { continue }
+                let change = { (c: Cell) in c.accuracy.flatMap { a in ref.accuracy.map { a - $0 } } }
+                let speedups = { (t: KeyPath<Cell, Double>) in
+                    Speedups(quantization: ref[keyPath: t] / quant[keyPath: t], method: ref[keyPath: t] / method[keyPath: t],
+                             both: ref[keyPath: t] / both[keyPath: t])
+                }
+                out.append(Composition(precision: p, method: m, budget: b, accuracyChangeQuantization: change(quant),
+                                       accuracyChangeMethod: change(method), accuracyChangeBoth: change(both),
+                                       prefill: speedups(\.prefillMs), decode: speedups(\.decodeMsPerToken)))
+            }
+        }
+        return out
+    }
+
+    /// The two tables (each setting at each precision; then the compositions) and a closing summary.
+    public func markdown() -> String {
+        let ps = precisions
+        let f = BenchOutput.f
+        let signed = { (v: Double?) in v.map { String(format: "%+.1f", $0) } ?? "–" }
+        var s = "Accuracy (%), prefill ms and decode ms/token per weight precision of the language model:\n\n"
+        s += "| Method | Budget | " + ps.map { "\($0.rawValue) acc." }.joined(separator: " | ")
+        s += " | " + ps.map { "\($0.rawValue) prefill ms" }.joined(separator: " | ")
+        s += " | " + ps.map { "\($0.rawValue) decode ms/tok" }.joined(separator: " | ") + " |\n"
+        s += "|---|---|" + String(repeating: "---|", count: 3 * ps.count) + "\n"
+        for (m, b) in settings {
+            let row = ps.map { cell($0, m, b) }
+            s += "| \(m) | \(b) | " + row.map { BenchOutput.opt($0?.accuracy, "") }.joined(separator: " | ")
+            s += " | " + row.map { $0.map { f($0.prefillMs, 2) } ?? "–" }.joined(separator: " | ")
+            s += " | " + row.map { $0.map { f($0.decodeMsPerToken, 3) } ?? "–" }.joined(separator: " | ") + " |\n"
+        }
+        let comps = compositions
+        s += "\nDo they compose? Against F32 uncompressed: Δ accuracy in points (quantization alone, method alone, their sum, "
+        s += "both together, interaction = both − sum) and speedups (quantization alone × method alone = product, both together, both/product):\n\n"
+        s += "| Precision | Method | Budget | Δq | Δm | Δq+Δm | Δ both | interaction | prefill sq × sm = product | prefill both | both/product "
+        s += "| decode sq × sm = product | decode both | both/product |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        for c in comps {
+            s += "| \(c.precision.rawValue) | \(c.method) | \(c.budget) | \(signed(c.accuracyChangeQuantization)) | \(signed(c.accuracyChangeMethod))"
+            s += " | \(signed(c.accuracyChangeSum)) | \(signed(c.accuracyChangeBoth)) | \(signed(c.interaction))"
+            for sp in [c.prefill, c.decode] {
+                s += " | \(f(sp.quantization, 2))× × \(f(sp.method, 2))× = \(f(sp.product, 2))× | \(f(sp.both, 2))× | \(f(sp.bothOverProduct, 2))"
+            }
+            s += " |\n"
+        }
+        s += "\n" + verdict(comps)
+        return s
+    }
+
+    /// The answer in one paragraph: the largest |interaction| against the sampling noise, and the range
+    /// of both/product for prefill and decode.
+    func verdict(_ comps: [Composition]) -> String {
+        guard !comps.isEmpty, let ref = reference else { return "No composition: the sweeps lack F32 uncompressed or a quantized run.\n" }
+        var lines: [String] = []
+        let interactions = comps.compactMap(\.interaction)
+        if let worst = interactions.max(by: { abs($0) < abs($1) }), let acc = ref.accuracy, ref.samples > 0 {
+            // One accuracy's 95% half-width (normal approximation) on this many samples: the scale below which
+            // an interaction (a sum of four accuracies' errors, partly shared) is indistinguishable from noise.
+            let p = acc / 100, half = 1.96 * (p * (1 - p) / Double(ref.samples)).squareRoot() * 100
+            let within = interactions.filter { abs($0) <= half }.count
+            lines.append("Accuracy: interaction (both − sum of the two losses) from \(String(format: "%+.1f", interactions.min()!)) to "
+                + "\(String(format: "%+.1f", interactions.max()!)) points (largest |\(String(format: "%.1f", abs(worst)))|); "
+                + "\(within) of \(interactions.count) within ±\(String(format: "%.1f", half)) points, the 95% half-width of one accuracy "
+                + "on \(ref.samples) samples.")
+        }
+        for (name, key) in [("Prefill", \Composition.prefill), ("Decode", \Composition.decode)] {
+            let ratios = comps.map { $0[keyPath: key].bothOverProduct }.filter(\.isFinite)
+            guard let lo = ratios.min(), let hi = ratios.max() else { continue }
+            lines.append("\(name): measured speedup of both / product of the two alone from \(String(format: "%.2f", lo)) to \(String(format: "%.2f", hi)) (1 = they multiply).")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
