@@ -52,4 +52,21 @@ import ModelIO
         #expect(summary.bytesAfter > summary.bytesBefore)
         #expect(FileManager.default.fileExists(atPath: out + "/config.json"))
     }
+
+    /// Every tensor of a converted file starts at a multiple of its element size in the mapping (the
+    /// kernels read F32 scales and F16 weights in place; unaligned scales would be copied per call).
+    @Test(arguments: QuantizedFormat.allCases)
+    func convertedTensorsAreAligned(_ format: QuantizedFormat) throws {
+        let out = Self.temp("align-\(format.rawValue)")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        _ = try WeightQuantizer.quantize(folder: modelsFixture("llama-f16"), format: format, to: out)
+        let file = try SafetensorsFile(path: out + "/model.safetensors")
+        var sizes = Set<Int>()
+        for n in file.names {
+            let size = try file.info(n).dtype.size
+            sizes.insert(size)
+            #expect(Int(bitPattern: try file.rawBytes(n).baseAddress) % size == 0, "\(n)")
+        }
+        #expect(sizes.isSuperset(of: [1, 2, 4]), "the file mixes 1-, 2- and 4-byte tensors")
+    }
 }

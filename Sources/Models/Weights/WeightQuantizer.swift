@@ -15,15 +15,18 @@ import Tensors
 ///
 /// File format (one `model.safetensors`, metadata `tokc.quantization` = `int8` or `int4-g32`): a
 /// quantized `NAME` is stored as `NAME.qdata` and `NAME.qscales` (see `WeightStore.quantizedDataSuffix`
-/// and `QuantizedFormat` for the layouts); every other tensor keeps its name, dtype and bytes. Tensors are
-/// ordered by element size (4-byte first) so that F32 scales and F16 data stay aligned in the mapping.
-/// Other files of the folder (config, tokenizer, processor) are copied alongside.
+/// and `QuantizedFormat` for the layouts); every other tensor keeps its name, dtype and bytes. Other
+/// files of the folder (config, tokenizer, processor) are copied alongside.
+///
+/// Layout, so that every F32 tensor (scales included) and F16/BF16 tensor is aligned in the mapping:
+/// 8- and 4-byte tensors first, then each quantized matrix's scales directly followed by its data (a data
+/// size that is a multiple of 4 keeps the next scales aligned: always for int4, whose groups are 16
+/// bytes), then 2-byte tensors, then 1-byte ones.
 ///
 /// Memory: the output is streamed (`SafetensorsStreamWriter`): the header is planned from shapes alone,
-/// then each tensor is converted, written and dropped, so the peak is one tensor as Float32 plus its
-/// quantized copy, not the model. Because a matrix's scales (F32, written with the 4-byte tensors) and
-/// its data (1-byte, written last) sit apart in the file, each quantized matrix is quantized twice —
-/// CPU time traded for not holding every scale.
+/// then each matrix is converted, written and dropped, so the peak is one tensor as Float32 plus its
+/// quantized copy, not the model. An int8 matrix whose data size is not a multiple of 4 has its scales
+/// with the 4-byte tensors and its data with the 1-byte ones, and is quantized once for each.
 public enum WeightQuantizer {
     /// What the copy holds.
     public enum Target: Sendable, Equatable {
@@ -63,12 +66,19 @@ public enum WeightQuantizer {
         try convert(folder: folder, target: .quantized(format), to: out)
     }
 
-    /// One planned output tensor and where its bytes come from.
-    private enum Source {
-        case copy(String)
-        case widen(String)
-        case quantizedData(String, QuantizedFormat)
-        case quantizedScales(String, QuantizedFormat)
+    /// Consecutive output tensors written from one source tensor (a quantized pair is quantized once).
+    private struct Unit {
+        enum Source {
+            case copy
+            case widen
+            /// The matrix's data and scales, in `entries` order, either or both.
+            case quantized(QuantizedFormat)
+        }
+        var source: String
+        var how: Source
+        var entries: [SafetensorsStreamWriter.Planned]
+        /// -1: 8-byte tensors; 0: 4-byte; 1: scales + data pairs; 2: 2-byte; 3: 1-byte.
+        var rank: Int
     }
 
     public static func convert(folder: String, target: Target, to out: String) throws -> Summary {
@@ -77,56 +87,65 @@ public enum WeightQuantizer {
         guard !store.names.contains(where: { $0.hasSuffix(WeightStore.quantizedDataSuffix) }) else {
             throw ModelError("\(folder): already quantized")
         }
+        func rank(_ d: SafetensorsDType) -> Int { d.size >= 8 ? -1 : d.size == 4 ? 0 : d.size == 2 ? 2 : 3 }
         var summary = Summary()
-        var planned: [(SafetensorsStreamWriter.Planned, Source)] = []
+        var units: [Unit] = []
         for name in store.names {
             let info = try store.info(name)
             summary.bytesBefore += try store.storedBytes(name)
+            let asStored = SafetensorsStreamWriter.Planned(name: name, dtype: info.dtype, shape: info.shape)
             switch target {
             case .quantized(let format) where isQuantizable(name, info):
                 guard format == .int8 || info.shape[1] % QuantizedFormat.groupSize == 0 else {
                     summary.keptUnquantized.append(name)
-                    planned.append((.init(name: name, dtype: info.dtype, shape: info.shape), .copy(name)))
+                    units.append(Unit(source: name, how: .copy, entries: [asStored], rank: rank(info.dtype)))
                     continue
                 }
                 let (rows, columns) = (info.shape[0], info.shape[1])
-                planned.append((.init(name: name + WeightStore.quantizedDataSuffix, dtype: format == .int8 ? .I8 : .U8,
-                                      shape: [rows, format == .int8 ? columns : columns / 2]), .quantizedData(name, format)))
-                planned.append((.init(name: name + WeightStore.quantizedScalesSuffix, dtype: .F32,
-                                      shape: format == .int8 ? [rows] : [rows, columns / QuantizedFormat.groupSize]),
-                                .quantizedScales(name, format)))
+                let data = SafetensorsStreamWriter.Planned(name: name + WeightStore.quantizedDataSuffix, dtype: format == .int8 ? .I8 : .U8,
+                                                           shape: [rows, format == .int8 ? columns : columns / 2])
+                let scales = SafetensorsStreamWriter.Planned(name: name + WeightStore.quantizedScalesSuffix, dtype: .F32,
+                                                             shape: format == .int8 ? [rows] : [rows, columns / QuantizedFormat.groupSize])
+                if data.byteCount % 4 == 0 {
+                    units.append(Unit(source: name, how: .quantized(format), entries: [scales, data], rank: 1))
+                } else {
+                    units.append(Unit(source: name, how: .quantized(format), entries: [scales], rank: 0))
+                    units.append(Unit(source: name, how: .quantized(format), entries: [data], rank: 3))
+                }
                 summary.quantized.append(name)
             case .float32 where info.dtype.isFloatingPoint && info.dtype != .F32:
-                planned.append((.init(name: name, dtype: .F32, shape: info.shape), .widen(name)))
+                units.append(Unit(source: name, how: .widen, entries: [.init(name: name, dtype: .F32, shape: info.shape)], rank: 0))
             default:
-                planned.append((.init(name: name, dtype: info.dtype, shape: info.shape), .copy(name)))
+                units.append(Unit(source: name, how: .copy, entries: [asStored], rank: rank(info.dtype)))
             }
         }
-        planned.sort { ($0.0.dtype.size, $0.0.name) > ($1.0.dtype.size, $1.0.name) }
-        summary.bytesAfter = planned.reduce(0) { $0 + $1.0.byteCount }
+        units.sort { ($0.rank, $0.entries[0].name) < ($1.rank, $1.entries[0].name) }
+        let plan = units.flatMap(\.entries)
+        summary.bytesAfter = plan.reduce(0) { $0 + $1.byteCount }
 
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
             throw ModelError("\(out): cannot create the output folder: \(error.localizedDescription)")
         }
-        let writer = try SafetensorsStreamWriter(path: (out as NSString).appendingPathComponent("model.safetensors"),
-                                                 plan: planned.map(\.0),
+        let writer = try SafetensorsStreamWriter(path: (out as NSString).appendingPathComponent("model.safetensors"), plan: plan,
                                                  metadata: ["format": "pt", "tokc.quantization": target.metadataValue])
-        for (entry, source) in planned {
-            switch source {
-            case .copy(let name):
-                try writer.append(entry.name, bytes: try checkpoint.rawBytes(name))
-            case .widen(let name):
-                try store.tensor(name).withUnsafeBufferPointer { try writer.append(entry.name, bytes: UnsafeRawBufferPointer($0)) }
-            case .quantizedData(let name, let format), .quantizedScales(let name, let format):
-                let info = try store.info(name)
-                let (data, scales) = try store.tensor(name).withUnsafeBufferPointer {
+        for unit in units {
+            switch unit.how {
+            case .copy:
+                try writer.append(unit.entries[0].name, bytes: try checkpoint.rawBytes(unit.source))
+            case .widen:
+                try store.tensor(unit.source).withUnsafeBufferPointer { try writer.append(unit.entries[0].name, bytes: UnsafeRawBufferPointer($0)) }
+            case .quantized(let format):
+                let info = try store.info(unit.source)
+                let (data, scales) = try store.tensor(unit.source).withUnsafeBufferPointer {
                     try QuantizedMatmul.quantize($0.baseAddress!, rows: info.shape[0], columns: info.shape[1], format: format)
                 }
-                if case .quantizedData = source {
-                    try data.withUnsafeBytes { try writer.append(entry.name, bytes: $0) }
-                } else {
-                    try scales.withUnsafeBytes { try writer.append(entry.name, bytes: $0) }
+                for e in unit.entries {
+                    if e.name.hasSuffix(WeightStore.quantizedScalesSuffix) {
+                        try scales.withUnsafeBytes { try writer.append(e.name, bytes: $0) }
+                    } else {
+                        try data.withUnsafeBytes { try writer.append(e.name, bytes: $0) }
+                    }
                 }
             }
         }
