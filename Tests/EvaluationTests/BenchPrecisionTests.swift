@@ -34,6 +34,20 @@ import ModelIO
         #expect(md.contains("Prefill: measured speedup of both / product of the two alone from 0.80 to 0.80"))
     }
 
+    @Test func cellsTakeMediansAndQuartilesOfTheRowsTimes() throws {
+        let records = try [40.0, 10.0, 20.0, 30.0, 1000.0].enumerated().map { i, ms in
+            var r = try JSONDecoder().decode(BenchRecord.self, from: Data(#"{"key":"k\#(i)","method":"fastv","budget":"25%","sampleID":"s","sampleIndex":\#(i),"type":"","prediction":"","visualTokens":1,"requestedTokens":1,"achievedTokens":1,"prefillMs":0,"prefillMsRepeats":[],"decodeMsPerToken":0,"endToEndMs":0,"kvCacheBytes":0,"peakTensorBytes":0,"peakRSSBytes":0,"scoringMs":0,"tflops":0,"prefillTFLOPs":0,"notes":[]}"#.utf8))
+            r.prefillMs = ms
+            r.decodeMsPerToken = ms / 10
+            return r
+        }
+        let row = try #require(BenchSummary.rows(records).first)
+        let cell = BenchCompositionTable.Cell(precision: .int8, row: row, records: records)
+        #expect(cell.prefillMs == 30 && cell.prefillQuartiles == [20, 40])  // the 1000 ms spike moves neither
+        #expect(cell.decodeMsPerToken == 3 && cell.decodeQuartiles == [2, 4])
+        #expect(Statistics.quantile([1, 2, 3, 4], 0.5) == 2.5 && Statistics.quantile([], 0.5).isNaN)
+    }
+
     @Test func aMissingReferenceGivesNoComposition() {
         let table = BenchCompositionTable(cells: [
             Cell(precision: .int8, method: "uncompressed", budget: "100%", samples: 1, accuracy: 1, prefillMs: 1, decodeMsPerToken: 1),

@@ -9,7 +9,9 @@ import Foundation
 /// sampling noise the table states). Speedups s = ref time / time, for prefill and for decoding; they
 /// *multiply* when s(q+m) ≈ s(q) · s(m) (the ratio s(q+m) / (s(q) · s(m)) is near 1).
 public struct BenchCompositionTable: Sendable, Codable {
-    /// One method × budget at one precision, as its sweep's summary row gives it.
+    /// One method × budget at one precision: accuracy over its samples, and the **medians** of the
+    /// samples' prefill and decode times with their quartiles (a shared host's spikes move a mean, not
+    /// a median).
     public struct Cell: Sendable, Codable {
         public var precision: BenchPrecision
         public var method: String
@@ -18,6 +20,9 @@ public struct BenchCompositionTable: Sendable, Codable {
         public var accuracy: Double?
         public var prefillMs: Double
         public var decodeMsPerToken: Double
+        /// 25th and 75th percentiles over the samples (equal to the median when built from it alone).
+        public var prefillQuartiles: [Double]
+        public var decodeQuartiles: [Double]
 
         public init(precision: BenchPrecision, method: String, budget: String, samples: Int, accuracy: Double?,
                     prefillMs: Double, decodeMsPerToken: Double) {
@@ -28,11 +33,18 @@ public struct BenchCompositionTable: Sendable, Codable {
             self.accuracy = accuracy
             self.prefillMs = prefillMs
             self.decodeMsPerToken = decodeMsPerToken
+            prefillQuartiles = [prefillMs, prefillMs]
+            decodeQuartiles = [decodeMsPerToken, decodeMsPerToken]
         }
 
-        public init(precision: BenchPrecision, row: BenchSummaryRow) {
+        /// From a sweep's summary row (accuracy) and the successful records of that row (times).
+        public init(precision: BenchPrecision, row: BenchSummaryRow, records: [BenchRecord]) {
+            let ok = records.filter { $0.error == nil && $0.method == row.method && $0.budget == row.budget }
+            let prefill = ok.map(\.prefillMs), decode = ok.map(\.decodeMsPerToken)
             self.init(precision: precision, method: row.method, budget: row.budget, samples: row.samples, accuracy: row.accuracy,
-                      prefillMs: row.prefillMs, decodeMsPerToken: row.decodeMsPerToken)
+                      prefillMs: Statistics.median(prefill), decodeMsPerToken: Statistics.median(decode))
+            prefillQuartiles = [Statistics.quantile(prefill, 0.25), Statistics.quantile(prefill, 0.75)]
+            decodeQuartiles = [Statistics.quantile(decode, 0.25), Statistics.quantile(decode, 0.75)]
         }
     }
 
@@ -110,7 +122,7 @@ public struct BenchCompositionTable: Sendable, Codable {
         let ps = precisions
         let f = BenchOutput.f
         let signed = { (v: Double?) in v.map { String(format: "%+.1f", $0) } ?? "–" }
-        var s = "Accuracy (%), prefill ms and decode ms/token per weight precision of the language model:\n\n"
+        var s = "Accuracy (%), prefill ms and decode ms/token (medians over samples, quartiles in brackets) per weight precision of the language model:\n\n"
         s += "| Method | Budget | " + ps.map { "\($0.rawValue) acc." }.joined(separator: " | ")
         s += " | " + ps.map { "\($0.rawValue) prefill ms" }.joined(separator: " | ")
         s += " | " + ps.map { "\($0.rawValue) decode ms/tok" }.joined(separator: " | ") + " |\n"
@@ -118,8 +130,11 @@ public struct BenchCompositionTable: Sendable, Codable {
         for (m, b) in settings {
             let row = ps.map { cell($0, m, b) }
             s += "| \(m) | \(b) | " + row.map { BenchOutput.opt($0?.accuracy, "") }.joined(separator: " | ")
-            s += " | " + row.map { $0.map { f($0.prefillMs, 2) } ?? "–" }.joined(separator: " | ")
-            s += " | " + row.map { $0.map { f($0.decodeMsPerToken, 3) } ?? "–" }.joined(separator: " | ") + " |\n"
+            let timed = { (v: Double, q: [Double], digits: Int) in
+                q.count == 2 && q[0] != q[1] ? "\(f(v, digits)) [\(f(q[0], digits))–\(f(q[1], digits))]" : f(v, digits)
+            }
+            s += " | " + row.map { $0.map { timed($0.prefillMs, $0.prefillQuartiles, 1) } ?? "–" }.joined(separator: " | ")
+            s += " | " + row.map { $0.map { timed($0.decodeMsPerToken, $0.decodeQuartiles, 2) } ?? "–" }.joined(separator: " | ") + " |\n"
         }
         let comps = compositions
         s += "\nDo they compose? Against F32 uncompressed: Δ accuracy in points (quantization alone, method alone, their sum, "

@@ -98,7 +98,7 @@ public enum BenchPrecisionDriver {
         }
         let failed = sweeps.values.reduce(0) { $0 + $1.records.filter { $0.error != nil }.count }
         let table = BenchCompositionTable(cells: precisions.flatMap { p in
-            BenchSummary.rows(sweeps[p]!.records).map { BenchCompositionTable.Cell(precision: p, row: $0) }
+            BenchSummary.rows(sweeps[p]!.records).map { BenchCompositionTable.Cell(precision: p, row: $0, records: sweeps[p]!.records) }
         })
         let md = table.markdown()
         do {
