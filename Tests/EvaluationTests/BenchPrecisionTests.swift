@@ -82,6 +82,9 @@ import ModelIO
         // uncompressed, fastv, random, pooling × 2 samples × 2 precisions, each run once.
         #expect(outcome.ran == 16 && outcome.failed == 0 && outcome.skipped == 0)
         #expect(logs.contains("round 2/2: int4"))
+        // A round runs whole samples: the first round's four rows are all of sample 0.
+        let f32Rows = try BenchResultStore(folder: out + "/f32").records
+        #expect(f32Rows.prefix(4).allSatisfy { $0.sampleIndex == 0 } && f32Rows.count == 8)
         for p in [BenchPrecision.f32, .int4] {
             #expect(outcome.sweeps[p]?.records.count == 8)
             #expect(FileManager.default.fileExists(atPath: out + "/\(p.rawValue)/report.html"))

@@ -39,8 +39,8 @@ public enum BenchPrecision: String, CaseIterable, Sendable, Codable {
 ///
 /// Each precision gets a converted copy of the model (`OUT/models/P`, written by `WeightQuantizer`:
 /// F32 for the reference, int8/int4 for the LLM's linear layers) and its own ordinary sweep folder
-/// (`OUT/P`, every output of `tokc bench`). The sweeps run interleaved: the plan's items are split
-/// into `rounds` shards, and each round runs its shard at every precision, in an order rotated from
+/// (`OUT/P`, every output of `tokc bench`). The sweeps run interleaved: the samples are split into
+/// `rounds` parts (sample i in part i mod rounds), and each round runs its part at every precision, in an order rotated from
 /// round to round, so that a change of load on a shared host lands on all precisions alike rather than
 /// on whichever ran last. A last pass over each folder (every row done, nothing loaded) writes its
 /// complete outputs; the composition table goes to `OUT/precisions.md` and `OUT/precisions.json`.
@@ -63,7 +63,7 @@ public enum BenchPrecisionDriver {
 
     public static func run(_ o: BenchOptions, precisions: [BenchPrecision], rounds: Int = 10,
                            log: (String) -> Void = { _ in }) throws -> Outcome {
-        guard o.shard == .whole else { throw BenchError("--precisions runs its own interleaved shards; it cannot be combined with --shard") }
+        guard o.shard == .whole, o.sampleShard == nil else { throw BenchError("--precisions runs its own interleaved shards; it cannot be combined with --shard") }
         guard rounds >= 1 else { throw BenchError("--rounds must be at least 1, got \(rounds)") }
         guard precisions.contains(.f32), precisions.count >= 2 else {
             throw BenchError("--precisions needs f32 and at least one quantized precision")
@@ -72,11 +72,11 @@ public enum BenchPrecisionDriver {
             let summary = try WeightQuantizer.convert(folder: o.model, target: p.target, to: modelFolder(o.out, p))
             log("\(p.rawValue): \(summary.quantized.count) LLM matrices quantized, weights \(String(format: "%.1f", Double(summary.bytesBefore) / 1e6)) MB → \(String(format: "%.1f", Double(summary.bytesAfter) / 1e6)) MB in \(modelFolder(o.out, p))")
         }
-        func options(_ p: BenchPrecision, shard: BenchShard) -> BenchOptions {
+        func options(_ p: BenchPrecision, samples: BenchShard?) -> BenchOptions {
             var po = o
             po.model = modelFolder(o.out, p)
             po.out = sweepFolder(o.out, p)
-            po.shard = shard
+            po.sampleShard = samples
             return po
         }
         var ran = 0, skipped = 0
@@ -84,7 +84,7 @@ public enum BenchPrecisionDriver {
             let order = (0..<precisions.count).map { precisions[($0 + r) % precisions.count] }
             for p in order {
                 log("round \(r + 1)/\(rounds): \(p.rawValue)")
-                let part = try BenchDriver.run(options(p, shard: try BenchShard(index: r, count: rounds)), log: log)
+                let part = try BenchDriver.run(options(p, samples: try BenchShard(index: r, count: rounds)), log: log)
                 ran += part.ran
                 skipped += part.skipped
             }
@@ -92,7 +92,7 @@ public enum BenchPrecisionDriver {
         var sweeps: [BenchPrecision: BenchDriver.Outcome] = [:]
         for p in precisions {
             // Every row is done (failed ones are retried here): this writes the folder's whole outputs.
-            let whole = try BenchDriver.run(options(p, shard: .whole), log: log)
+            let whole = try BenchDriver.run(options(p, samples: nil), log: log)
             ran += whole.ran
             sweeps[p] = whole
         }
