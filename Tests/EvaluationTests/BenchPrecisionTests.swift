@@ -8,6 +8,7 @@ import ModelIO
 /// a tiny interleaved sweep on the built-in model.
 @Suite struct BenchPrecisionTests {
     typealias Cell = BenchCompositionTable.Cell
+    typealias Speedups = BenchCompositionTable.Speedups
 
     @Test func compositionArithmeticByHand() throws {
         // Reference 80% at 10 ms prefill, 2 ms/token decode. int8 alone: 78%, 8 ms, 1 ms.
@@ -28,7 +29,11 @@ import ModelIO
         #expect(abs(c.prefill.product - 2.5) < 1e-12 && abs(c.prefill.both - 2) < 1e-12 && abs(c.prefill.bothOverProduct - 0.8) < 1e-12)
         #expect(abs(c.decode.product - 2.5) < 1e-12 && abs(c.decode.both - 2.5) < 1e-12 && abs(c.decode.bothOverProduct - 1) < 1e-12)
         let md = table.markdown()
-        #expect(md.contains("| int8 | fastv | 25% | -2.0 | -5.0 | -7.0 | -10.0 | -3.0 | 1.25× × 2.00× = 2.50× | 2.00× | 0.80 | 2.00× × 1.25× = 2.50× | 2.50× | 1.00 |"))
+        // Savings adding: prefill 10 − 2 − 5 = 3 ms → 3.33×; decode 2 − 1 − 0.4 = 0.6 ms → 3.33×.
+        #expect(abs(c.prefill.additive - 10.0 / 3) < 1e-9 && abs(c.decode.additive - 2 / 0.6) < 1e-9)
+        #expect(abs(Speedups(quantization: 2, method: 1.5, both: 1).additive - 6) < 1e-9)  // 1 − ½ − ⅓ of the time left
+        #expect(Speedups(quantization: 4, method: 2, both: 1).additive.isNaN)  // 0.25 + 0.5 − 1 < 0: no time left
+        #expect(md.contains("| int8 | fastv | 25% | -2.0 | -5.0 | -7.0 | -10.0 | -3.0 | 1.25× × 2.00× = 2.50× | 2.00× | 0.80 | 3.33× | 2.00× × 1.25× = 2.50× | 2.50× | 1.00 | 3.33× |"))
         // 1.96·sqrt(0.8·0.2/100) = 7.8 points: the interaction of 3 points is within it.
         #expect(md.contains("1 of 1 within ±7.8 points"))
         #expect(md.contains("Prefill: measured speedup of both / product of the two alone from 0.80 to 0.80"))
