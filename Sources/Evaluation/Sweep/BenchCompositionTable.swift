@@ -169,14 +169,16 @@ public struct BenchCompositionTable: Sendable, Codable {
         guard !comps.isEmpty, let ref = reference else { return "No composition: the sweeps lack F32 uncompressed or a quantized run.\n" }
         var lines: [String] = []
         let interactions = comps.compactMap(\.interaction)
-        if let worst = interactions.max(by: { abs($0) < abs($1) }), let acc = ref.accuracy, ref.samples > 0 {
-            // One accuracy's 95% half-width (normal approximation) on this many samples: the scale below which
-            // an interaction (a sum of four accuracies' errors, partly shared) is indistinguishable from noise.
-            let p = acc / 100, half = 1.96 * (p * (1 - p) / Double(ref.samples)).squareRoot() * 100
+        if let worst = interactions.max(by: { abs($0) < abs($1) }), let acc = ref.accuracy,
+           let (lo, hi) = BenchHTMLReport.wilson(acc, n: ref.samples) {
+            // Half the width of one accuracy's 95% Wilson interval on this many samples (it stays wide at
+            // 0% or 100%, unlike the normal approximation): the scale below which an interaction (a sum
+            // of four accuracies' errors, partly shared) is indistinguishable from noise.
+            let half = (hi - lo) / 2
             let within = interactions.filter { abs($0) <= half }.count
             lines.append("Accuracy: interaction (both − sum of the two losses) from \(String(format: "%+.1f", interactions.min()!)) to "
                 + "\(String(format: "%+.1f", interactions.max()!)) points (largest |\(String(format: "%.1f", abs(worst)))|); "
-                + "\(within) of \(interactions.count) within ±\(String(format: "%.1f", half)) points, the 95% half-width of one accuracy "
+                + "\(within) of \(interactions.count) within ±\(String(format: "%.1f", half)) points, half the 95% interval of one accuracy "
                 + "on \(ref.samples) samples.")
         }
         for (name, key) in [("Prefill", \Composition.prefill), ("Decode", \Composition.decode)] {
