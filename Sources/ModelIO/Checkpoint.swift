@@ -73,6 +73,9 @@ public final class Checkpoint: @unchecked Sendable {
 
     public func info(_ name: String) throws -> SafetensorsTensorInfo { try file(for: name).info(name) }
 
+    /// The stored bytes of a tensor, straight from its file's mapping (valid while the checkpoint lives).
+    public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer { try file(for: name).rawBytes(name) }
+
     /// The tensor as Float32, converted now.
     public func tensor(_ name: String) throws -> Tensor { try file(for: name).tensor(name) }
 

@@ -67,24 +67,29 @@ public struct SafetensorsWriter {
 
     /// The complete file contents.
     public func serialized() -> Data {
+        var data = Data(Self.prelude(entries.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) }, metadata: metadata))
+        for e in entries { data.append(e.bytes) }
+        return data
+    }
+
+    /// The bytes before the data: the header's length (u64, little-endian) and the JSON header, with
+    /// offsets for tensors laid out back to back in the order given, padded so the data starts 8-aligned.
+    static func prelude(_ entries: [(name: String, dtype: SafetensorsDType, shape: [Int], byteCount: Int)],
+                        metadata: [String: String]) -> [UInt8] {
         var header: [String: JSONValue] = [:]
         var offset = 0
         for e in entries {
             header[e.name] = .object([
                 "dtype": .string(e.dtype.rawValue),
                 "shape": .array(e.shape.map { .number(Double($0)) }),
-                "data_offsets": .array([.number(Double(offset)), .number(Double(offset + e.bytes.count))]),
+                "data_offsets": .array([.number(Double(offset)), .number(Double(offset + e.byteCount))]),
             ])
-            offset += e.bytes.count
+            offset += e.byteCount
         }
         if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues { .string($0) }) }
         var headerBytes = Array(JSONValue.object(header).description.utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }  // pad so data stays aligned
-        var data = Data()
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(contentsOf: headerBytes)
-        for e in entries { data.append(e.bytes) }
-        return data
+        return withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { Array($0) } + headerBytes
     }
 
     public func write(to path: String) throws {

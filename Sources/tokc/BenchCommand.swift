@@ -36,6 +36,12 @@ struct BenchCommand: ParsableCommand {
         and accuracy with its change against uncompressed. A method that cannot run on a video prompt in this \
         build keeps its rows, failed with the reason.
 
+        With --precisions f32,int8,int4 (LLaVA): the same sweep with the language model's linear layers at each \
+        weight precision (copies in OUT/models/: F32, and int8/int4 as tokc quantize writes them), interleaved over \
+        --rounds rounds so host load falls on every precision alike, each precision's usual outputs in OUT/P/, and \
+        a composition table (OUT/precisions.md, .json): accuracy change of quantization alone, of the method alone, \
+        their sum and both together; prefill and decode speedups alone, their product and both together.
+
         With --task diffusion (or a DiTPipeline folder as --model): the seed's diffusion table on the built-in \
         class-conditional DiT (builtin/models/dit-shapes, classes = builtin/models/vit-shapes's labels): uncached, \
         fewer steps (half, uncached: the honest baseline) and every caching method the sampler runs at its paper \
@@ -92,20 +98,46 @@ struct BenchCommand: ParsableCommand {
     var keepGoing = false
     @Option(name: .long, help: "Also write the HTML report (always written as OUT/report.html) to this path.")
     var html: String?
+    @Option(name: .long, help: "LLaVA: run the sweep with the language model's weights at these precisions (f32,int8,int4; f32 is the reference) and print whether quantization and the methods compose.")
+    var precisions: String?
+    @Option(name: .long, help: "With --precisions: interleaving rounds (each runs 1/rounds of the rows at every precision in turn).")
+    var rounds = 10
 
     func run() throws {
-        let outcome: BenchDriver.Outcome
+        let status: Int32, failed: Int
         do {
-            outcome = try execute()
+            if let precisions {
+                let outcome = try executePrecisions(try BenchPrecision.parseList(precisions))
+                (status, failed) = (outcome.exitStatus(keepGoing: keepGoing), outcome.failed)
+            } else {
+                let outcome = try execute()
+                (status, failed) = (outcome.exitStatus(keepGoing: keepGoing), outcome.failed)
+            }
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        let status = outcome.exitStatus(keepGoing: keepGoing)
         if status != 0 {
-            printError("error: \(outcome.failed) row\(outcome.failed == 1 ? "" : "s") failed (see the table's notes and rows.jsonl); rerun to retry them, or pass --keep-going to accept a partial sweep")
+            printError("error: \(failed) row\(failed == 1 ? "" : "s") failed (see the table's notes and rows.jsonl); rerun to retry them, or pass --keep-going to accept a partial sweep")
             throw ExitCode(status)
         }
+    }
+
+    /// `--precisions`: one interleaved sweep per weight precision and the composition table.
+    func executePrecisions(_ list: [BenchPrecision]) throws -> BenchPrecisionDriver.Outcome {
+        guard task != BenchVideo.taskAlias else { throw BenchError("--precisions runs LLaVA image sweeps, not --task video") }
+        guard html == nil else { throw BenchError("--precisions writes one report.html per precision (OUT/f32/report.html, ...); --html is not used") }
+        try applyThreads(threads)
+        let folder = try model ?? VLMPaths.defaultModelFolder()
+        guard !ClassifierRunner.isClassifier(folder: folder) else { throw BenchError("--precisions applies to LLaVA models, not classifiers") }
+        guard let taskPath = task ?? VLMPaths.resolve(VLMPaths.builtinTestSplit) else {
+            throw BenchError("bundled task '\(VLMPaths.builtinTestSplit)' not found; pass --task FILE.jsonl")
+        }
+        let outcome = try BenchPrecisionDriver.run(try options(model: folder, task: taskPath), precisions: list, rounds: rounds, log: printError)
+        print(outcome.markdown, terminator: "")
+        fflush(stdout)
+        printError("\(outcome.countsLine); per precision: \(out)/{\(list.map(\.rawValue).joined(separator: ","))}/ (the usual outputs); composition: \(out)/precisions.md, precisions.json")
+        return outcome
     }
 
     func execute() throws -> BenchDriver.Outcome {
@@ -132,6 +164,16 @@ struct BenchCommand: ParsableCommand {
     }
 
     func execute(model folder: String, task taskPath: String) throws -> BenchDriver.Outcome {
+        let o = try options(model: folder, task: taskPath)
+        let outcome = try BenchDriver.run(o, log: printError)
+        if let html { try BenchOutput.copyReport(from: out, to: html) }
+        print(outcome.markdown, terminator: "")
+        fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
+        printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png, report.html, keepmaps/)")
+        return outcome
+    }
+
+    func options(model folder: String, task taskPath: String) throws -> BenchOptions {
         var o = BenchOptions(model: folder, task: taskPath)
         o.frames = frames
         o.methods = methods.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -150,18 +192,17 @@ struct BenchCommand: ParsableCommand {
         if let shard { o.shard = try BenchShard.parse(shard) }
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         o.toolkitVersion = ToolkitVersion.string
-        let outcome = try BenchDriver.run(o, log: printError)
-        if let html { try BenchOutput.copyReport(from: out, to: html) }
-        print(outcome.markdown, terminator: "")
-        fflush(stdout)  // the table first, then the closing line on stderr (they share a terminal)
-        printError("\(outcome.countsLine); results in \(out)/ (rows.jsonl, results.csv, results.json, pareto.svg, pareto.png, report.html, keepmaps/)")
-        return outcome
+        return o
     }
 }
 
 extension BenchCommand {
     /// `--task diffusion` (or a DiTPipeline folder as --model): the seed's diffusion table.
     func executeDiffusion() throws -> BenchDriver.Outcome {
+        for (name, given) in [("--precisions", precisions != nil), ("--budgets", budgets != nil), ("--frames", frames != nil),
+                              ("--shard", shard != nil), ("--param", !param.isEmpty)] where given {
+            throw BenchError("\(name) does not apply to --task diffusion (method settings go in --methods NAME:KEY=VALUE)")
+        }
         var o = try BenchDiffusion.builtin(model: model)
         if let limit { o.samples = limit }
         if let steps { o.steps = steps }

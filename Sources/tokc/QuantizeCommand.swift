@@ -8,11 +8,11 @@ struct QuantizeCommand: ParsableCommand {
         commandName: "quantize",
         abstract: "Write a weight-only int8 (per channel) or int4 (groups of 32) copy of a decoder checkpoint.",
         discussion: """
-        Quantizes every *_proj.weight matrix and lm_head.weight (symmetric: scale = max |w| / 127 per \
-        output row, or max |w| / 7 per group of 32 inputs); embeddings, norms and biases are copied as \
-        stored. The output folder loads like the input (tokc run, bench-decode): linear layers then run \
-        on int8/int4 kernels. Format: README, "Speed on large models". The file is built in memory \
-        (about the size of the output), so quantize models that fit.
+        Quantizes every *_proj.weight matrix and lm_head.weight of the language model (symmetric: scale = \
+        max |w| / 127 per output row, or max |w| / 7 per group of 32 inputs); a VLM's vision tower and \
+        projector, embeddings, norms and biases are copied as stored. The output folder loads like the \
+        input (tokc run, bench, bench-decode): linear layers then run on int8/int4 kernels. Format: README, \
+        "Speed on large models". The file is written tensor by tensor: memory holds one matrix, not the model.
         """
     )
 

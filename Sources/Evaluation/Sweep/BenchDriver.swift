@@ -20,6 +20,10 @@ public struct BenchOptions: Sendable {
     public var frames: Int?
     public var out = "bench-out"
     public var shard = BenchShard.whole
+    /// Also run only the samples whose index i has i mod n == this shard's index (every item of a
+    /// sample together, so no part recomputes a sample's uncompressed reference): the interleaving
+    /// rounds of `tokc bench --precisions`. Nil: every sample.
+    public var sampleShard: BenchShard? = nil
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     public var toolkitVersion = "unknown"
     /// Hash the weights for the manifest (tests turn it off: hashing is slow in debug builds).
@@ -87,7 +91,7 @@ public enum BenchDriver {
             }
         }
 
-        let items = plan.items(shard: o.shard)
+        let items = plan.items(shard: o.shard).filter { o.sampleShard?.takes($0.sampleIndex) ?? true }
         var manifest = BenchManifest(
             model: URL(fileURLWithPath: o.model).standardizedFileURL.path,
             weightsSHA256: try BenchManifest.weightHashes(folder: o.model, hash: o.hashWeights),
