@@ -214,10 +214,9 @@ extension BenchCommand {
         o.methods = try methods.map { list in
             try list.split(separator: ",").map { try BenchDiffusion.MethodSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
         }
-        // The candidates: every method tokc generate --method runs in the sampler (module caching, step
-        // caching, the catalog's in-block methods); delta-dit and delta_dit are one method.
-        let candidates = (StepCachingOptions.methods + ScheduleCommand.supported + MethodCatalog.diffusionMethods)
-            .map { $0.lowercased().replacingOccurrences(of: "-", with: "_") }
+        // The candidates: every method the catalog says runs in the sampler (caching schedules and
+        // in-block methods, as tokc generate --method builds them); delta-dit and delta_dit are one method.
+        let candidates = MethodCatalog.diffusionMethods.map { $0.lowercased().replacingOccurrences(of: "-", with: "_") }
         let result = try BenchDiffusion.run(o, candidates: candidates, caching: Self.samplerMethod, log: printError)
         try BenchDiffusionOutput.write(result, to: out)
         print(BenchDiffusionOutput.markdown(result), terminator: "")

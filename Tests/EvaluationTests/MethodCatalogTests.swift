@@ -17,7 +17,9 @@ import TokenCompression
         #expect(MethodCatalog.inModelMethods == Set(MethodCatalog.llavaMethods + MethodCatalog.vitMethods + MethodCatalog.videoMethods
                                                     + MethodCatalog.diffusionMethods).sorted())
         for e in MethodCatalog.all { if let d = e.diffusionAdapter { #expect(d.method == e.name && e.info.domain == .diffusion, "\(e.name)") } }
-        #expect(MethodCatalog.diffusionMethods.contains("tomesd"))
+        #expect(MethodCatalog.diffusionAdapterMethods == ["tomesd"])
+        // The diffusion bench's rows: every caching method the sampler runs, and ToMe-SD.
+        #expect(Set(MethodCatalog.diffusionMethods) == ["toca", "duca", "fora", "taylorseer", "tgate", "pab", "teacache", "delta_dit", "tomesd"])
         for e in MethodCatalog.all { if let v = e.videoAdapter { #expect(v.method == e.name && e.info.domain == .videoLLM, "\(e.name)") } }
         #expect(MethodCatalog.videoMethods.starts(with: ["vidcom2", "dycoke"]))
         // On video prompts: the video methods and the decoder-side image methods, not the vision-side ones.
@@ -35,7 +37,7 @@ import TokenCompression
             "\($0)".contains("runs inside the blocks of a ViT")
         }
         #expect { try MethodCatalog.compression(method: "toca", budget: .count(8)) } throws: {
-            "\($0)".contains("not wired into the model runtime yet")
+            "\($0)".contains("runs inside a diffusion transformer's sampler")
         }
         #expect(try MethodCatalog.compression(method: "vidcom2", budget: .count(8)).videoHook != nil)
         let shape = ViTModelShape(layers: 12, width: 768, heads: 12, patchesPerSide: 14, classTokens: 1)

@@ -41,14 +41,14 @@ public enum MethodCatalog {
         MethodEntry(FrameFusion.info, videoAdapter: VideoFrameFusionCompression.adapter, conformer: FrameFusionConformer.self),
         MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
         // diffusion caching
-        MethodEntry(ToCa.info, conformer: ToCaConformer.self),
-        MethodEntry(DuCa.info, conformer: DuCaConformer.self),
-        MethodEntry(FORA.info, conformer: FORAConformer.self),
-        MethodEntry(TaylorSeer.info, conformer: TaylorSeerConformer.self),
-        MethodEntry(TGate.info, conformer: TGateConformer.self),
-        MethodEntry(PAB.info, conformer: PABConformer.self),
-        MethodEntry(TeaCache.info, conformer: TeaCacheConformer.self),
-        MethodEntry(DeltaDiT.info),  // no official code, so no conformance cases
+        MethodEntry(ToCa.info, samplerCaching: true, conformer: ToCaConformer.self),
+        MethodEntry(DuCa.info, samplerCaching: true, conformer: DuCaConformer.self),
+        MethodEntry(FORA.info, samplerCaching: true, conformer: FORAConformer.self),
+        MethodEntry(TaylorSeer.info, samplerCaching: true, conformer: TaylorSeerConformer.self),
+        MethodEntry(TGate.info, samplerCaching: true, conformer: TGateConformer.self),
+        MethodEntry(PAB.info, samplerCaching: true, conformer: PABConformer.self),
+        MethodEntry(TeaCache.info, samplerCaching: true, conformer: TeaCacheConformer.self),
+        MethodEntry(DeltaDiT.info, samplerCaching: true),  // no official code, so no conformance cases
         // diffusion merging
         MethodEntry(ToMeSD.info, diffusionAdapter: DiffusionToMeSDCompression.adapter, conformer: ToMeSDConformer.self),
     ]
@@ -75,14 +75,18 @@ public enum MethodCatalog {
     /// Video methods that run on LLaVA-OneVision's video path (`videoAdapter`; in list order).
     public static var videoMethods: [String] { all.filter { $0.videoAdapter != nil }.map { $0.name } }
 
-    /// Methods that run inside the blocks of a diffusion transformer (`diffusionAdapter`; in list order).
-    public static var diffusionMethods: [String] { all.filter { $0.diffusionAdapter != nil }.map { $0.name } }
+    /// Methods that run inside a diffusion transformer's sampler: in its blocks (`diffusionAdapter`) or
+    /// as a caching schedule (`samplerCaching`); in list order.
+    public static var diffusionMethods: [String] { all.filter { $0.runsInDiffusion }.map { $0.name } }
+
+    /// Methods wired into the diffusion blocks through the catalog (`diffusionAdapter`: ToMe-SD).
+    public static var diffusionAdapterMethods: [String] { all.filter { $0.diffusionAdapter != nil }.map { $0.name } }
 
     /// The named method's setting for a DiT / PixArt-α sampling run (`tokc generate --method`), from its
     /// NAME=VALUE `parameters`; methods not wired into the diffusion blocks are refused with the list.
     public static func diffusionMethod(_ method: String, parameters: [String: String] = [:]) throws -> DiffusionMethodSetting {
         guard let adapter = entry(named: method)?.diffusionAdapter else {
-            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "does not run inside the diffusion blocks through the catalog; runnable there: \(diffusionMethods.joined(separator: ", "))")
+            throw ModelCompressionError.unsupportedMethod(method.lowercased(), "does not run inside the diffusion blocks through the catalog; runnable there: \(diffusionAdapterMethods.joined(separator: ", "))")
         }
         return try adapter.make(parameters: parameters)
     }
@@ -129,6 +133,9 @@ public enum MethodCatalog {
         guard let adapter = entry.adapter ?? entry.videoAdapter else {
             if entry.vitAdapter != nil {
                 throw ModelCompressionError.unsupportedMethod(entry.name, "runs inside the blocks of a ViT (a ViT/DeiT classifier folder), not in LLaVA; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
+            }
+            if entry.runsInDiffusion {
+                throw ModelCompressionError.unsupportedMethod(entry.name, "runs inside a diffusion transformer's sampler (tokc generate --method, tokc bench --task diffusion), not in LLaVA; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
             }
             throw ModelCompressionError.unsupportedMethod(entry.name, "registered, but not wired into the model runtime yet; runnable in LLaVA: \(llavaMethods.joined(separator: ", "))")
         }
