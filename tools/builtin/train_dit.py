@@ -257,9 +257,9 @@ def sample_accuracy(transformer, vae, judge, per_class, steps, guidance, seed):
     return judge.accuracy(images, labels), images
 
 
-def train_dit(args, latents, labels, vae, judge, log):
+def train_dit(args, latents, labels, vae, judge, log, init=None):
     torch.manual_seed(args.seed + 2)
-    model = build_dit(args).eval()  # eval: the label embedding's own dropout is off; the 10% drop is explicit below
+    model = (init if init is not None else build_dit(args)).eval()  # eval: the label embedding's own dropout is off; the 10% drop is explicit below
     ema = copy.deepcopy(model)
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -269,7 +269,11 @@ def train_dit(args, latents, labels, vae, judge, log):
     start, curve, evals, step = time.time(), [], [], 0
     window = []
     while step < args.dit_steps and time.time() - start < args.dit_minutes * 60:
-        lr = args.dit_lr * min(1.0, (step + 1) / 200)
+        # Warm-up, then (with --dit-decay) cosine to 10% by the step or minute budget, whichever runs out first.
+        progress = max(step / args.dit_steps, (time.time() - start) / (args.dit_minutes * 60))
+        lr = args.dit_lr * min(1.0, (step + 1) / args.dit_warmup)
+        if args.dit_decay:
+            lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(latents), (args.dit_batch,), generator=g)
@@ -296,7 +300,7 @@ def train_dit(args, latents, labels, vae, judge, log):
             acc, _ = sample_accuracy(ema, vae, judge, 2, 25, 4.0, 0)
             evals.append({"step": step, "accuracy": acc, "minutes": round((time.time() - start) / 60, 2)})
             log_line(f"dit step {step}: EMA sample accuracy {acc:.1f}% (2 per class, DDIM 25, guidance 4)")
-            log["dit"] = {"steps": step, "loss_curve": curve, "evaluations": evals}
+            log[stage_name(args)] = {"steps": step, "loss_curve": curve, "evaluations": evals}
             write_log(args.out, log)
     return ema, {"steps": step, "minutes": round((time.time() - start) / 60, 2), "loss_curve": curve, "evaluations": evals}
 
@@ -320,6 +324,10 @@ def save(out, transformer, vae):
     with open(os.path.join(out, "labels.json"), "w") as f:
         json.dump({str(i): name for i, name in enumerate(shapes_cls.LABELS)}, f, indent=2)
         f.write("\n")
+
+
+def stage_name(args):
+    return "dit_continued" if args.init else "dit"
 
 
 def write_log(out, log):
@@ -351,7 +359,12 @@ def main():
     parser.add_argument("--label-drop", type=float, default=0.1)
     parser.add_argument("--ema", type=float, default=0.998)
     parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--dit-warmup", type=int, default=200)
+    parser.add_argument("--dit-decay", action="store_true", help="cosine learning-rate decay to 10%% over the budget")
+    parser.add_argument("--init", help="continue the DiT of this folder (its VAE kept as is; --out may be the same folder)")
     args = parser.parse_args()
+    if args.init:
+        return continue_dit(args)
     torch.set_num_threads(args.threads)
     total_start = time.time()
     log = {"command": "python3 tools/builtin/train_dit.py " + " ".join(sys.argv[1:]),
@@ -409,6 +422,35 @@ def main():
     log["total_minutes"] = round((time.time() - total_start) / 60, 2)
     write_log(args.out, log)
     log_line(f"saved {args.out}: {log['save']['bytes'] / 1e6:.1f} MB, {log['total_minutes']} min in all")
+
+
+def continue_dit(args):
+    """Continues training the transformer of --init with its VAE and scaling factor unchanged (same data)."""
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+    torch.set_num_threads(args.threads)
+    total_start = time.time()
+    with open(os.path.join(args.init, "training_log.json")) as f:
+        log = json.load(f)
+    vae = AutoencoderKL.from_pretrained(os.path.join(args.init, "vae")).eval()
+    transformer = DiTTransformer2DModel.from_pretrained(os.path.join(args.init, "transformer")).float()
+    images, labels, _ = training_images(log["data"]["train_images"], log["data"]["train_seed"])
+    judge = Judge()
+    with torch.no_grad():
+        pix = to_pixels(images)
+        means = torch.cat([vae.encode(pix[i:i + 256]).latent_dist.mean for i in range(0, len(pix), 256)])
+    latents = means * vae.config.scaling_factor
+    log["dit_continued"] = {"command": "python3 tools/builtin/train_dit.py " + " ".join(sys.argv[1:])}
+    model, stage = train_dit(args, latents, torch.as_tensor(labels), vae, judge, log, init=transformer)
+    stage.update({"command": "python3 tools/builtin/train_dit.py " + " ".join(sys.argv[1:]), "lr": args.dit_lr,
+                  "decay": args.dit_decay, "warmup": args.dit_warmup, "batch": args.dit_batch, "ema": args.ema,
+                  "note": "the EMA restarts from the loaded (EMA) weights"})
+    log["dit_continued"] = stage
+    write_log(args.out, log)
+    save(args.out, model, vae)
+    log["save"] = {"bytes": folder_bytes(args.out), "transformer_dtype": "float16", "vae_dtype": "float32"}
+    log["total_minutes"] = round(log.get("total_minutes", 0) + (time.time() - total_start) / 60, 2)
+    write_log(args.out, log)
+    log_line(f"saved {args.out}: {log['save']['bytes'] / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
