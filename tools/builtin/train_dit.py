@@ -150,7 +150,7 @@ def build_vae():
         sample_size=IMAGE, mid_block_add_attention=False)
 
 
-def train_vae(args, images, masks, val_images, judge):
+def train_vae(args, images, masks, val_images):
     torch.manual_seed(args.seed)
     vae = build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
@@ -385,7 +385,7 @@ def main():
     log_line(f"data: {len(images)} training images, classifier on real 32-px validation images {real_acc:.1f}%")
     write_log(args.out, log)
 
-    vae, recon, vae_log = train_vae(args, images, masks, val_images, judge)
+    vae, recon, vae_log = train_vae(args, images, masks, val_images)
     vae_log["reconstruction_accuracy"] = judge.accuracy(to_bytes(recon), val_labels)
     vae_log["config"] = {k: v for k, v in vae.config.items() if not k.startswith("_")}
     vae_log["batch"], vae_log["lr"], vae_log["kl_weight"], vae_log["object_weight"] = \
