@@ -22,7 +22,9 @@ struct GenerateCommand: ParsableCommand {
         Guidance (> 1) is DiT's: on the noise channels, against the null class.
         --noise FILE.safetensors (tensor `latents`, [1, C, H, W]) starts from given latents, so a
         run can be compared with diffusers; --seed draws them with the toolkit's own generator
-        (SplitMix64, not torch's).
+        (SplitMix64, not torch's). Without --model, --class samples the built-in DiT
+        (builtin/models/dit-shapes: 32x32 images of 24 shape x colour classes, the ids of
+        builtin/models/vit-shapes/config.json's id2label).
 
         --method runs a caching method inside the sampler from the same schedule
         `tokc schedule` prints for these settings (steps = --steps, layers = the
@@ -55,8 +57,8 @@ struct GenerateCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "Pipeline folder (model_index.json, transformer/, vae/, scheduler/).")
-    var model: String
+    @Option(name: .long, help: "Pipeline folder (model_index.json, transformer/, vae/, scheduler/; default with --class: builtin/models/dit-shapes).")
+    var model: String?
 
     @Option(name: .customLong("class"), help: "Class id (0 ..< num_embeds_ada_norm) of a DiT pipeline.")
     var classLabel: Int?
@@ -108,6 +110,9 @@ struct GenerateCommand: ParsableCommand {
             try applyThreads(threads)
             guard (classLabel == nil) != (promptEmbeds == nil) else {
                 throw ModelError("give exactly one of --class N (DiT) and --prompt-embeds FILE (PixArt-α)")
+            }
+            guard let model = try self.model ?? (promptEmbeds == nil ? DiTPipeline.defaultFolder() : nil) else {
+                throw ModelError("--prompt-embeds needs --model DIR (a PixArtAlphaPipeline folder; the built-in model is a DiT)")
             }
             switch (DiffusionSampling.pipelineClass(folder: model), promptEmbeds) {
             case ("PixArtAlphaPipeline", nil): throw ModelError("\(model) is a PixArtAlphaPipeline folder: give --prompt-embeds FILE, not --class")
