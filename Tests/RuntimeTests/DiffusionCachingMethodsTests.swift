@@ -192,6 +192,26 @@ import TokenCompression
         #expect(cached.latents.values != plain.latents.values && cached.latents.values.allSatisfy { $0.isFinite })
     }
 
+    /// FORA's schedule names DiT's two modules; on PixArt-α each block's three modules follow its per-step decision.
+    @Test func foraRunsOnEveryPixArtModule() throws {
+        let plain = try DiffusionPixArtCachingTests.run(nil)
+        let everyStep = try DiffusionPixArtCachingTests.run(DiTCaching(method: "fora", schedule: try FORA.schedule(
+            FORA.Parameters(numSteps: 10, interval: 1, numLayers: 2))))
+        #expect(everyStep.latents.values == plain.latents.values && everyStep.transformerFLOPsTotal == plain.transformerFLOPsTotal)
+
+        let schedule = try FORA.schedule(FORA.Parameters(numSteps: 10, interval: 3, numLayers: 2))
+        let cached = try DiffusionPixArtCachingTests.run(DiTCaching(method: "fora", schedule: schedule))
+        #expect(cached.cacheDecisions == schedule.actions.map { step in step.map { Array(repeating: $0[0], count: 3) } })
+        #expect(cached.cacheDecisions?.map { $0[0][1] } == (0..<10).map { $0 % 3 == 0 ? .compute : .reuse })
+        // 4 of 10 calls compute: the blocks' FLOPs fall to 40%, the patch embedding and final layer still run.
+        #expect(cached.transformerFLOPsTotal < 0.45 * plain.transformerFLOPsTotal)
+        #expect(cached.latents.values != plain.latents.values && cached.latents.values.allSatisfy { $0.isFinite })
+        // Another method's two-module schedule is not widened: it is refused by the cache.
+        #expect(throws: (any Error).self) {
+            try DiffusionPixArtCachingTests.run(DiTCaching(method: "toca", schedule: schedule))
+        }
+    }
+
     static func tgate(gate: Int, sp: Int = 3, fi: Int = 1, warmUp: Int = 2) throws -> DiTCaching {
         let p = try TGate.Parameters(gateStep: gate, semanticsInterval: sp, fidelityInterval: fi, warmUp: warmUp)
         return DiTCaching(method: "tgate", schedule: try TGate.schedule(steps: 10, layers: 2, parameters: p), tgate: p)

@@ -192,8 +192,20 @@ public struct DiTCaching: Sendable {
         guard schedule.steps == timesteps.count else {
             throw ModelError("\(method): its schedule covers \(schedule.steps) steps, the sampler runs \(timesteps.count)")
         }
-        return try DiTFeatureCache(method: method, schedule: schedule, layers: layers, modules: modules,
+        return try DiTFeatureCache(method: method, schedule: Self.wholeBlock(schedule, method: method, modules: modules), layers: layers, modules: modules,
                                    taylorSeer: taylorSeer, toca: toca, duca: duca,
                                    pab: pab.map { ($0, timesteps.map { Int($0) }) }, tgate: tgate)
+    }
+
+    /// FORA decides per step for whole blocks: its code caches every module of a block (on PixArt-α:
+    /// attention, cross-attention and MLP, as the ToCa repository's PixArt FORA baseline does), while its
+    /// schedule names DiT's two modules. Such a schedule (the same action for every module of a layer) is
+    /// widened to the model's modules; any other schedule is passed on unchanged (and checked there).
+    static func wholeBlock(_ schedule: CacheSchedule, method: String, modules: [String]) -> CacheSchedule {
+        guard method == "fora", schedule.moduleNames != modules,
+              schedule.actions.allSatisfy({ step in step.allSatisfy { Set($0).count == 1 } }) else { return schedule }
+        return CacheSchedule(moduleNames: modules, actions: schedule.actions.map { step in
+            step.map { Array(repeating: $0[0], count: modules.count) }
+        })
     }
 }
