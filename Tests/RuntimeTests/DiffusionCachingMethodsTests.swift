@@ -19,13 +19,7 @@ import TokenCompression
     @Test func allFullScheduleEqualsUncachedBitForBit() throws {
         // r0 = 0 and N0 = 1: every step full (the attention maps and token caches are still recorded).
         let (caching, _) = try Self.duca(interval: 1, ratio: 0)
-        #expect(caching.schedule.actions.joined().joined().allSatisfy { $0 == .compute })
-        for guidance in [1.0, 4.0] {
-            let plain = try DiffusionCachingTests.run(nil, guidance: guidance)
-            let cached = try DiffusionCachingTests.run(caching, guidance: guidance)
-            #expect(cached.latents.values == plain.latents.values)
-            #expect(cached.transformerFLOPsTotal == plain.transformerFLOPsTotal)
-        }
+        try DiffusionCachingTests.expectAllComputeEqualsUncached(caching)
     }
 
     @Test func decisionsMatchTheScheduleAndWorkIsSkipped() throws {
@@ -114,13 +108,7 @@ import TokenCompression
 
     @Test func rangeOneWithoutMLPBroadcastEqualsUncachedBitForBit() throws {
         let caching = try Self.caching(try Self.pab(spatialRange: 1, mlp: false), timesteps: try Self.timesteps())
-        #expect(caching.schedule.actions.joined().joined().allSatisfy { $0 == .compute })
-        for guidance in [1.0, 4.0] {
-            let plain = try DiffusionCachingTests.run(nil, guidance: guidance)
-            let cached = try DiffusionCachingTests.run(caching, guidance: guidance)
-            #expect(cached.latents.values == plain.latents.values)
-            #expect(cached.transformerFLOPsTotal == plain.transformerFLOPsTotal)
-        }
+        try DiffusionCachingTests.expectAllComputeEqualsUncached(caching)
     }
 
     @Test func decisionsMatchTheScheduleAndWorkIsSkipped() throws {

@@ -15,6 +15,17 @@ import TokenCompression
             DiTGenerationOptions(classLabel: 3, steps: 10, guidance: guidance, noise: try ref.tensor("noise"), caching: caching))
     }
 
+    /// An all-compute schedule gives the uncached latents and FLOPs bit for bit, with and without guidance.
+    static func expectAllComputeEqualsUncached(_ caching: DiTCaching) throws {
+        #expect(caching.schedule.actions.joined().joined().allSatisfy { $0 == .compute })
+        for guidance in [1.0, 4.0] {
+            let plain = try run(nil, guidance: guidance)
+            let cached = try run(caching, guidance: guidance)
+            #expect(cached.latents.values == plain.latents.values)
+            #expect(cached.transformerFLOPsTotal == plain.transformerFLOPsTotal)
+        }
+    }
+
     static func fora(interval: Int) throws -> DiTCaching {
         DiTCaching(method: "fora", schedule: try FORA.schedule(FORA.Parameters(numSteps: 10, interval: interval, numLayers: 2)))
     }
