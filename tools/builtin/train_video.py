@@ -257,13 +257,13 @@ class PositionProbe(torch.nn.Module):
         return torch.nn.functional.mse_loss(prediction, self.target.expand_as(prediction))
 
 
-def batch_of(rng, tok, count, questions):
+def batch_of(rng, tok, count, questions, motion_share=None, binding=0):
     """`count` training videos: normalised frames [B, F, 3, H, W], input ids, attention mask, labels,
     and the dense row labels: (batch, position) of every frame row [N, 2] and its `cell_labels` [N]."""
     frames, rows, row_positions, row_labels = [], [], [], []
     video_id = tok.token_to_id("<video>")
     for b in range(count):
-        video, asked, description = videos.training_sample(rng, questions)
+        video, asked, description = videos.training_sample(rng, questions, motion_share, binding)
         frames.append(video)
         ids, is_label = [], []
         for turn, (_, question, answer) in enumerate(asked):
@@ -384,6 +384,11 @@ def main():
                    help="learning rate of the tower's position embeddings relative to --lr")
     p.add_argument("--pos-weight", type=float, default=0.0, help="weight of the patch-position loss (0: off)")
     p.add_argument("--aux-layer", type=int, default=1, help="decoder layer whose output the row head reads")
+    p.add_argument("--motion-share", type=float, default=None,
+                   help="probability of a moving-objects video (direction/speed); default: the five types equally")
+    p.add_argument("--binding", type=int, default=0,
+                   help="training-only questions per video that name an object by colour (videos.binding_questions)")
+    p.add_argument("--note", help="recorded in the stage's log entry (why the stage was run)")
     p.add_argument("--no-test", action="store_true", help="skip scoring the shipped test split at the end")
     args = p.parse_args()
 
@@ -432,8 +437,11 @@ def main():
              "seed": args.seed, "batch": args.batch, "questions": args.questions, "lr": args.lr,
              "tower_lr_scale": args.tower_lr_scale, "aux_weight": args.aux_weight, "aux_layer": args.aux_layer,
              "pos_weight": args.pos_weight, "position_lr_scale": args.position_lr_scale,
+             "motion_share": args.motion_share, "binding": args.binding,
              "threads": args.threads, "torch": torch.__version__,
              "device": "cpu", "steps": 0, "videos": 0, "seconds": 0.0, "checkpoints": [], "log": []}
+    if args.note:
+        stage["note"] = args.note
     log["stages"].append(stage)
     start = last_checkpoint = time.time()
     budget = args.minutes * 60
@@ -455,7 +463,8 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
-        pv, input_ids, mask, labels, rows, row_labels = batch_of(rng, tok, args.batch, args.questions)
+        pv, input_ids, mask, labels, rows, row_labels = batch_of(rng, tok, args.batch, args.questions,
+                                                                args.motion_share, args.binding)
         answer_loss = model(input_ids=input_ids, attention_mask=mask, pixel_values_videos=pv, labels=labels).loss
         loss = answer_loss
         if probe is not None:
