@@ -62,7 +62,8 @@ extension MethodSchedules {
     /// count of a video with no static position (static positions average over their segment and
     /// lower it): every frame's N rows cluster to int(N·cluster_ratio) (N > 14). Layers 0…10 (the selected layer runs on every row) see M;
     /// later ones ≈ int(M·α), α = 0.4 (the code truncates per segment and frame, so a few fewer).
-    /// The newline counts among the text the code keeps.
+    /// The newline counts among the text the code keeps. The code also cuts the KV cache of layers
+    /// 0…10 to the kept rows after the selection, which a per-layer plan cannot express: the settings say so.
     static func prunevid(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
         let v = try videoContext("prunevid", c)
         let p = PruneVid.Parameters()
@@ -72,9 +73,9 @@ extension MethodSchedules {
         let selected = Int(Double(merged) * p.keepRatio)
         let cut = min(p.selectedLayer + 1, c.llmLayers)
         let schedule = Array(repeating: merged + 1, count: cut) + Array(repeating: selected + 1, count: c.llmLayers - cut)
-        let source = keep == nil ? "no static position: \(v.frames) frames × int(\(v.tokensPerFrame)·\(p.clusterRatio)) = \(merged) (no static position)" : "M = \(merged) merged rows (--keep)"
+        let source = keep == nil ? "no static position: M = \(v.frames) frames × int(\(v.tokensPerFrame)·\(p.clusterRatio)) = \(merged)" : "M = \(merged) merged rows (--keep)"
         return VisualTokenPlan(method: "prunevid",
-                               settings: "\(source); layers 0…\(cut - 1) see M + newline, then ≈ int(M·α=\(p.keepRatio)) = \(selected) + newline",
+                               settings: "\(source); layers 0…\(cut - 1) see M + newline, then ≈ int(M·α=\(p.keepRatio)) = \(selected) + newline (the code also cuts the KV cache of layers 0…\(cut - 1) to the kept rows, so the KV line below overstates it)",
                                llmVisual: schedule, projectorTokens: c.visual)
     }
 
