@@ -110,7 +110,10 @@ extension VLMRunner {
         }
 
         let kept = try keptVisualIndices(prefill: prefill, span: span, compression: active, report: report, total: visual)
-        if let r = report { notes += r.notes }
+        // A decode hook (DyCoke's KV pruning) reports what decoding did only once it has run: its notes
+        // come from a report taken now; the kept rows above are the prefill's.
+        let final = active?.decodeHook != nil && decodeSteps > 0 ? active?.report() : report
+        if let r = final { notes += r.notes }
         let keptCount = report?.achievedVisualTokens ?? kept.image.count
         return VLMRunResult(
             generatedIDs: tokens,

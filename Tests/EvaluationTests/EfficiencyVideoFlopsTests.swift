@@ -42,6 +42,23 @@ import Testing
         // FastVID's default ρ = 10 %: int(196·0.1) = 19 per frame, 608 of 6272 (the paper's 90.3 % pruned).
         let fastvid = try Self.request(frames: 32, method: "fastvid")
         #expect(fastvid.plan.llmVisual[0] == 608 + 1)
+        // PruneVid without --keep: no static position, 32 × int(196·0.5) = 3136 merged rows through layer 10,
+        // then int(3136·0.4) = 1254; with --keep the merged count is given.
+        let prunevid = try Self.request(frames: 32, method: "prunevid")
+        #expect(prunevid.plan.llmVisual == Array(repeating: 3137, count: 11) + Array(repeating: 1255, count: 17))
+        let given = try Self.request(frames: 32, method: "prunevid", keep: 1000)
+        #expect(given.plan.llmVisual[10] == 1001 && given.plan.llmVisual[11] == 401)
+        // FrameFusion: p = 1 − (28·0.3 − 1)/27 at layer 0, so the frame rows summed over the 28 layers are cost·28·V
+        // (up to the rounding of the kept count, at most ½ per layer after the first).
+        let framefusion = try Self.request(frames: 32, method: "framefusion")
+        #expect(framefusion.plan.llmVisual[0] == 6273 && framefusion.plan.llmVisual[1] == 1720 && framefusion.plan.llmVisual.count == 28)
+        #expect(abs(Double(framefusion.plan.llmVisual.reduce(0) { $0 + $1 - 1 }) - 0.3 * 28 * 6272) <= 13.5)
+        let halfCost = try Self.request(frames: 32, method: "framefusion", keep: 3136)
+        #expect(abs(Double(halfCost.plan.llmVisual.reduce(0) { $0 + $1 - 1 }) - 0.5 * 28 * 6272) <= 13.5)
+        // HoliTom's outer stage: ρ = 10 % → round(627.2) = 627, every layer.
+        let holitom = try Self.request(frames: 32, method: "holitom")
+        #expect(holitom.plan.llmVisual == Array(repeating: 628, count: 28))
+        #expect(try Self.request(frames: 32, method: "holitom", keep: 1568).plan.llmVisual[0] == 1569)
         let report = try FlopsCalculator.report(dycoke)
         #expect(report.stages.prefill < 0.6 * report.baseline.prefill && report.stages.vision == report.baseline.vision)
     }

@@ -96,6 +96,17 @@ import TokenCompression
         // The cache itself keeps every row (the code gathers per step).
         #expect(p.cache.tokenCounts.allSatisfy { $0 == ids.count - 73 + span + 3 })
         #expect(c.report().notes.contains { $0.contains("decode steps re-selected") })
+        // Bytes read: layers < L read the whole cache, layers ≥ L only the selected rows.
+        let hook = c.decodeHook as! DyCokeHook
+        let config = model.language.config
+        let rowBytes = 2 * config.kvHeads * config.headDim * 4
+        #expect(hook.decodeReads.count == steps.count)
+        for (read, s) in zip(hook.decodeReads, steps) {
+            #expect(read.cachedBytes == config.layers * s.cacheLength * rowBytes)
+            #expect(read.readBytes == (2 * s.cacheLength + (config.layers - 2) * s.attendedCount) * rowBytes)
+            if s.reselected { #expect(read.readBytes < read.cachedBytes) }
+        }
+        #expect(c.report().notes.contains { $0.contains("K/V bytes read over 3 decode steps") })
     }
 
     @Test func dyCokeRefusesShortVideosAndBadSettings() throws {

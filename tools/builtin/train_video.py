@@ -257,23 +257,76 @@ class PositionProbe(torch.nn.Module):
         return torch.nn.functional.mse_loss(prediction, self.target.expand_as(prediction))
 
 
-def batch_of(rng, tok, count, questions):
+def named_objects(video, question):
+    """The objects a question names, in the order it names them (an object is named by its first colour)."""
+    found = []
+    for o in video["objects"]:
+        name = next(c for c in o["color"] if c is not None)
+        at = question.find(f" {name} ")
+        if at >= 0:
+            found.append((at, o))
+    return [o for _, o in sorted(found, key=lambda item: item[0])]
+
+
+def object_rows(o, frames, cover=0.1):
+    """Video-row offsets (frame-major, pooled cells row-major) that object `o` covers in `frames`."""
+    side = math.ceil(SIDE / 2)
+    cell = SIZE // side
+    rows = []
+    for t in frames:
+        mask = videos.shape_mask(o["shape"], o["x"][t], o["y"][t], o["r"])
+        covered = mask.reshape(side, cell, side, cell).mean(axis=(1, 3)).reshape(-1) >= cover
+        rows += [t * side * side + j for j in np.nonzero(covered)[0].tolist()]
+    return rows
+
+
+def attention_targets(video, question, heads):
+    """Training-only targets for the attention of the position that predicts the answer: per head, the video
+    rows it should attend to, or None when the question names no object.
+
+    Why: a model trained on answers alone never learnt to find the rows of the object a question names
+    (its direction answers were the same whichever object was named). These targets ask the heads of one
+    decoder layer to read the named object at the start of the clip (even heads) and at its end (odd heads);
+    for a question naming two objects (speed), heads 0-1 read the first and 2-3 the second. A direction or
+    speed answer is then a comparison of what those heads return (where the object was, where it is).
+    """
+    objs = named_objects(video, question)
+    if not objs:
+        return None
+    targets = []
+    for h in range(heads):
+        o = objs[(h // 2) % len(objs)] if len(objs) > 1 else objs[0]
+        visible = [t for t in range(videos.FRAMES) if o["color"][t] is not None]
+        frames = visible[:2] if h % 2 == 0 else visible[-2:]
+        rows = object_rows(o, frames)
+        if not rows:
+            return None
+        targets.append(rows)
+    return targets
+
+
+def batch_of(rng, tok, count, questions, motion_share=None, binding=0, heads=0):
     """`count` training videos: normalised frames [B, F, 3, H, W], input ids, attention mask, labels,
     and the dense row labels: (batch, position) of every frame row [N, 2] and its `cell_labels` [N]."""
-    frames, rows, row_positions, row_labels = [], [], [], []
+    frames, rows, row_positions, row_labels, attention = [], [], [], [], []
     video_id = tok.token_to_id("<video>")
     for b in range(count):
-        video, asked, description = videos.training_sample(rng, questions)
+        video, asked, description = videos.training_sample(rng, questions, motion_share, binding)
         frames.append(video)
         ids, is_label = [], []
         for turn, (_, question, answer) in enumerate(asked):
             text = prompt_text(question) if turn == 0 else f"USER: {question} ASSISTANT:"
             prompt = expand(tok, text)
             target = tok.encode(" " + answer + "</s>").ids
+            wanted = attention_targets(description, question, heads) if heads else None
+            if wanted is not None:
+                # (batch, the position predicting the answer's first token, per-head video-row offsets)
+                attention.append((b, len(ids) + len(prompt) - 1, wanted))
             ids += prompt + target
             is_label += [False] * len(prompt) + [True] * len(target)
         rows.append((ids, is_label))
         first = ids.index(video_id)
+        attention = [(bb, q, [[first + r for r in rs] for rs in w]) if bb == b else (bb, q, w) for bb, q, w in attention]
         positions = torch.arange(first, first + VIDEO_TOKENS - 1)
         row_positions.append(torch.stack([torch.full_like(positions, b), positions], dim=1))
         row_labels.append(torch.from_numpy(cell_labels(description)))
@@ -287,7 +340,20 @@ def batch_of(rng, tok, count, questions):
         input_ids[i, :len(ids)] = row
         labels[i, :len(ids)] = torch.where(torch.tensor(is_label), row, torch.tensor(-100))
         mask[i, :len(ids)] = 1
-    return normalise(np.stack(frames)), input_ids, mask, labels, torch.cat(row_positions), torch.cat(row_labels)
+    return (normalise(np.stack(frames)), input_ids, mask, labels, torch.cat(row_positions), torch.cat(row_labels),
+            attention)
+
+
+def attention_loss(attentions, targets):
+    """Mean over supervised (question, head) of −log(the attention mass on the target rows)."""
+    terms = []
+    for b, q, per_head in targets:
+        for h, rows in enumerate(per_head):
+            mass = attentions[b, h, q, rows].sum()
+            terms.append(-torch.log(mass.clamp(min=1e-6)))
+    if not terms:
+        return None
+    return torch.stack(terms).mean()
 
 
 @torch.no_grad()
@@ -384,6 +450,14 @@ def main():
                    help="learning rate of the tower's position embeddings relative to --lr")
     p.add_argument("--pos-weight", type=float, default=0.0, help="weight of the patch-position loss (0: off)")
     p.add_argument("--aux-layer", type=int, default=1, help="decoder layer whose output the row head reads")
+    p.add_argument("--motion-share", type=float, default=None,
+                   help="probability of a moving-objects video (direction/speed); default: the five types equally")
+    p.add_argument("--binding", type=int, default=0,
+                   help="training-only questions per video that name an object by colour (videos.binding_questions)")
+    p.add_argument("--attn-weight", type=float, default=0.0,
+                   help="weight of the answer-position attention loss (`attention_targets`; 0: off)")
+    p.add_argument("--attn-layer", type=int, default=2, help="decoder layer whose heads the attention loss steers")
+    p.add_argument("--note", help="recorded in the stage's log entry (why the stage was run)")
     p.add_argument("--no-test", action="store_true", help="skip scoring the shipped test split at the end")
     args = p.parse_args()
 
@@ -403,6 +477,10 @@ def main():
         tok = write_tokenizer(args.out)
         model = build_model(tok)
         log = {"stages": []}
+    if args.attn_weight > 0:
+        # The attention loss reads attention probabilities, which only the eager kernel returns (training only:
+        # the saved config does not record it).
+        model.set_attn_implementation("eager")
     model.train()
     params = sum(p.numel() for p in model.parameters())
     log["model"] = {"class": "LlavaOnevisionForConditionalGeneration", "parameters": params,
@@ -432,8 +510,12 @@ def main():
              "seed": args.seed, "batch": args.batch, "questions": args.questions, "lr": args.lr,
              "tower_lr_scale": args.tower_lr_scale, "aux_weight": args.aux_weight, "aux_layer": args.aux_layer,
              "pos_weight": args.pos_weight, "position_lr_scale": args.position_lr_scale,
+             "motion_share": args.motion_share, "binding": args.binding,
+             "attn_weight": args.attn_weight, "attn_layer": args.attn_layer,
              "threads": args.threads, "torch": torch.__version__,
              "device": "cpu", "steps": 0, "videos": 0, "seconds": 0.0, "checkpoints": [], "log": []}
+    if args.note:
+        stage["note"] = args.note
     log["stages"].append(stage)
     start = last_checkpoint = time.time()
     budget = args.minutes * 60
@@ -455,9 +537,16 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
-        pv, input_ids, mask, labels, rows, row_labels = batch_of(rng, tok, args.batch, args.questions)
-        answer_loss = model(input_ids=input_ids, attention_mask=mask, pixel_values_videos=pv, labels=labels).loss
+        heads = model.config.text_config.num_attention_heads if args.attn_weight > 0 else 0
+        pv, input_ids, mask, labels, rows, row_labels, targets = batch_of(rng, tok, args.batch, args.questions,
+                                                                         args.motion_share, args.binding, heads)
+        out = model(input_ids=input_ids, attention_mask=mask, pixel_values_videos=pv, labels=labels,
+                    output_attentions=args.attn_weight > 0)
+        answer_loss = out.loss
         loss = answer_loss
+        attn_loss = attention_loss(out.attentions[args.attn_layer], targets) if args.attn_weight > 0 else None
+        if attn_loss is not None:
+            loss = loss + args.attn_weight * attn_loss
         if probe is not None:
             aux_loss, moving_accuracy = probe.loss(rows, row_labels)
             loss = loss + args.aux_weight * aux_loss
@@ -476,6 +565,8 @@ def main():
                 entry["moving_row_accuracy"] = None if moving_accuracy is None else round(moving_accuracy, 3)
             if position is not None:
                 entry["position_loss"] = round(float(pos_loss.detach()), 4)
+            if attn_loss is not None:
+                entry["attention_loss"] = round(float(attn_loss.detach()), 4)
             stage["log"].append(entry)
             print(json.dumps(entry), flush=True)
         step += 1

@@ -37,9 +37,9 @@ public enum MethodCatalog {
         MethodEntry(VidCom2.info, videoAdapter: VideoVidCom2Compression.adapter, flops: S.vidcom2, conformer: VidCom2Conformer.self),
         MethodEntry(DyCoke.info, videoAdapter: VideoDyCokeCompression.adapter, flops: S.dycoke, conformer: DyCokeConformer.self),
         MethodEntry(FastVID.info, videoAdapter: VideoFastVIDCompression.adapter, flops: S.fastvid, conformer: FastVIDConformer.self),
-        MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, conformer: PruneVidConformer.self),
-        MethodEntry(FrameFusion.info, videoAdapter: VideoFrameFusionCompression.adapter, conformer: FrameFusionConformer.self),
-        MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, conformer: HoliTomConformer.self),
+        MethodEntry(PruneVid.info, videoAdapter: VideoPruneVidCompression.adapter, flops: S.prunevid, conformer: PruneVidConformer.self),
+        MethodEntry(FrameFusion.info, videoAdapter: VideoFrameFusionCompression.adapter, flops: S.framefusion, conformer: FrameFusionConformer.self),
+        MethodEntry(HoliTom.info, videoAdapter: VideoHoliTomCompression.adapter, flops: S.holitom, conformer: HoliTomConformer.self),
         // diffusion caching
         MethodEntry(ToCa.info, samplerCaching: true, conformer: ToCaConformer.self),
         MethodEntry(DuCa.info, samplerCaching: true, conformer: DuCaConformer.self),

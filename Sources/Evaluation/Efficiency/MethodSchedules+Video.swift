@@ -56,4 +56,59 @@ extension MethodSchedules {
                                settings: "ρ=\(String(format: "%.3f", ratio)): b = int(\(v.tokensPerFrame)·ρ) = \(perFrame) per frame × \(v.frames) → ≈\(kept) + newline (original positions)",
                                llmVisual: Array(repeating: kept + 1, count: c.llmLayers), projectorTokens: c.visual)
     }
+
+    /// PruneVid: the merge's count depends on the video (how many positions are static and how the
+    /// frames cluster), so `keep` is M, the merged rows entering the LLM; without it, M is the
+    /// count of a video with no static position (static positions average over their segment and
+    /// lower it): every frame's N rows cluster to int(N·cluster_ratio) (N > 14). Layers 0…10 (the selected layer runs on every row) see M;
+    /// later ones ≈ int(M·α), α = 0.4 (the code truncates per segment and frame, so a few fewer).
+    /// The newline counts among the text the code keeps. The code also cuts the KV cache of layers
+    /// 0…10 to the kept rows after the selection, which a per-layer plan cannot express: the settings say so.
+    static func prunevid(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
+        let v = try videoContext("prunevid", c)
+        let p = PruneVid.Parameters()
+        let total = v.frames * v.tokensPerFrame
+        let perFrame = v.tokensPerFrame > p.minTokensToCluster ? Int(Double(v.tokensPerFrame) * p.clusterRatio) : v.tokensPerFrame
+        let merged = keep.map { min($0, total) } ?? v.frames * perFrame
+        let selected = Int(Double(merged) * p.keepRatio)
+        let cut = min(p.selectedLayer + 1, c.llmLayers)
+        let schedule = Array(repeating: merged + 1, count: cut) + Array(repeating: selected + 1, count: c.llmLayers - cut)
+        let source = keep == nil ? "no static position: M = \(v.frames) frames × int(\(v.tokensPerFrame)·\(p.clusterRatio)) = \(merged)" : "M = \(merged) merged rows (--keep)"
+        return VisualTokenPlan(method: "prunevid",
+                               settings: "\(source); layers 0…\(cut - 1) see M + newline, then ≈ int(M·α=\(p.keepRatio)) = \(selected) + newline (the code also cuts the KV cache of layers 0…\(cut - 1) to the kept rows, so the KV line below overstates it)",
+                               llmVisual: schedule, projectorTokens: c.visual)
+    }
+
+    /// FrameFusion: the controller holds the visual rows summed over its 28 budget layers at
+    /// cost·28·V (V = the frame tokens; cost 0.3 by default, or keep / V as the model's count
+    /// budget); how much of it merging gives depends on the video. The plan is the path of a video
+    /// with no merge candidate: layer 0 merges nothing, so merging stops and the same layer's call
+    /// after attention prunes to round(V·(1 − p)), p = `FrameFusion.neededSparsity([0])`. Layer 0 is
+    /// charged at V (its attention runs on every row; its MLP already on the kept ones).
+    static func framefusion(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
+        let v = try videoContext("framefusion", c)
+        let frameTokens = v.frames * v.tokensPerFrame
+        let base = FrameFusion.Parameters()
+        let cost = keep.map { Double(max(1, min($0, frameTokens))) / Double(frameTokens) } ?? base.cost
+        let p = try FrameFusion.neededSparsity([0], cost: cost, layers: base.budgetLayers)
+        let kept = Selection.roundHalfEven(Double(frameTokens) * (1 - p))
+        let schedule = [frameTokens + 1] + Array(repeating: kept + 1, count: max(0, c.llmLayers - 1))
+        return VisualTokenPlan(method: "framefusion",
+                               settings: "cost=\(String(format: "%.3f", cost)) over \(base.budgetLayers) budget layers: no merge, prune at layer 0 to round(\(frameTokens)·\(String(format: "%.4f", 1 - p))) = \(kept) + newline (merges move rows between layers, not the total)",
+                               llmVisual: schedule, projectorTokens: c.visual)
+    }
+
+    /// HoliTom, the outer stage the model runs: ρ = 10 % by default (or keep / (F·N)); the code's
+    /// target is round(ρ·F·N), which the per-frame ceil of the dynamic rows and the static
+    /// clusters' rounding move by a few tokens. The inner merge (run only with inner_layer) is not
+    /// in the plan.
+    static func holitom(_ keep: Int?, _ c: Context) throws -> VisualTokenPlan {
+        let v = try videoContext("holitom", c)
+        let total = v.frames * v.tokensPerFrame
+        let ratio = keep.map { Double(min($0, total)) / Double(total) } ?? HoliTom.Parameters().retainRatio
+        let kept = Int((ratio * Double(total)).rounded())
+        return VisualTokenPlan(method: "holitom",
+                               settings: "outer ρ=\(String(format: "%.3f", ratio)) over \(v.frames)×\(v.tokensPerFrame) → ≈\(kept) + newline (inner merge not counted)",
+                               llmVisual: Array(repeating: kept + 1, count: c.llmLayers), projectorTokens: c.visual)
+    }
 }

@@ -9,8 +9,11 @@ import TokenCompression
 /// 2. Dynamic KV pruning while decoding (`DecodeHook`): at every step, layer L−1 records the
 ///    current token's attention, `DyCoke.KVPruner` picks the image entries, and layers ≥ L attend
 ///    only to the chosen cache rows (a step whose image attention is stable runs on the full cache,
-///    as the code does). The full K/V stays cached, as in the code: what shrinks per step is the
-///    rows layers ≥ L attend to (`decodeSteps`), not the memory. The image span is the video's
+///    as the code does). The full K/V stays cached, as in the code: its `PrunableDynamicCache`
+///    resets the selection at layer 0 of every step and picks again from *all* image entries, so
+///    a row pruned at one step can come back at the next; evicting rows would change which rows
+///    later steps can choose. What shrinks per step is the rows layers ≥ L gather and attend to
+///    (`decodeSteps`), and so the K/V bytes each step reads (`decodeReads`), not the memory. The image span is the video's
 ///    span in this prompt (the code hard-codes its start 14 for its chat template) with the
 ///    code's length, TTM rows − 1. A fresh pruner per prefill (the code's carries over samples).
 ///
@@ -68,6 +71,10 @@ final class DyCokeHook: VideoCompressionHook, PrefillHook, DecodeHook {
     private var selection: [Int]?
     /// Decode steps since the last prefill: what layers ≥ L attended to at each.
     private(set) var decodeSteps: [DyCoke.KVStep] = []
+    /// Decode steps since the last prefill: K/V bytes cached and bytes the attention read, all layers.
+    private(set) var decodeReads: [DecodeKVRead] = []
+    /// Bytes of one cached token's key and value row in one layer (Float32 cache), set at prefill.
+    private var kvRowBytes = 0
 
     init(budget: Budget, fixedK: Double?, pruneLayer: Int, pruneRatio: Double, kvPruning: Bool) {
         self.pruneLayer = pruneLayer
@@ -98,6 +105,8 @@ final class DyCokeHook: VideoCompressionHook, PrefillHook, DecodeHook {
         pruner = nil
         selection = nil
         decodeSteps = []
+        decodeReads = []
+        kvRowBytes = 2 * state.kvHeadCount * state.headDim * MemoryLayout<Float>.stride
         guard kvPruning else { return nil }
         guard rowsAfter.count == 1 else {
             note("KV pruning needs exactly one video in the prompt (got \(rowsAfter.count)); decoding runs on the full cache")
@@ -129,7 +138,19 @@ final class DyCokeHook: VideoCompressionHook, PrefillHook, DecodeHook {
     }
 
     func attendedRows(layer: Int, cacheLength: Int, previousAttention: RecordedAttention?) throws -> [Int]? {
-        if layer == 0 { selection = nil }
+        if layer == 0 {
+            selection = nil
+            decodeReads.append(DecodeKVRead(cachedBytes: 0, readBytes: 0))
+        }
+        let rows = try selectRows(layer: layer, cacheLength: cacheLength, previousAttention: previousAttention)
+        if !decodeReads.isEmpty {
+            decodeReads[decodeReads.count - 1].cachedBytes += cacheLength * kvRowBytes
+            decodeReads[decodeReads.count - 1].readBytes += (rows?.count ?? cacheLength) * kvRowBytes
+        }
+        return rows
+    }
+
+    private func selectRows(layer: Int, cacheLength: Int, previousAttention: RecordedAttention?) throws -> [Int]? {
         guard var p = pruner, layer >= pruneLayer else { return nil }
         if layer == pruneLayer {
             guard let a = previousAttention else { throw ModelError("dycoke: layer \(layer - 1) recorded no attention at this decode step") }
@@ -148,6 +169,17 @@ final class DyCokeHook: VideoCompressionHook, PrefillHook, DecodeHook {
             let attended = decodeSteps.map { "\($0.attendedCount)/\($0.cacheLength)" }.joined(separator: " ")
             r.notes.append("dycoke: KV pruning at layers ≥ \(pruneLayer), \(decodeSteps.filter(\.reselected).count) of \(decodeSteps.count) decode steps re-selected; entries attended per step: \(attended)")
         }
+        if !decodeReads.isEmpty {
+            let read = decodeReads.reduce(0) { $0 + $1.readBytes }, cached = decodeReads.reduce(0) { $0 + $1.cachedBytes }
+            let share = cached > 0 ? Double(read) / Double(cached) * 100 : 100
+            r.notes.append("dycoke: K/V bytes read over \(decodeReads.count) decode steps, all layers: \(read) of \(cached) cached (\(String(format: "%.1f", share))%); the cache itself keeps every row, as the code's")
+        }
         return r
     }
+}
+
+/// One decode step's K/V traffic over all layers: what the cache held and what attention read.
+struct DecodeKVRead: Sendable, Equatable {
+    var cachedBytes: Int
+    var readBytes: Int
 }
