@@ -40,12 +40,31 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .null: return "null"
         case .bool(let b): return String(b)
-        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
-        case .string(let s): return "\"\(s)\""
+        // JSON has no NaN or infinity: such a value (e.g. the PSNR of identical images) is written as null.
+        case .number(let d): return !d.isFinite ? "null" : d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
+        case .string(let s): return Self.quoted(s)
         case .array(let a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
         case .object(let o):
-            return "{" + o.keys.sorted().map { "\"\($0)\": \(o[$0]!.description)" }.joined(separator: ", ") + "}"
+            return "{" + o.keys.sorted().map { "\(Self.quoted($0)): \(o[$0]!.description)" }.joined(separator: ", ") + "}"
         }
+    }
+
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped (a model path or
+    /// a prompt may hold any of them), everything else as is (JSON text is UTF-8).
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     /// Pretty, key-sorted JSON text.
@@ -55,7 +74,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         case .array(let a) where !a.isEmpty && a.contains(where: { $0.objectValue != nil || $0.arrayValue != nil }):
             return "[\n" + a.map { next + $0.formatted(indent: next) }.joined(separator: ",\n") + "\n\(indent)]"
         case .object(let o) where !o.isEmpty:
-            return "{\n" + o.keys.sorted().map { "\(next)\"\($0)\": \(o[$0]!.formatted(indent: next))" }
+            return "{\n" + o.keys.sorted().map { "\(next)\(Self.quoted($0)): \(o[$0]!.formatted(indent: next))" }
                 .joined(separator: ",\n") + "\n\(indent)}"
         default: return description
         }

@@ -24,4 +24,20 @@ import Testing
     @Test func surrogatePairsDecode() throws {
         #expect(try JSONValue.parse(Data(#""\ud83d\ude00""#.utf8)).stringValue == "😀")
     }
+
+    /// Written text is valid JSON: strings with quotes, backslashes and control characters round-trip, and
+    /// NaN or infinity (which JSON cannot hold) are written as null.
+    @Test func writtenTextEscapesStringsAndNonFiniteNumbers() throws {
+        let tricky = "C:\\models\\\"odd\" name\n\ttab\u{01}é"
+        let value = JSONValue.object(["path": .string(tricky), "key \"q\"": .number(1), "psnr": .number(.infinity),
+                                      "nan": .number(.nan), "list": .array([.string("a\\b")])])
+        for text in [value.description, value.formatted()] {
+            let back = try JSONValue.parse(Data(text.utf8))
+            #expect(back["path"]?.stringValue == tricky)
+            #expect(back["key \"q\""]?.intValue == 1)
+            #expect(back["psnr"]?.isNull == true && back["nan"]?.isNull == true)
+            #expect(back["list"]?.arrayValue?.first?.stringValue == "a\\b")
+        }
+        #expect(JSONValue.string("\u{01}").description == #""\u0001""#)
+    }
 }
