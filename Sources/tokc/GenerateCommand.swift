@@ -210,7 +210,7 @@ struct GenerateCommand: ParsableCommand {
                 ])
                 print(report.formatted())
             } else {
-                print("\(result.scheduler), \(result.stepSeconds.count) steps, guidance \(guidance): sampling \(String(format: "%.3f", total)) s, VAE \(String(format: "%.3f", result.vaeSeconds)) s, \(String(format: "%.3g", result.transformerFLOPsPerStep)) transformer FLOPs per step")
+                print("\(result.scheduler), \(result.stepSeconds.count) steps, guidance \(guidance): sampling \(String(format: "%.3f", total)) s, VAE \(String(format: "%.3f", result.vaeSeconds)) s, \(String(format: "%.3g", result.transformerFLOPsPerStep)) transformer FLOPs per step, \(String(format: "%.3g", result.transformerFLOPsTotal)) in this run (\(String(format: "%.0f", 100 * result.transformerFLOPsTotal / max(result.transformerFLOPsPerStep * Double(result.stepSeconds.count), 1)))% of uncached)")
             }
         } catch {
             printError("error: \(error)")
