@@ -307,7 +307,7 @@ struct GenerateCommand: ParsableCommand {
             throw ModelError("tgate freezes cross-attention, which DiT (class-conditional) does not have; run it on a PixArt-α pipeline")
         }
         if name == "duca", family == "PixArt" {
-            throw ModelError("duca runs on DiT only for now (its PixArt-α partial steps need ToCa's cross-attention path, not wired yet)")
+            throw ModelError("duca runs on DiT only for now (its PixArt-α steps are not wired yet; ToCa runs on PixArt-α)")
         }
         let model: String? = name == "toca" ? family : name == "pab" ? (family ?? "DiT") : nil
         let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: ratio, scheduler: nil,

@@ -77,7 +77,7 @@ import TokenCompression
         #expect(schedule.actions.joined().joined().contains(.reuse))
         #expect(cached.transformerFLOPsTotal < 0.6 * plain.transformerFLOPsTotal)
         #expect(cached.latents.values != plain.latents.values)
-        // ToCa proper (r0 = 0.3) has partial steps: refused, not silently run in full.
+        // ToCa proper (r0 = 0.3) has partial steps: without its parameters refused, not silently run in full.
         #expect(throws: ModelError.self) { _ = try Self.run(DiTCaching(method: "toca", schedule: try Self.toca(ratio: 0.3))) }
     }
 }

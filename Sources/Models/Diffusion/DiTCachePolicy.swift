@@ -8,6 +8,9 @@ struct TokenCachePlan {
     let kinds: [[TokenCacheStepKind]]
     let stepIndices: [Int]
     let partialModules: [String]
+    /// The module whose full steps record the map the score reads: "attn" (DiT's s1, self-attention)
+    /// or "cross-attn" (PixArt's s2, cross-attention; its partial steps also refresh the fresh rows).
+    let mapModule: String
     let cutFresh: (_ tokens: [Tensor], _ cache: inout TokenFeatureCache, _ step: Int, _ layer: Int, _ module: String) throws -> ToCa.FreshSelection
 }
 
@@ -74,26 +77,28 @@ enum DiTCachePolicy {
     }
 
     static func toca(_ p: ToCa.Parameters, modules: [String], schedule: CacheSchedule) throws -> DiTCachePolicy {
-        guard p.model == .dit, modules == DiTFeatureCache.ditModules else {
-            throw ModelError("partial steps run in DiT only (PixArt-α's cross-attention scores are not wired yet)")
+        let expected = p.model == .dit ? DiTFeatureCache.ditModules : DiTFeatureCache.pixArtModules
+        guard modules == expected else {
+            throw ModelError("ToCa's \(p.model.rawValue) parameters cache \(expected), this model \(modules)")
         }
         let plan = try ToCa.schedule(p)
         guard plan.cacheSchedule == schedule else { throw ModelError("the schedule does not follow ToCa's for these parameters") }
-        return .toca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: plan.partialModules) { tokens, cache, step, layer, module in
+        return .toca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: plan.partialModules,
+                                       mapModule: p.model == .dit ? "attn" : "cross-attn") { tokens, cache, step, layer, module in
             try ToCa.cutFresh(tokens: tokens, cache: &cache, step: step, layer: layer, module: module, parameters: p)
         })
     }
 
     static func duca(_ p: DuCa.Parameters, modules: [String], schedule: CacheSchedule) throws -> DiTCachePolicy {
         guard p.model == .dit, modules == DiTFeatureCache.ditModules else {
-            throw ModelError("DuCa runs in DiT only here (its PixArt-α code needs ToCa's cross-attention partial steps, not wired yet)")
+            throw ModelError("DuCa runs in DiT only here (its PixArt-α steps, cross-attention partial and aggressive, are not wired yet)")
         }
         guard p.scoreType == .attention else {
             throw ModelError("DuCa's '\(p.scoreType.rawValue)' score is not wired into the model (the attention score is)")
         }
         let plan = try DuCa.schedule(p)
         guard plan.cacheSchedule == schedule else { throw ModelError("the schedule does not follow DuCa's for these parameters") }
-        return .duca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: ["mlp"]) { tokens, cache, step, layer, module in
+        return .duca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: ["mlp"], mapModule: "attn") { tokens, cache, step, layer, module in
             try DuCa.cutFresh(tokens: tokens, cache: &cache, step: step, layer: layer, module: module, parameters: p)
         })
     }

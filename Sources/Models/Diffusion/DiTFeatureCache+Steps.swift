@@ -109,8 +109,9 @@ extension DiTFeatureCache {
         do { return try cache.forecast(plan: plans[call]) } catch { throw ModelError("\(method): \(error)") }
     }
 
-    /// ToCa's and DuCa's path: full steps store the module output per batch row (and the attention
-    /// map), partial steps reuse the attention and recompute the MLP's fresh rows; aggressive steps
+    /// ToCa's and DuCa's path: full steps store the module output per batch row (and the attention or
+    /// cross-attention map), partial steps reuse the attention and recompute the fresh rows of the
+    /// partial modules (MLP; PixArt-ToCa also cross-attention, whose fresh map rows refresh the map); aggressive steps
     /// never get here (`skipsBlock`). `input` is the module input `[B·N, D]`, `computeRows(rows, b)`
     /// runs the module on some rows of batch row `b`. Returns the output and the share of rows computed.
     func tokenOutput(plan: TokenCachePlan, layer: Int, module: Int, input: Tensor, samples: Int, compute: () throws -> Tensor,
@@ -122,12 +123,14 @@ extension DiTFeatureCache {
             switch plan.kinds[call][layer] {
             case .full:
                 let out = try compute()
-                let maps = module == 0 ? pendingAttentionMaps : nil
-                if module == 0 {
-                    guard maps != nil else { throw ModelError("\(method): layer \(layer): the full step did not record the attention map") }
+                let maps = name == plan.mapModule ? pendingAttentionMaps : nil
+                if name == plan.mapModule {
+                    guard maps != nil else { throw ModelError("\(method): layer \(layer): the full step did not record the '\(name)' map") }
                     pendingAttentionMaps = nil
                 }
-                try ToCa.storeFullStep(layer: layer, moduleOutputs: [name: try split(out)], attentionMap: maps, cache: &tokenCache)
+                let cross = plan.mapModule == "cross-attn"
+                try ToCa.storeFullStep(layer: layer, moduleOutputs: [name: try split(out)], attentionMap: cross ? nil : maps,
+                                       crossAttentionMap: cross ? maps : nil, cache: &tokenCache)
                 return (out, 1)
             case .aggressive:
                 throw ModelError("\(method): call \(call), layer \(layer): an aggressive step reached '\(name)' (the block should be skipped)")
@@ -142,6 +145,15 @@ extension DiTFeatureCache {
                     fresh.rows == 0 ? Tensor(zeros: [0, input.columns]) : try computeRows(fresh, b)
                 }
                 try tokenCache.scatter(outputs, at: selection.freshIndices, into: slot)
+                if name == plan.mapModule, plan.mapModule == "cross-attn", selection.count > 0 {
+                    // PixArt-ToCa: the fresh rows of the new cross-attention map refresh the stored map.
+                    let rows = try (0..<samples).map { b in
+                        guard let r = pendingFreshMapRows[b] else { throw ModelError("\(method): layer \(layer): no cross-attention map rows for batch row \(b)") }
+                        return r
+                    }
+                    pendingFreshMapRows = [:]
+                    try tokenCache.scatter(rows, at: selection.freshIndices, into: .init(layer: layer, module: ToCa.crossAttentionMapModule))
+                }
                 return (try Tensor.concatenateRows(try tokenCache.read(slot)), Double(selection.count) / Double(n))
             }
         } catch let e as ModelError {

@@ -11,7 +11,8 @@ import TokenCompression
 ///
 /// What each method adds (its `DiTCachePolicy`):
 /// - TaylorSeer: full steps update each module's Taylor factors, `forecast` steps output `Σ D_i x^i / i!`.
-/// - ToCa / DuCa: `partial` steps recompute only the fresh MLP rows (token cache, attention-map score);
+/// - ToCa / DuCa: `partial` steps recompute only the fresh MLP rows (token cache, attention-map score;
+///   ToCa on PixArt-α also the fresh cross-attention rows, scored by the cross-attention entropy);
 ///   DuCa's aggressive steps `skip` whole blocks and the last block's output of the previous call
 ///   replaces the hidden state (`finishBlocks`).
 /// - PAB: reuse hands back the GATED term of the call that computed it (VideoSys stores
@@ -57,6 +58,7 @@ public final class DiTFeatureCache: @unchecked Sendable {
     var factors: [Int: [TaylorSeer.FactorCache]] = [:]
     var tokenCache = TokenFeatureCache()
     var pendingAttentionMaps: [Tensor]?
+    var pendingFreshMapRows: [Int: Tensor] = [:]
     /// PAB's MLP outputs (and gates) per layer, keyed by the broadcast timestep that stored them.
     var pabMLP: [Int: [Int: (output: Tensor, gate: Tensor)]] = [:]
     var pabMLPSamples: [Int: [Int: Int]] = [:]
@@ -97,7 +99,7 @@ public final class DiTFeatureCache: @unchecked Sendable {
                 throw ModelError("\(method): step \(s) of its schedule has \(step.count) layers, the model \(layers)")
             }
             if let bad = step.joined().first(where: { !policy.runnable.contains($0) }) {
-                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's or DuCa's DiT parameters, skip with DuCa's)")
+                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's parameters or DuCa's DiT ones, skip with DuCa's)")
             }
         }
         self.method = method
@@ -160,13 +162,23 @@ public final class DiTFeatureCache: @unchecked Sendable {
     }
 
     /// Whether the block about to run must hand its self-attention probabilities over (ToCa's and
-    /// DuCa's full steps: their score reads the map).
+    /// DuCa's DiT full steps: their s1 score reads the map).
     func wantsAttentionMap(layer: Int) -> Bool {
-        policy.tokenPlan.map { $0.kinds[call][layer] == .full } ?? false
+        policy.tokenPlan.map { $0.mapModule == "attn" && $0.kinds[call][layer] == .full } ?? false
     }
 
-    /// The head-mean self-attention map `[N, N]` of each batch row, from the block's full step.
+    /// Whether the block's cross-attention must hand its probabilities over (ToCa's PixArt s2 score):
+    /// all rows at full steps, the fresh rows at partial steps (scattered into the stored map).
+    func wantsCrossAttentionMap(layer: Int) -> Bool {
+        policy.tokenPlan.map { $0.mapModule == "cross-attn" && $0.kinds[call][layer] != .aggressive } ?? false
+    }
+
+    /// The head-mean attention map of each batch row from the block's full step: self-attention
+    /// `[N, N]` (DiT), or cross-attention `[N, B·L]` in PixArt's batch-flattened layout.
     func provideAttentionMaps(_ maps: [Tensor]) { pendingAttentionMaps = maps }
+
+    /// The cross-attention map rows `[k, B·L]` of batch row `sample`'s fresh tokens, from a partial step.
+    func provideFreshCrossAttentionRows(_ rows: Tensor, sample: Int) { pendingFreshMapRows[sample] = rows }
 
     /// The gate to apply to the module's output: the current one, except after a PAB reuse, which
     /// hands back the gated term of the call that computed it (so that call's gate).

@@ -50,7 +50,8 @@ public final class PixArtTransformer: @unchecked Sendable {
     /// One forward pass: per sample a latent `[inChannels, sampleSize, sampleSize]`, a timestep, the
     /// caption embeddings `[L, captionChannels]` and their attention mask (1 = attend; nil = all ones).
     /// Returns each sample's `[outChannels, sampleSize, sampleSize]`.
-    /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call;
+    /// With `cache`, each block's attention, cross-attention and MLP follow its schedule for this call
+    /// (ToCa's partial steps recompute the fresh rows of cross-attention and MLP only);
     /// with `merging` (ToMe-SD), each block merges tokens around the sub-layers its settings name;
     /// with `stepCache` (TeaCache, Δ-DiT), whole blocks are skipped by its policy.
     public func callAsFunction(_ latents: [Tensor], timesteps: [Float], captions: [Tensor], masks: [[Float]?],
@@ -134,14 +135,15 @@ public final class PixArtTransformer: @unchecked Sendable {
         let c = config, d = c.width
         let table = try store.tensor(block.prefix + "scale_shift_table", shape: [6, d], alwaysCache: true)
         let m = try (0..<6).map { try Self.modulation(t6, table: table, $0, width: d) }
-        func run(_ module: Int, _ compute: () throws -> Tensor) throws -> Tensor {
-            try cache.map { try $0.output(layer: layer, module: module, samples: b, compute: compute) } ?? compute()
+        // `rows(x, s)`: the module on some rows `x` of batch row `s` only (ToCa's partial steps).
+        func run(_ module: Int, input: Tensor, rows: @escaping (Tensor, Int) throws -> Tensor, _ compute: () throws -> Tensor) throws -> Tensor {
+            try cache.map { try $0.output(layer: layer, module: module, input: input, samples: b, compute: compute, computeRows: rows) } ?? compute()
         }
         var h = h
         let beforeAttention = h
         // ToMe-SD: the matching from the block's input; the identity when not merging.
         let tome = try merging?.block(input: beforeAttention, samples: b) ?? DiTBlockMerge(block: nil, tokenCount: c.tokenCount, samples: b)
-        let attnOut = try run(0) {
+        let attnOut = try run(0, input: beforeAttention, rows: { _, _ in throw ModelError("PixArt: self-attention is never computed token-wise") }) {
             let normed = try tome.merge(try beforeAttention.layerNorm(weight: ones, bias: nil, eps: c.normEps)
                 .modulated(scale: m[1], shift: m[0], samples: b), .selfAttention)
             let q = try block.q1(normed, store: store), k = try block.k1(normed, store: store), v = try block.v1(normed, store: store)
@@ -156,20 +158,41 @@ public final class PixArtTransformer: @unchecked Sendable {
 
         // Cross-attention: no norm before it and no gate after it (PixArt-α).
         let beforeCross = h
-        let crossOut = try run(1) {
+        // ToCa's s2 score reads the head-mean cross-attention probabilities (full steps: all rows; partial: the fresh ones).
+        let wantsCrossMap = cache?.wantsCrossAttentionMap(layer: layer) ?? false
+        let cross = { [self] (q2: Tensor, s: Int) throws -> (output: Tensor, map: Tensor?) in
+            let r = try attention(q: q2, k: try block.k2(captions[s], store: store), v: try block.v2(captions[s], store: store),
+                                  keyBias: keyBiases[s], record: wantsCrossMap ? .probabilities(rows: nil) : .none)
+            guard wantsCrossMap, let probs = r.recorded?.values else { return (r.output, nil) }
+            return (r.output, try Self.flattenedCrossMap(probs, sample: s, samples: b))
+        }
+        let crossRows = { [self] (rows: Tensor, s: Int) throws -> Tensor in
+            let r = try cross(try block.q2(rows, store: store), s)
+            if let map = r.map { cache?.provideFreshCrossAttentionRows(map, sample: s) }
+            return try block.out2(r.output, store: store)
+        }
+        let crossOut = try run(1, input: beforeCross, rows: crossRows) {
             let q2 = try block.q2(try tome.merge(beforeCross, .crossAttention), store: store)
             let n = q2.rows / b
+            var maps: [Tensor] = []
             let crossed = try Tensor.concatenateRows(try (0..<b).map { s in
-                let rows = (s * n)..<((s + 1) * n)
-                return try attention(q: try q2.rows(rows), k: try block.k2(captions[s], store: store), v: try block.v2(captions[s], store: store),
-                                     keyBias: keyBiases[s]).output
+                let r = try cross(try q2.rows((s * n)..<((s + 1) * n)), s)
+                if let map = r.map { maps.append(map) }
+                return r.output
             })
+            if wantsCrossMap { cache?.provideAttentionMaps(maps) }
             return try tome.unmerge(try block.out2(crossed, store: store), .crossAttention)
         }
         h = try h + crossOut
 
         let beforeMLP = h
-        let mlpOut = try run(2) {
+        let mlpRows = { [self] (rows: Tensor, s: Int) throws -> Tensor in
+            let normed = try rows.layerNorm(weight: ones, bias: nil, eps: c.normEps)
+                .modulated(scale: try m[4].rows(s..<(s + 1)), shift: try m[3].rows(s..<(s + 1)), samples: 1)
+            let up = try block.mlpUp(normed, store: store)
+            return try block.mlpDown(c.activation == "gelu" ? up.gelu() : up.geluTanh(), store: store)
+        }
+        let mlpOut = try run(2, input: beforeMLP, rows: mlpRows) {
             let normed = try tome.merge(try beforeMLP.layerNorm(weight: ones, bias: nil, eps: c.normEps)
                 .modulated(scale: m[4], shift: m[3], samples: b), .mlp)
             let up = try block.mlpUp(normed, store: store)
@@ -177,6 +200,20 @@ public final class PixArtTransformer: @unchecked Sendable {
         }
         h.addGated(mlpOut, gate: cache?.gate(layer: layer, module: 2, current: m[5]) ?? m[5], samples: b)
         return h
+    }
+
+    /// Batch row `sample`'s cross-attention probabilities `[heads, rows, L]` → their head mean in
+    /// PixArt's batch-flattened layout `[rows, B·L]`: zeros for the other rows' text (ToCa's `cross_attn_map`).
+    static func flattenedCrossMap(_ probs: Tensor, sample: Int, samples: Int) throws -> Tensor {
+        let mean = try DiTTransformer.headMean(probs)
+        let rows = mean.shape[0], l = mean.shape[1]
+        var out = Tensor(zeros: [rows, samples * l])
+        out.withUnsafeMutableBufferPointer { o in
+            mean.withUnsafeBufferPointer { p in
+                for i in 0..<rows { for k in 0..<l { o[i * samples * l + sample * l + k] = p[i * l + k] } }
+            }
+        }
+        return out
     }
 }
 
