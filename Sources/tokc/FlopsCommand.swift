@@ -212,7 +212,7 @@ extension FlopsCommand {
             throw ValidationError("unknown caching method '\(method)'; supported: \(ScheduleCommand.supported.joined(separator: ", "))")
         }
         // The family and token count only for the methods whose schedules read them.
-        let family = model ?? (name == "toca" ? preset.scheduleFamily : nil)
+        let family = model ?? (["toca", "duca"].contains(name) ? preset.scheduleFamily : nil)
         let tokens = ScheduleCommand.freshTokenBuilders[name] != nil ? shape.tokens : nil
         func options() throws -> ScheduleOptions {
             try ScheduleOptions(steps: steps, interval: interval, layers: shape.layers, ratio: ratio, scheduler: scheduler,

@@ -29,8 +29,8 @@ struct GenerateCommand: ParsableCommand {
         --method runs a caching method inside the sampler from the same schedule
         `tokc schedule` prints for these settings (steps = --steps, layers = the
         model's blocks; --interval, --ratio and --param as there): fora,
-        taylorseer, toca (partial steps on DiT), duca (DiT: conservative partial
-        steps and aggressive whole-network skips), pab (DiT and PixArt-α; its
+        taylorseer, toca (partial steps on DiT), duca (DiT and PixArt-α: conservative
+        partial steps and aggressive whole-network skips), pab (DiT and PixArt-α; its
         timestep windows read the sampler's timesteps), tgate (PixArt-α; guidance
         is dropped after the gate step, as its pipeline does).
 
@@ -291,7 +291,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     /// The method's schedule exactly as `tokc schedule --method NAME --steps S --layers L ...` builds it.
-    /// `family` is the code family of the methods that have several (toca, pab: "PixArt" for PixArt-α;
+    /// `family` is the code family of the methods that have several (toca, duca, pab: "PixArt" for PixArt-α;
     /// nil: DiT). PAB reads the sampler's `timesteps` unless `--param timesteps` gives them.
     static func caching(method: String, steps: Int, layers: Int, interval: Int?, ratio: Double?, family: String?,
                         tokens: Int, params: [String], timesteps: () throws -> [Float] = { [] }) throws -> DiTCaching {
@@ -306,10 +306,7 @@ struct GenerateCommand: ParsableCommand {
         if name == "tgate", family != "PixArt" {
             throw ModelError("tgate freezes cross-attention, which DiT (class-conditional) does not have; run it on a PixArt-α pipeline")
         }
-        if name == "duca", family == "PixArt" {
-            throw ModelError("duca runs on DiT only for now (its PixArt-α steps are not wired yet; ToCa runs on PixArt-α)")
-        }
-        let model: String? = name == "toca" ? family : name == "pab" ? (family ?? "DiT") : nil
+        let model: String? = ["toca", "duca"].contains(name) ? family : name == "pab" ? (family ?? "DiT") : nil
         let options = try ScheduleOptions(steps: steps, interval: interval, layers: layers, ratio: ratio, scheduler: nil,
                                           model: model, tokens: ["toca", "duca"].contains(name) ? tokens : nil, params: params)
         let built = try build(options)

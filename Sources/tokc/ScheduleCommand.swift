@@ -22,6 +22,8 @@ struct ScheduleCommand: ParsableCommand {
                 --scheduler ToCa. --ratio 0 gives FORA behaviour.
           duca  DuCa-DiT DDIM-50: --steps 50 --interval 3 --ratio 0.05
                 --scheduler ToCa, 28 layers, 256 tokens.
+                --model PixArt: 20 steps, --interval 3 (constant),
+                --ratio 0.75, --scheduler ToCa (PixArt's).
                 --model OpenSora: 30 steps, per-module intervals
                 --param intervals=3,3,6,3 (spatial attn, temporal attn,
                 cross-attn, mlp); the two "layers" shown are the spatial
@@ -77,7 +79,7 @@ struct ScheduleCommand: ParsableCommand {
     @Option(name: .long, help: "Fresh-ratio schedule (toca: ToCa-ddpm250, ToCa-ddim50, ToCa (PixArt), constant, linear; duca: ToCa, constant, linear).")
     var scheduler: String?
 
-    @Option(name: .long, help: "Code family (toca: DiT, PixArt; duca: DiT, OpenSora; pab: OpenSora, DiT, PixArt).")
+    @Option(name: .long, help: "Code family (toca: DiT, PixArt; duca: DiT, PixArt, OpenSora; pab: OpenSora, DiT, PixArt).")
     var model: String?
 
     @Option(name: .long, help: "Image tokens N, for the fresh-token counts (default 256).")
@@ -150,7 +152,7 @@ struct ScheduleCommand: ParsableCommand {
     static let freshTokenBuilders: [String: (ScheduleOptions) throws -> [[[Int]]]] = [
         "toca": { o in DiffusionFlopsRequest.freshTokens(try ToCa.schedule(try tocaParameters(o))) },
         "duca": { o in
-            guard (o.model() ?? "DiT").lowercased() == "dit" else { throw ValidationError("duca: fresh-token counts exist for the DiT schedule only") }
+            guard (o.model() ?? "DiT").lowercased() != "opensora" else { throw ValidationError("duca: fresh-token counts exist for the DiT and PixArt schedules only") }
             return DiffusionFlopsRequest.freshTokens(try DuCa.schedule(try ducaParameters(o)))
         },
     ]
@@ -182,7 +184,7 @@ struct ScheduleCommand: ParsableCommand {
     static func ducaSchedule(_ o: ScheduleOptions) throws -> (settings: String, schedule: CacheSchedule) {
         let modelName = o.model() ?? "DiT"
         guard let model = DuCa.Model.allCases.first(where: { $0.rawValue.lowercased() == modelName.lowercased() }) else {
-            throw ValidationError("duca --model must be DiT or OpenSora, got '\(modelName)'")
+            throw ValidationError("duca --model must be DiT, PixArt or OpenSora, got '\(modelName)'")
         }
         if model == .openSora {
             var p = DuCa.Parameters.openSora
@@ -193,18 +195,23 @@ struct ScheduleCommand: ParsableCommand {
         }
         let p = try ducaParameters(o)
         let s = try DuCa.schedule(p)
-        return ("DiT, S=\(p.numSteps), N0=\(p.freshThreshold), r0=\(p.freshRatio), \(p.ratioSchedule == .ditDDIM50 ? "ToCa" : p.ratioSchedule.rawValue), \(p.numLayers) layers, \(p.numTokens) tokens", s.cacheSchedule)
+        let interval = p.model == .pixart ? " (constant)" : ""
+        return ("\(p.model.rawValue), S=\(p.numSteps), N0=\(p.freshThreshold)\(interval), r0=\(p.freshRatio), \(p.ratioSchedule == .ditDDIM50 ? "ToCa" : p.ratioSchedule.rawValue), \(p.numLayers) layers, \(p.numTokens) tokens", s.cacheSchedule)
     }
 
-    /// DuCa-DiT's parameters from the options (shared with `tokc generate --method duca`).
+    /// DuCa-DiT's or DuCa-PixArt's parameters from the options (shared with `tokc generate --method duca`).
     static func ducaParameters(_ o: ScheduleOptions) throws -> DuCa.Parameters {
-        var p = DuCa.Parameters()
+        let modelName = o.model() ?? "DiT"
+        guard let model = DuCa.Model.allCases.first(where: { $0.rawValue.lowercased() == modelName.lowercased() }), model != .openSora else {
+            throw ValidationError("duca --model must be DiT or PixArt here, got '\(modelName)'")
+        }
+        var p = model == .pixart ? DuCa.Parameters.pixart : DuCa.Parameters()
         if let s = o.steps() { p.numSteps = s }
         if let n = o.interval() { p.freshThreshold = n }
         if let l = o.layers() { p.numLayers = l }
         if let r = o.ratio() { p.freshRatio = r }
         if let t = o.tokens() { p.numTokens = t }
-        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s) }
+        if let s = o.scheduler() { p.ratioSchedule = try DuCa.Parameters.ratioSchedule(named: s, model: model) }
         return p
     }
 

@@ -77,7 +77,7 @@ import TokenCompression
 
     @Test func refusedWhereItCannotRun() throws {
         let (caching, _) = try Self.duca()
-        // On PixArt-α (DuCa's PixArt steps are not wired), without its parameters, or with another method's schedule.
+        // DiT parameters on PixArt-α's modules, without its parameters, or with another method's schedule.
         #expect(throws: ModelError.self) {
             try DiTFeatureCache(method: "duca", schedule: caching.schedule, layers: 2, modules: DiTFeatureCache.pixArtModules, duca: caching.duca)
         }

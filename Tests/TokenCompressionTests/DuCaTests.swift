@@ -31,6 +31,43 @@ import TestSupport
         #expect(s.kinds[q][0] == .full && s.kinds[q][1...].allSatisfy { $0 == .aggressive })
     }
 
+    @Test func pixArtCountsUpWithAConstantInterval() throws {
+        // S = 7, N0 = 3: s ≡ 0 full, s ≡ 1 conservative, s ≡ 2 aggressive, in every layer.
+        var p = DuCa.Parameters.pixart
+        p.numSteps = 7
+        p.numLayers = 2
+        p.numTokens = 16
+        let s = try DuCa.schedule(p)
+        #expect(s.stepIndices == Array(0..<7))
+        let expected: [TokenCacheStepKind] = [.full, .partial, .aggressive, .full, .partial, .aggressive, .full]
+        #expect(s.kinds == expected.map { [$0, $0] })
+        #expect(s.intervals == Array(repeating: 3, count: 7))
+        #expect(s.partialModules == ["cross-attn", "mlp"])
+        #expect(s.cacheSchedule.moduleNames == ["attn", "cross-attn", "mlp"])
+        #expect(s.cacheSchedule.actions[0][1] == [.compute, .compute, .compute])
+        #expect(s.cacheSchedule.actions[2][0] == [.skip, .skip, .skip])
+        // Conservative: self-attention reused, cross-attention and MLP partial with ToCa-PixArt's counts.
+        #expect(s.cacheSchedule.actions[4][1] == [.reuse, .partial, .partial])
+        var t = ToCa.Parameters.pixart
+        t.numSteps = 7
+        t.freshRatio = 0.75
+        for module in ["cross-attn", "mlp"] {
+            let r = ToCa.freshRatio(layer: 1, step: 4, module: module, parameters: t)
+            #expect(s.moduleFreshCounts[4][1][s.partialModules.firstIndex(of: module)!] == ToCa.freshCount(ratio: r, tokens: 16))
+        }
+        #expect(s.freshCounts[4][1] == s.moduleFreshCounts[4][1][1])
+        // The README setting: 20 steps, N_t stays 3 (ToCa-PixArt's interval schedule would give 4 at s = 0).
+        let d = try DuCa.schedule(.pixart)
+        #expect(d.intervals.allSatisfy { $0 == 3 })
+        #expect(d.kinds.enumerated().allSatisfy { step, row in row.allSatisfy { $0 == [.full, .partial, .aggressive][step % 3] } })
+        #expect(try DuCa.Parameters.ratioSchedule(named: "ToCa", model: .pixart) == .pixart)
+        #expect(try DuCa.Parameters.ratioSchedule(named: "ToCa") == .ditDDIM50)
+        // DiT's ratio schedule does not belong to the PixArt code.
+        var bad = DuCa.Parameters.pixart
+        bad.ratioSchedule = .ditDDIM50
+        #expect(throws: CompressionError.self) { _ = try DuCa.schedule(bad) }
+    }
+
     @Test func openSoraStartsWithThreeFullSteps() throws {
         let s = try DuCa.openSoraSchedule()
         for step in 0..<3 { #expect(s.kinds[step].allSatisfy { $0.allSatisfy { $0 == .full } }) }

@@ -77,9 +77,13 @@ public struct DiffusionFlopsRequest: Sendable {
         } }
     }
 
-    /// DuCa-DiT's fresh MLP tokens per `[call][layer][module]` (modules attn, mlp).
+    /// DuCa's fresh tokens per `[call][layer][module]` in its schedule's module order (DiT: attn, mlp;
+    /// PixArt: attn, cross-attn, mlp; 0 where a module is not partial).
     public static func freshTokens(_ s: DuCa.Schedule) -> [[[Int]]] {
-        s.freshCounts.map { call in call.map { [0, $0] } }
+        let names = s.cacheSchedule.moduleNames
+        return s.moduleFreshCounts.map { call in call.map { layer in
+            names.map { name in s.partialModules.firstIndex(of: name).map { layer[$0] } ?? 0 }
+        } }
     }
 
     /// `schedule` over `modules`: unchanged when it names them; a whole-block schedule (every layer's

@@ -90,15 +90,20 @@ enum DiTCachePolicy {
     }
 
     static func duca(_ p: DuCa.Parameters, modules: [String], schedule: CacheSchedule) throws -> DiTCachePolicy {
-        guard p.model == .dit, modules == DiTFeatureCache.ditModules else {
-            throw ModelError("DuCa runs in DiT only here (its PixArt-α steps, cross-attention partial and aggressive, are not wired yet)")
+        guard p.model != .openSora else {
+            throw ModelError("DuCa's Open-Sora schedule is not wired into a model here (DiT and PixArt-α are)")
+        }
+        let expected = p.model == .dit ? DiTFeatureCache.ditModules : DiTFeatureCache.pixArtModules
+        guard modules == expected else {
+            throw ModelError("DuCa's \(p.model.rawValue) parameters cache \(expected), this model \(modules)")
         }
         guard p.scoreType == .attention else {
             throw ModelError("DuCa's '\(p.scoreType.rawValue)' score is not wired into the model (the attention score is)")
         }
         let plan = try DuCa.schedule(p)
         guard plan.cacheSchedule == schedule else { throw ModelError("the schedule does not follow DuCa's for these parameters") }
-        return .duca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: ["mlp"], mapModule: "attn") { tokens, cache, step, layer, module in
+        return .duca(p, TokenCachePlan(kinds: plan.kinds, stepIndices: plan.stepIndices, partialModules: plan.partialModules,
+                                       mapModule: p.model == .dit ? "attn" : "cross-attn") { tokens, cache, step, layer, module in
             try DuCa.cutFresh(tokens: tokens, cache: &cache, step: step, layer: layer, module: module, parameters: p)
         })
     }

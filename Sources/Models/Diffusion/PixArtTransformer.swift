@@ -86,14 +86,19 @@ public final class PixArtTransformer: @unchecked Sendable {
         try cache?.beginCall(layers: blocks.count, samples: b)
         merging?.beginCall()
         let runBlock = { [self] (layer: Int, h: Tensor) throws -> Tensor in
-            try forward(blocks[layer], layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
-                        merging: merging)
+            // DuCa's aggressive steps skip whole blocks.
+            if cache?.skipsBlock(layer: layer) ?? false { return h }
+            return try forward(blocks[layer], layer: layer, h, t6: t6, captions: projected, keyBiases: keyBiases, samples: b, cache: cache,
+                               merging: merging)
         }
         if let stepCache {
             h = try stepCache.run(h, indicator: { try modulatedInput(h, t6: t6, samples: b) }, block: runBlock)
         } else {
             for layer in blocks.indices { h = try runBlock(layer, h) }
         }
+        // DuCa: the last block's output is stored every call and replaces h on aggressive calls; the
+        // final layer below still uses the current conditioning.
+        if let cache { h = try cache.finishBlocks(h, samples: b) }
         let shift = try Self.rowsPlusVector(embedded, finalTable.rows(0..<1))
         let scale = try Self.rowsPlusVector(embedded, finalTable.rows(1..<2))
         let normed = try h.layerNorm(weight: ones, bias: nil, eps: 1e-6).modulated(scale: scale, shift: shift, samples: b)

@@ -11,7 +11,11 @@ import Tensors
 /// criterion, the V-norm score, next to ToCa's attention score. Both feed ToCa's staleness (s3) and
 /// spatial bonus (s4, here λ4 = 0.8 on 2×2 blocks) and its top-k strategy.
 ///
-/// Follows Shenyi-Z/DuCa (DuCa-DiT and DuCa-Open-Sora `cache_functions`).
+/// PixArt-α (DuCa-PixArt-alpha): step counts UP, constant interval N0 (interval schedule weight 0),
+/// conservative steps recompute the fresh cross-attention AND MLP rows with ToCa's PixArt criterion
+/// (s2 cross-attention entropy, λ4 = 0.4 on 4×4 blocks) and ratio schedule.
+///
+/// Follows Shenyi-Z/DuCa (DuCa-DiT, DuCa-PixArt-alpha and DuCa-Open-Sora `cache_functions`).
 public struct DuCa {
     public static let info = MethodInfo(
         name: "duca", displayName: "DuCa", domain: .diffusion, families: [.cache],
@@ -29,6 +33,12 @@ public struct DuCa {
         /// DuCa-Open-Sora (STDiT3): step index counts UP; fixed per-module intervals and a 6-step
         /// table of kinds; no layer dependence.
         case openSora = "OpenSora"
+        /// DuCa-PixArt-alpha: step index counts UP; ToCa-PixArt's per-layer rule with a constant
+        /// interval N0; conservative steps recompute cross-attention and MLP rows.
+        case pixart = "PixArt"
+
+        /// Modules that a conservative step recomputes token-wise (DiT/PixArt schedules).
+        public var partialModules: [String] { self == .pixart ? ["cross-attn", "mlp"] : ["mlp"] }
     }
 
     public enum ScoreType: String, Sendable, CaseIterable {
@@ -85,9 +95,18 @@ public struct DuCa {
             Parameters(model: .openSora, numSteps: 30, freshRatio: 0.1, ratioSchedule: .constant, scoreType: .kvNorm)
         }
 
-        /// DuCa-DiT's schedule names: "ToCa" (= ToCa's ddim50 numbers), "constant", "linear".
-        public static func ratioSchedule(named name: String) throws -> ToCa.RatioSchedule {
+        /// DuCa-PixArt-alpha README setting: 20 DPM-Solver++ steps, N0 = 3, r0 = 0.75, ToCa-PixArt's
+        /// ratio schedule, λ3 = 0.25, s4 = 0.4 on 4×4 blocks, attention (s2) score.
+        public static var pixart: Parameters {
+            Parameters(model: .pixart, numSteps: 20, freshThreshold: 3, freshRatio: 0.75, ratioSchedule: .pixart,
+                       bonusRatio: 0.4, gridSize: 4)
+        }
+
+        /// DuCa's schedule names: "ToCa" (DiT: ToCa's ddim50 numbers; PixArt: ToCa-PixArt's),
+        /// "constant", "linear".
+        public static func ratioSchedule(named name: String, model: Model = .dit) throws -> ToCa.RatioSchedule {
             switch name {
+            case "ToCa" where model == .pixart: return .pixart
             case "ToCa", "ToCa-ddim50": return .ditDDIM50
             case "constant": return .constant
             case "linear": return .linear
@@ -103,9 +122,9 @@ public struct DuCa {
             return self
         }
 
-        /// The ToCa machinery configured as DuCa-DiT uses it.
+        /// The ToCa machinery configured as DuCa-DiT (or DuCa-PixArt) uses it.
         var tocaParameters: ToCa.Parameters {
-            ToCa.Parameters(model: .dit, numSteps: numSteps, numLayers: numLayers, numTokens: numTokens,
+            ToCa.Parameters(model: model == .pixart ? .pixart : .dit, numSteps: numSteps, numLayers: numLayers, numTokens: numTokens,
                             freshThreshold: freshThreshold, freshRatio: freshRatio, ratioSchedule: ratioSchedule,
                             softFreshWeight: softFreshWeight, scoreType: .attention, bonusRatio: bonusRatio, gridSize: gridSize)
         }
@@ -113,13 +132,18 @@ public struct DuCa {
 
     // MARK: - Schedules
 
-    /// DuCa-DiT run: `kinds[call][layer]`, intervals, and the MLP fresh ratio/count of conservative steps.
+    /// DuCa-DiT / DuCa-PixArt run: `kinds[call][layer]`, intervals, and the MLP fresh ratio/count of
+    /// conservative steps (`moduleFreshCounts` has every partial module's).
     public struct Schedule: Sendable {
         public let stepIndices: [Int]
         public let kinds: [[TokenCacheStepKind]]
         public let intervals: [Int]
         public let freshRatios: [[Float]]
         public let freshCounts: [[Int]]
+        /// Modules recomputed token-wise on conservative steps (DiT: mlp; PixArt: cross-attn, mlp).
+        public let partialModules: [String]
+        /// `moduleFreshCounts[call][layer][partial module]` = `int(ratio · N)`.
+        public let moduleFreshCounts: [[[Int]]]
         public let cacheSchedule: CacheSchedule
     }
 
@@ -128,32 +152,42 @@ public struct DuCa {
     /// and the new N_t does not divide i, layers 1… take the kind of `k = i mod N_t` in the same
     /// step — when that is aggressive, layer 0's full computation only refreshes its own caches.
     /// With N_t = 2 (the 20–40 % window) steps alternate full / conservative, never aggressive.
+    ///
+    /// PixArt: the same per-layer rule on the UP-counting step with a constant interval N0 (the
+    /// interval schedule's weight is 0, passed as ToCa's r0 = 0 rule); with N0 = 3 a cycle is full
+    /// (s ≡ 0) → conservative (s ≡ 1) → aggressive (s ≡ 2). Conservative layers reuse
+    /// self-attention and recompute fresh cross-attention and MLP rows.
     public static func schedule(_ parameters: Parameters) throws -> Schedule {
         let p = try parameters.validated()
-        guard p.model == .dit else {
-            throw CompressionError.unsupportedSetting("DuCa.schedule is the DiT schedule; use openSoraSchedule for Open-Sora")
+        guard p.model != .openSora else {
+            throw CompressionError.unsupportedSetting("DuCa.schedule is the DiT / PixArt schedule; use openSoraSchedule for Open-Sora")
         }
         let t = p.tocaParameters
-        let run = ToCa.intervalKinds(model: .dit, numSteps: p.numSteps, numLayers: p.numLayers,
-                                     freshThreshold: p.freshThreshold, freshRatio: p.freshRatio) { k in
+        let family: ToCa.Model = p.model == .pixart ? .pixart : .dit
+        // DuCa-PixArt: interval weight 0 ⇒ N_t = N0, which ToCa's force_scheduler gives for r0 = 0.
+        let run = ToCa.intervalKinds(model: family, numSteps: p.numSteps, numLayers: p.numLayers,
+                                     freshThreshold: p.freshThreshold, freshRatio: p.model == .pixart ? 0 : p.freshRatio) { k in
             k % 2 == 1 ? .partial : .aggressive
         }
-        var ratios: [[Float]] = [], counts: [[Int]] = [], actions: [[[CacheAction]]] = []
+        let modules = p.model.partialModules
+        var ratios: [[Float]] = [], counts: [[Int]] = [], moduleCounts: [[[Int]]] = [], actions: [[[CacheAction]]] = []
         for (r, step) in run.steps.enumerated() {
-            let lr = (0..<p.numLayers).map { ToCa.freshRatio(layer: $0, step: step, module: "mlp", parameters: t) }
-            let lc = lr.map { ToCa.freshCount(ratio: $0, tokens: p.numTokens) }
-            ratios.append(lr)
-            counts.append(lc)
+            let mr = (0..<p.numLayers).map { l in modules.map { ToCa.freshRatio(layer: l, step: step, module: $0, parameters: t) } }
+            let mc = mr.map { $0.map { ToCa.freshCount(ratio: $0, tokens: p.numTokens) } }
+            ratios.append(mr.map { $0.last! })
+            counts.append(mc.map { $0.last! })
+            moduleCounts.append(mc)
             actions.append((0..<p.numLayers).map { l in
                 switch run.kinds[r][l] {
-                case .full: return [.compute, .compute]
-                case .partial: return [.reuse, lc[l] > 0 ? .partial : .reuse]
-                case .aggressive: return [.skip, .skip]
+                case .full: return Array(repeating: .compute, count: modules.count + 1)
+                case .partial: return [.reuse] + mc[l].map { $0 > 0 ? .partial : .reuse }
+                case .aggressive: return Array(repeating: .skip, count: modules.count + 1)
                 }
             })
         }
         return Schedule(stepIndices: run.steps, kinds: run.kinds, intervals: run.intervals, freshRatios: ratios,
-                        freshCounts: counts, cacheSchedule: CacheSchedule(moduleNames: ["attn", "mlp"], actions: actions))
+                        freshCounts: counts, partialModules: modules, moduleFreshCounts: moduleCounts,
+                        cacheSchedule: CacheSchedule(moduleNames: ["attn"] + modules, actions: actions))
     }
 
     /// Open-Sora run: `kinds[step][block kind: spatial, temporal][module: self-attn, cross-attn, mlp]`.
@@ -238,14 +272,18 @@ public struct DuCa {
 
     /// DuCa-DiT `cache_cutfresh` for the MLP on a conservative step: main score (attention map or
     /// value norms, from the cache), then ToCa's s3, s4 (λ4 = 0.8), top-k, ages and gather.
+    /// DuCa-PixArt: the cross-attention or MLP, scored as ToCa-PixArt does (s2 from the stored
+    /// cross-attention map, λ4 = 0.4 on 4×4 blocks, its ratio schedule).
     public static func cutFresh(tokens: [Tensor], cache: inout TokenFeatureCache, step: Int, layer: Int,
                                 module: String = "mlp", parameters: Parameters) throws -> ToCa.FreshSelection {
         let p = try parameters.validated()
-        guard module == "mlp" else {
-            throw CompressionError.invalidParameter("DuCa-DiT recomputes only the MLP token-wise, got module '\(module)'")
+        guard p.model.partialModules.contains(module) else {
+            throw CompressionError.invalidParameter("DuCa-\(p.model.rawValue) recomputes only \(p.model.partialModules) token-wise, got module '\(module)'")
         }
         let main: [[Float]]
         switch p.scoreType {
+        case .attention where p.model == .pixart:
+            main = try ToCa.crossAttentionEntropyScores(maps: try cache.peek(.init(layer: layer, module: ToCa.crossAttentionMapModule)))
         case .attention:
             main = try cache.peek(.init(layer: layer, module: ToCa.attentionMapModule)).map { try ToCa.attentionScore(attentionMap: $0) }
         case .kvNorm:
