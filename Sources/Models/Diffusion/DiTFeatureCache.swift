@@ -12,7 +12,7 @@ import TokenCompression
 /// What each method adds (its `DiTCachePolicy`):
 /// - TaylorSeer: full steps update each module's Taylor factors, `forecast` steps output `Σ D_i x^i / i!`.
 /// - ToCa / DuCa: `partial` steps recompute only the fresh MLP rows (token cache, attention-map score;
-///   ToCa on PixArt-α also the fresh cross-attention rows, scored by the cross-attention entropy);
+///   ToCa and DuCa on PixArt-α also the fresh cross-attention rows, scored by the cross-attention entropy);
 ///   DuCa's aggressive steps `skip` whole blocks and the last block's output of the previous call
 ///   replaces the hidden state (`finishBlocks`).
 /// - PAB: reuse hands back the GATED term of the call that computed it (VideoSys stores
@@ -99,7 +99,7 @@ public final class DiTFeatureCache: @unchecked Sendable {
                 throw ModelError("\(method): step \(s) of its schedule has \(step.count) layers, the model \(layers)")
             }
             if let bad = step.joined().first(where: { !policy.runnable.contains($0) }) {
-                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's parameters or DuCa's DiT ones, skip with DuCa's)")
+                throw ModelError("\(method): '\(bad)' actions are not runnable here (compute and reuse are; forecast with TaylorSeer's plans, partial with ToCa's or DuCa's parameters, skip with DuCa's)")
             }
         }
         self.method = method
