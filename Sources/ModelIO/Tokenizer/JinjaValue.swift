@@ -88,20 +88,7 @@ public indirect enum JinjaValue: Sendable {
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
         case .double(let d): return String(d)
-        case .string(let s):
-            var out = "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-                }
-            }
-            return out + "\""
+        case .string(let s): return JSONValue.quoted(s)
         case .list(let l): return "[" + l.map(\.json).joined(separator: ", ") + "]"
         case .dict(let d): return "{" + d.map { JinjaValue.string($0.0).json + ": " + $0.1.json }.joined(separator: ", ") + "}"
         case .namespace(let ns): return JinjaValue.dict(ns.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }).json
