@@ -119,19 +119,25 @@ import ModelIO
         let c = try MethodCatalog.compression(method: "framefusion", budget: .ratio(cost),
                                               parameters: ["similarity": "\(similarity)", "ratio_lower_bound": "\(lowerBound)"])
         let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: c.prefillHook, videoHook: c.videoHook)
+        try Self.expectMatchesReference(p, model: model, reference: reference, name: name)
+    }
+
+    /// The rows, kept indices and positions of every layer, the prefill logits, three greedy decode steps on
+    /// the caches the compressed prefill left (each layer holds the rows that entered it) and their tokens,
+    /// all against the transformers run `name` in the fixture file.
+    static func expectMatchesReference(_ p: LlavaPrefillResult, model: LlavaModel, reference: SafetensorsFile, name: String) throws {
         #expect(p.decoder.tokensPerLayer == (try reference.integers("\(name)_rows_per_layer")).map { Int($0) })
         #expect(p.decoder.keptOriginalIndices == (try reference.integers("\(name)_kept")).map { Int($0) })
         #expect(p.decoder.positions == (try reference.integers("\(name)_positions")).map { Int($0) })
-        let diff = Self.maxAbs(p.logits, try reference.tensor("\(name)_logits"))
+        let diff = maxAbs(p.logits, try reference.tensor("\(name)_logits"))
         #expect(diff < 2e-5, "\(name): max |Δlogit| \(diff)")
-        // Decoding on the caches the merged prefill left (each layer holds the rows that entered it).
         let steps = try reference.tensor("\(name)_step_logits")
         var tokens: [Int] = [], logits = p.logits
         for step in 0..<3 {
             let t = DecoderLM.argmax(logits)
             tokens.append(t)
             logits = try model.language.decodeStep(token: t, cache: p.cache)
-            let d = Self.maxAbs(logits, try steps.rows(step..<(step + 1)).reshaped([logits.count]))
+            let d = maxAbs(logits, try steps.rows(step..<(step + 1)).reshaped([logits.count]))
             #expect(d < 2e-5, "\(name) step \(step): max |Δlogit| \(d)")
         }
         #expect(tokens == (try reference.integers("\(name)_greedy")).map { Int($0) })

@@ -68,21 +68,7 @@ import ModelIO
         let c = try MethodCatalog.compression(method: "holitom", budget: .ratio(1), parameters: ["inner_layer": "\(k)", "inner_ratio": "\(ratio)"])
         let p = try model.prefill(inputIDs: ids, images: [], videos: [video], hook: c.prefillHook, videoHook: c.videoHook)
         #expect(p.videoTokens == [73], "the outer stage is a no-op at ratio 1")
-        #expect(p.decoder.tokensPerLayer == (try reference.integers("\(name)_rows_per_layer")).map { Int($0) })
-        #expect(p.decoder.keptOriginalIndices == (try reference.integers("\(name)_kept")).map { Int($0) })
-        #expect(p.decoder.positions == (try reference.integers("\(name)_positions")).map { Int($0) })
-        let diff = CompressionVideoFrameFusionTests.maxAbs(p.logits, try reference.tensor("\(name)_logits"))
-        #expect(diff < 2e-5, "\(name): max |Δlogit| \(diff)")
-        let steps = try reference.tensor("\(name)_step_logits")
-        var tokens: [Int] = [], logits = p.logits
-        for step in 0..<3 {
-            let t = DecoderLM.argmax(logits)
-            tokens.append(t)
-            logits = try model.language.decodeStep(token: t, cache: p.cache)
-            let d = CompressionVideoFrameFusionTests.maxAbs(logits, try steps.rows(step..<(step + 1)).reshaped([logits.count]))
-            #expect(d < 2e-5, "\(name) step \(step): max |Δlogit| \(d)")
-        }
-        #expect(tokens == (try reference.integers("\(name)_greedy")).map { Int($0) })
+        try CompressionVideoFrameFusionTests.expectMatchesReference(p, model: model, reference: reference, name: name)
     }
 
     @Test func innerMergeIsOffUnlessAsked() throws {
