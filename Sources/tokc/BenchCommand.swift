@@ -217,42 +217,12 @@ extension BenchCommand {
         // The candidates: every method the catalog says runs in the sampler (caching schedules and
         // in-block methods, as tokc generate --method builds them); delta-dit and delta_dit are one method.
         let candidates = MethodCatalog.diffusionMethods.map { $0.lowercased().replacingOccurrences(of: "-", with: "_") }
-        let result = try BenchDiffusion.run(o, candidates: candidates, caching: Self.samplerMethod, log: printError)
+        let result = try BenchDiffusion.run(o, candidates: candidates, caching: GenerateCommand.samplerMethod, log: printError)
         try BenchDiffusionOutput.write(result, to: out)
         print(BenchDiffusionOutput.markdown(result), terminator: "")
         fflush(stdout)
         let failed = result.rows.filter { $0.error != nil }.count
         printError("\(result.rows.count) rows, \(failed) failed; results in \(out)/ (diffusion.md, results.csv, results.json, grid.png)")
         return result.outcome
-    }
-}
-
-extension BenchCommand {
-    /// One method as `tokc generate --method NAME` builds it for the sampler, with its settings in words.
-    static func samplerMethod(_ spec: BenchDiffusion.MethodSpec, _ context: BenchDiffusion.SamplerContext) throws -> BenchDiffusion.SamplerMethod {
-        let name = spec.name.lowercased().replacingOccurrences(of: "-", with: "_")
-        let given = spec.description == spec.name ? "default" : spec.description
-        if StepCachingOptions.methods.contains(name) {
-            let policy = try StepCachingOptions.policy(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params)
-            return .init(stepCaching: policy, settings: given)
-        }
-        if let setting = try GenerateCommand.catalogSetting(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params) {
-            switch setting {
-            case .tokenMerging(let s): return .init(tokenMerging: s, settings: given)
-            }
-        }
-        let caching = try GenerateCommand.caching(method: name, steps: context.steps, layers: context.layers, interval: spec.interval,
-                                                  ratio: spec.ratio, family: nil, tokens: context.tokens, params: spec.params,
-                                                  timesteps: { context.timesteps })
-        // The settings line tokc schedule prints for the same options (as GenerateCommand.caching builds them).
-        var params = spec.params
-        if name == "pab", !params.contains(where: { $0.hasPrefix("timesteps=") }) {
-            params.append("timesteps=" + context.timesteps.map { String(Int($0)) }.joined(separator: ","))
-        }
-        let settings = (try? ScheduleOptions(steps: context.steps, interval: spec.interval, layers: context.layers, ratio: spec.ratio,
-                                             scheduler: nil, model: name == "pab" ? "DiT" : nil,
-                                             tokens: ["toca", "duca"].contains(name) ? context.tokens : nil, params: params))
-            .flatMap { o in try? ScheduleCommand.builders[name].map { try $0(o).settings } } ?? given
-        return .init(caching: caching, settings: settings)
     }
 }

@@ -125,14 +125,8 @@ struct GenerateCommand: ParsableCommand {
             guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
             guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
             if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
-            // TeaCache and Δ-DiT skip whole blocks (DiTStepCache); the others follow a module schedule.
-            let stepMethod = method.map { $0.lowercased() }.flatMap { StepCachingOptions.methods.contains($0) ? $0 : nil }
-            let moduleMethod = stepMethod == nil ? method : nil
-            let stepPolicy = try stepMethod.map { try StepCachingOptions.policy(method: $0, interval: interval, ratio: ratio, params: param) }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
-            let setting = try method.flatMap { try Self.catalogSetting(method: $0, interval: interval, ratio: ratio, params: param) }
-            var tokenMerging: DiTTokenMergingSettings?
-            if case .tokenMerging(let s) = setting { tokenMerging = s }
+            let spec = method.map { BenchDiffusion.MethodSpec(name: $0, interval: interval, ratio: ratio, params: param) }
             let loadStart = Date()
             let result: DiffusionGenerationResult
             var loadSeconds = 0.0
@@ -140,25 +134,19 @@ struct GenerateCommand: ParsableCommand {
                 let captions = try PromptEmbeddings(file: promptEmbeds)
                 let pipeline = try PixArtPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try (setting == nil ? moduleMethod : nil).map {
-                    try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
-                                     family: "PixArt", tokens: pipeline.transformer.config.tokenCount, params: param,
-                                     timesteps: { try Self.timesteps(pipeline.schedulerConfig, scheduler, steps) })
-                }
+                let built = try spec.map { try Self.samplerMethod($0, try Self.context(layers: pipeline.transformer.config.layers, tokens: pipeline.transformer.config.tokenCount, pipeline.schedulerConfig,
+                                                                                      scheduler: scheduler, steps: steps, family: "PixArt")) }
                 result = try pipeline.generate(PixArtGenerationOptions(captions: captions, steps: steps, guidance: guidance, seed: seed,
-                                                                       noise: noiseTensor, scheduler: scheduler, caching: caching,
-                                                                       tokenMerging: tokenMerging, stepCaching: stepPolicy))
+                                                                       noise: noiseTensor, scheduler: scheduler, caching: built?.caching,
+                                                                       tokenMerging: built?.tokenMerging, stepCaching: built?.stepCaching))
             } else {
                 let pipeline = try DiTPipeline(folder: model)
                 loadSeconds = Date().timeIntervalSince(loadStart)
-                let caching = try (setting == nil ? moduleMethod : nil).map {
-                    try Self.caching(method: $0, steps: steps, layers: pipeline.transformer.config.layers, interval: interval, ratio: ratio,
-                                     family: nil, tokens: pipeline.transformer.config.tokenCount, params: param,
-                                     timesteps: { try Self.timesteps(pipeline.schedulerConfig, scheduler, steps) })
-                }
+                let built = try spec.map { try Self.samplerMethod($0, try Self.context(layers: pipeline.transformer.config.layers, tokens: pipeline.transformer.config.tokenCount, pipeline.schedulerConfig,
+                                                                                      scheduler: scheduler, steps: steps, family: nil)) }
                 result = try pipeline.generate(DiTGenerationOptions(classLabel: classLabel ?? 0, steps: steps, guidance: guidance,
-                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler, caching: caching,
-                                                                    tokenMerging: tokenMerging, stepCaching: stepPolicy))
+                                                                    seed: seed, noise: noiseTensor, scheduler: scheduler, caching: built?.caching,
+                                                                    tokenMerging: built?.tokenMerging, stepCaching: built?.stepCaching))
             }
             if let latentsOut {
                 var writer = SafetensorsWriter()
@@ -283,6 +271,13 @@ struct GenerateCommand: ParsableCommand {
         return .object(fields)
     }
 
+    /// What a method is built for on this pipeline: steps, blocks, tokens, the sampler's timesteps, the code family.
+    static func context(layers: Int, tokens: Int, _ schedulerConfig: DiffusersConfigFile, scheduler: String?, steps: Int,
+                        family: String?) throws -> BenchDiffusion.SamplerContext {
+        BenchDiffusion.SamplerContext(steps: steps, layers: layers, tokens: tokens,
+                                      timesteps: try timesteps(schedulerConfig, scheduler, steps), family: family)
+    }
+
     /// The sampler's timesteps for these settings (PAB's windows are in timesteps).
     static func timesteps(_ config: DiffusersConfigFile, _ className: String?, _ steps: Int) throws -> [Float] {
         var scheduler = try DiffusionSchedulers.make(config: config, className: className)
@@ -340,5 +335,37 @@ struct GenerateCommand: ParsableCommand {
         default:
             return DiTCaching(method: name, schedule: built.schedule)
         }
+    }
+}
+
+extension GenerateCommand {
+    /// One method as the sampler runs it (`tokc generate --method`, each row of `tokc bench --task diffusion`):
+    /// a step cache (TeaCache, Δ-DiT), the catalog's in-block setting (ToMe-SD) or a module-caching schedule
+    /// as `tokc schedule` builds it, with its settings in words.
+    static func samplerMethod(_ spec: BenchDiffusion.MethodSpec, _ context: BenchDiffusion.SamplerContext) throws -> BenchDiffusion.SamplerMethod {
+        let name = spec.name.lowercased().replacingOccurrences(of: "-", with: "_")
+        let given = spec.description == spec.name ? "default" : spec.description
+        if StepCachingOptions.methods.contains(name) {
+            let policy = try StepCachingOptions.policy(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params)
+            return .init(stepCaching: policy, settings: given)
+        }
+        if let setting = try Self.catalogSetting(method: name, interval: spec.interval, ratio: spec.ratio, params: spec.params) {
+            switch setting {
+            case .tokenMerging(let s): return .init(tokenMerging: s, settings: given)
+            }
+        }
+        let caching = try Self.caching(method: name, steps: context.steps, layers: context.layers, interval: spec.interval,
+                                                  ratio: spec.ratio, family: context.family, tokens: context.tokens, params: spec.params,
+                                                  timesteps: { context.timesteps })
+        // The settings line tokc schedule prints for the same options (as GenerateCommand.caching builds them).
+        var params = spec.params
+        if name == "pab", !params.contains(where: { $0.hasPrefix("timesteps=") }) {
+            params.append("timesteps=" + context.timesteps.map { String(Int($0)) }.joined(separator: ","))
+        }
+        let settings = (try? ScheduleOptions(steps: context.steps, interval: spec.interval, layers: context.layers, ratio: spec.ratio,
+                                             scheduler: nil, model: name == "pab" ? context.family ?? "DiT" : nil,
+                                             tokens: ["toca", "duca"].contains(name) ? context.tokens : nil, params: params))
+            .flatMap { o in try? ScheduleCommand.builders[name].map { try $0(o).settings } } ?? given
+        return .init(caching: caching, settings: settings)
     }
 }

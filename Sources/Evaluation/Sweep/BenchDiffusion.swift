@@ -83,12 +83,22 @@ public enum BenchDiffusion {
         }
     }
 
-    /// What a method is built for: the run's steps, the model's blocks and tokens, the sampler's timesteps.
+    /// What a method is built for: the run's steps, the model's blocks and tokens, the sampler's timesteps,
+    /// and the code family of the methods that have several (nil: DiT; "PixArt" for PixArt-α).
     public struct SamplerContext: Sendable {
         public var steps: Int
         public var layers: Int
         public var tokens: Int
         public var timesteps: [Float]
+        public var family: String?
+
+        public init(steps: Int, layers: Int, tokens: Int, timesteps: [Float], family: String? = nil) {
+            self.steps = steps
+            self.layers = layers
+            self.tokens = tokens
+            self.timesteps = timesteps
+            self.family = family
+        }
     }
 
     /// Builds a method for a model the way `tokc generate --method` does.
