@@ -32,6 +32,9 @@ struct FlopsCommand: ParsableCommand {
           tokc flops --preset pixart-alpha-256 --steps 20 --method fora --interval 2
           tokc flops --preset pixart-alpha-256 --method toca --interval 3 --ratio 0.1   (R = 90%)
           tokc flops --preset pixart-alpha-256 --steps 10                              (50% steps)
+        --convention toca-code counts as the ToCa authors' own counters (DiT-ToCa's; for PixArt-α
+        DuCa-PixArt-alpha's, per call, quirks included); with PixArt-α give --caption-tokens L,
+        the prompt's valid T5 tokens, which their counter uses (default 120, the padded length).
         """
     )
 
@@ -95,7 +98,9 @@ struct FlopsCommand: ParsableCommand {
     @Option(name: .long, help: "Diffusion: caching-method setting NAME=VALUE (repeatable, as in tokc schedule).")
     var param: [String] = []
 
-    @Option(name: .long, help: "Diffusion (PixArt-α): caption tokens (default 120, the pipeline's padding).")
+    @Option(name: .long, help: ArgumentHelp(
+        "Diffusion (PixArt-α): caption tokens L, 1…120 (default 120, the pipeline's padded T5 length).",
+        discussion: "The ToCa authors' PixArt-α counter (--convention toca-code) uses the prompt's valid T5 tokens (its attention mask), so their published numbers depend on their prompts."))
     var captionTokens: Int?
 
     @Flag(name: .long, help: "Print JSON instead of text.")
@@ -188,16 +193,11 @@ extension FlopsCommand {
             where given {
             throw ValidationError("\(name) applies to the VLM presets, not to \(preset.name)")
         }
-        var shape = preset.shape
+        var shape = try preset.shape(captionTokens: captionTokens)
         guard let c = DiffusionFlopsShape.Convention(rawValue: convention) else {
             throw ValidationError("--convention for a diffusion preset is design or toca-code, got '\(convention)'")
         }
         shape.convention = c
-        if let l = captionTokens {
-            guard shape.family == .pixart else { throw ValidationError("--caption-tokens applies to PixArt-α presets") }
-            guard l >= 1 else { throw ValidationError("--caption-tokens must be ≥ 1, got \(l)") }
-            shape.captionTokens = l
-        }
         let steps = self.steps ?? preset.defaultSteps
         guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
         let guidance = self.guidance ?? preset.defaultGuidance
@@ -226,7 +226,8 @@ extension FlopsCommand {
         let schedule = try DiffusionFlopsRequest.adapt(built.schedule, to: shape.moduleNames)
         return DiffusionFlopsRequest(model: preset.name, shape: shape, steps: steps, guidance: guidance, method: name,
                                      settings: built.settings,
-                                     fractions: try DiffusionFlopsRequest.fractions(schedule: schedule, freshTokens: fresh, tokens: shape.tokens))
+                                     fractions: try DiffusionFlopsRequest.fractions(schedule: schedule, freshTokens: fresh, tokens: shape.tokens),
+                                     skippedBlocks: DiffusionFlopsRequest.skippedBlocks(schedule))
     }
 }
 

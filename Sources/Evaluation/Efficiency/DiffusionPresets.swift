@@ -16,6 +16,24 @@ public struct DiffusionPreset: Sendable {
     public var defaultGuidance: Double
     /// The code family the caching methods' schedules use for this model (`--model` of `tokc schedule`).
     public var scheduleFamily: String
+    /// PixArt-α: the most caption tokens a prompt can have (the T5 tokenizer's `max_length` 120 in
+    /// PixArt-α's pipeline); nil for class-conditional models.
+    public var maxCaptionTokens: Int? = nil
+
+    /// The preset's shape for captions of `captionTokens` tokens (nil: the preset's own 120). Refused for
+    /// a class-conditional preset and outside 1…`maxCaptionTokens`.
+    public func shape(captionTokens: Int?) throws -> DiffusionFlopsShape {
+        guard let l = captionTokens else { return shape }
+        guard shape.family == .pixart, let most = maxCaptionTokens else {
+            throw FlopsError.invalidRequest("--caption-tokens applies to the PixArt-α presets, not to \(name)")
+        }
+        guard (1...most).contains(l) else {
+            throw FlopsError.invalidRequest("--caption-tokens must be 1…\(most) for \(name) (T5 caption tokens, at most \(most)), got \(l)")
+        }
+        var s = shape
+        s.captionTokens = l
+        return s
+    }
 }
 
 public enum DiffusionPresets {
@@ -31,8 +49,10 @@ public enum DiffusionPresets {
 
     public static let all: [DiffusionPreset] = [
         DiffusionPreset(name: "dit-xl-2-256", shape: ditXL2(sample: 32), defaultSteps: 50, defaultGuidance: 1.5, scheduleFamily: "DiT"),
-        DiffusionPreset(name: "pixart-alpha-256", shape: pixArtXL2(sample: 32), defaultSteps: 20, defaultGuidance: 4.5, scheduleFamily: "PixArt"),
-        DiffusionPreset(name: "pixart-alpha-512", shape: pixArtXL2(sample: 64), defaultSteps: 20, defaultGuidance: 4.5, scheduleFamily: "PixArt"),
+        DiffusionPreset(name: "pixart-alpha-256", shape: pixArtXL2(sample: 32), defaultSteps: 20, defaultGuidance: 4.5, scheduleFamily: "PixArt",
+                        maxCaptionTokens: 120),
+        DiffusionPreset(name: "pixart-alpha-512", shape: pixArtXL2(sample: 64), defaultSteps: 20, defaultGuidance: 4.5, scheduleFamily: "PixArt",
+                        maxCaptionTokens: 120),
     ]
 
     public static var names: [String] { all.map(\.name) }
@@ -55,9 +75,12 @@ public struct DiffusionFlopsRequest: Sendable {
     public var settings: String
     /// `[call][layer][module]` (nil: uncached).
     public var fractions: [[[Double]]]?
+    /// `[call][layer]`: the block does not run at all (DuCa's aggressive steps; nil: none). Only the
+    /// PixArt-α authors' counter (`toca-code`) tells it apart from a block whose modules are all reused.
+    public var skippedBlocks: [[Bool]]?
 
     public init(model: String, shape: DiffusionFlopsShape, steps: Int, guidance: Double, method: String? = nil, settings: String = "",
-                fractions: [[[Double]]]? = nil) {
+                fractions: [[[Double]]]? = nil, skippedBlocks: [[Bool]]? = nil) {
         self.model = model
         self.shape = shape
         self.steps = steps
@@ -65,6 +88,12 @@ public struct DiffusionFlopsRequest: Sendable {
         self.method = method
         self.settings = settings
         self.fractions = fractions
+        self.skippedBlocks = skippedBlocks
+    }
+
+    /// The blocks `schedule` skips whole (every module `skip`), `[call][layer]`.
+    public static func skippedBlocks(_ schedule: CacheSchedule) -> [[Bool]] {
+        schedule.actions.map { $0.map { !$0.isEmpty && $0.allSatisfy { $0 == .skip } } }
     }
 
     public var batch: Int { guidance > 1 ? 2 : 1 }
@@ -144,18 +173,35 @@ public struct DiffusionFlopsReport: Sendable {
                 throw FlopsError.invalidRequest("call \(bad) of the schedule is not \(s.layers) layers × \(s.moduleNames.count) modules (\(s.moduleNames.joined(separator: ", ")))")
             }
         }
-        let perCall = r.fractions.map { $0.map { s.callFLOPs(batch: r.batch, fractions: $0) } }
-            ?? Array(repeating: s.callFLOPs(batch: r.batch), count: r.steps)
+        if let k = r.skippedBlocks {
+            guard r.fractions != nil else { throw FlopsError.invalidRequest("skipped blocks are given without a schedule's fractions") }
+            guard k.count == r.steps, k.allSatisfy({ $0.count == s.layers }) else {
+                throw FlopsError.invalidRequest("the skipped blocks are not \(r.steps) calls × \(s.layers) layers")
+            }
+        }
+        let perCall = r.fractions.map { f in
+            f.indices.map { s.callFLOPs(batch: r.batch, fractions: f[$0], skipped: r.skippedBlocks?[$0]) }
+        } ?? Array(repeating: s.callFLOPs(batch: r.batch), count: r.steps)
         return DiffusionFlopsReport(request: r, perCall: perCall, total: perCall.reduce(0, +),
                                     uncachedTotal: Double(r.steps) * s.callFLOPs(batch: r.batch))
     }
 
     /// The convention the count used, in words.
     public var conventionText: String {
-        request.shape.convention == .design ? Self.convention
+        let s = request.shape
+        if s.usesPixArtAuthorsCounter { return Self.pixArtCounterConvention }
+        return s.convention == .design ? Self.convention
             : Self.convention.replacingOccurrences(of: "not counted: norms, activations, softmax, ", with: "")
                 + "; toca-code: also the attention scale, softmax (5 per score), LayerNorms, GELU and adaLN as C + 6C² (DiT-ToCa's counter)"
     }
+
+    public static let pixArtCounterConvention = """
+        toca-code (the ToCa/DuCa authors' PixArt-α counter, per call of batch B): per block LayerNorms 2BNC, adaLN \
+        BC + 6BC² (in every block), self-attention QKV/scale/QKᵀ/softmax 5/AV/O, cross-attention over the batch \
+        flattened (B·n queries × B·L caption rows, +1 per score, O charged on B·B·n rows), MLP with GELU 6 per \
+        element; ToCa steps: self-attention reused, cross-attention and MLP on fresh rows; FORA steps: adaLN \
+        only; skipped blocks: 0; nothing outside the blocks (embeddings, final layer, T5, VAE) — docs/flops.md
+        """
 
     public static let convention = """
         multiply-add = 2 FLOPs; counted: linear layers (QKV/O, MLP, DiT's adaLN modulation, PixArt-α's caption \
