@@ -12,6 +12,12 @@ public enum OpProfile {
         public var label: String
         public var milliseconds: Double
         public var calls: Int
+
+        public init(label: String, milliseconds: Double, calls: Int) {
+            self.label = label
+            self.milliseconds = milliseconds
+            self.calls = calls
+        }
     }
 
     nonisolated(unsafe) private static var totals: [String: (ns: UInt64, calls: Int)] = [:]

@@ -28,6 +28,8 @@ struct BenchDecodeCommand: ParsableCommand {
     var tokens = 8
     @Option(name: .long, help: "Threads for BLAS and parallel work, also given to PyTorch (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(name: .long, help: "Also print where a decode step spends its time, by operation (ms per token, over --tokens further steps).")
+    var profile = false
     @Flag(name: .long, help: "Also time PyTorch (needs python3 with torch and transformers).")
     var pytorch = false
     @Option(name: .long, parsing: .upToNextOption, help: "PyTorch dtypes to time (bfloat16, float32, float16).")
@@ -58,6 +60,11 @@ struct BenchDecodeCommand: ParsableCommand {
         print(String(format: "prefill: %d tokens in %.0f ms = %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm 2048³ (%.1f GFLOP/s); %d minor faults",
                      r.promptTokens, r.prefillMs, r.prefillTokensPerSecond, r.prefillGflops, 100 * r.prefillGflops / max(sgemm, 1e-9),
                      sgemm, r.prefillMinorFaults))
+        if profile {
+            let (entries, stepMs) = try DecodeBenchmark.profileDecode(model: lm, promptTokens: prompt, steps: tokens)
+            print(String(format: "\nprofile of a decode step: %.1f ms/token (%d steps after the %d-token prefill)", stepMs, tokens, prompt))
+            BenchPrefillCommand.printProfile(entries, totalMs: stepMs, unit: "step")
+        }
         guard pytorch else { return }
         let script = "tools/bench/pytorch_decode.py"
         guard let path = VLMPaths.resolve(script) else {

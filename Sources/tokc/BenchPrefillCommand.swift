@@ -59,11 +59,7 @@ struct BenchPrefillCommand: ParsableCommand {
         if profile {
             for (name, entries, total) in try PrefillBenchmark.profileStandard() {
                 print("\nprofile of one \(name) pass: \(String(format: "%.1f", total)) ms")
-                print("| operation | ms | % of pass | calls |")
-                print("|---|---|---|---|")
-                for e in entries.sorted(by: { $0.milliseconds > $1.milliseconds }) {
-                    print(String(format: "| %@ | %.1f | %.1f%% | %d |", e.label, e.milliseconds, 100 * e.milliseconds / max(total, 1e-9), e.calls))
-                }
+                Self.printProfile(entries, totalMs: total, unit: "pass")
             }
         }
         guard let scriptPath else { return }
@@ -123,5 +119,16 @@ struct BenchPrefillCommand: ParsableCommand {
         }
         for l in lines where l.hasPrefix("decoder") || l.hasPrefix("CLIP") { print("torch \(l)") }
         return (lines.first ?? "", medianMs("decoder"), medianMs("CLIP"))
+    }
+
+    /// An `OpProfile` table, largest first, with the time no operation claims as a last row.
+    static func printProfile(_ entries: [OpProfile.Entry], totalMs: Double, unit: String) {
+        print("| operation | ms | % of \(unit) | calls |")
+        print("|---|---|---|---|")
+        for e in entries.sorted(by: { $0.milliseconds > $1.milliseconds }) {
+            print(String(format: "| %@ | %.2f | %.1f%% | %d |", e.label, e.milliseconds, 100 * e.milliseconds / max(totalMs, 1e-9), e.calls))
+        }
+        let unclaimed = totalMs - entries.reduce(0) { $0 + $1.milliseconds }
+        print(String(format: "| (not in any operation) | %.2f | %.1f%% | |", unclaimed, 100 * unclaimed / max(totalMs, 1e-9)))
     }
 }

@@ -82,7 +82,9 @@ import Testing
     @Test(arguments: HalfFormat.allCases)
     func directKernelMatchesFloat64OnOddSizes(_ format: HalfFormat) {
         for level in HalfMatmul.availableLevels {
-            for (m, n, k) in [(1, 1, 1), (1, 5, 17), (2, 7, 33), (3, 9, 15), (4, 13, 64), (5, 3, 100), (8, 21, 7), (1, 130, 257), (6, 37, 129)] {
+            for (m, n, k) in [(1, 1, 1), (1, 5, 17), (2, 7, 33), (3, 9, 15), (4, 13, 64), (5, 3, 100), (8, 21, 7), (1, 130, 257), (6, 37, 129),
+                              // One row: row by row up to k = 6144 (x in L1), 4-row blocks past it.
+                              (1, 9, 80), (1, 4, 6144), (1, 9, 6145)] {
                 for accumulate in [false, true] {
                     Self.check(m: m, n: n, k: k, format: format, level: level, accumulate: accumulate, direct: true)
                 }

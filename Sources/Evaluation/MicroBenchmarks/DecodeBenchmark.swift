@@ -105,6 +105,26 @@ public enum DecodeBenchmark {
 
     /// Prefills `promptTokens` pseudo-random token ids, then decodes `decodeTokens` greedily, timing each
     /// step. One untimed decode step first pages the weights in (a cold mapping is a disk benchmark).
+    /// Where decoding time goes: `steps` further decode steps after a `promptTokens` prefill with
+    /// `OpProfile` on, per operation, in milliseconds per token (the time no operation claims is
+    /// reported by the caller as the step total minus their sum).
+    public static func profileDecode(model: DecoderLM, promptTokens: Int, steps: Int) throws -> (entries: [OpProfile.Entry], stepMs: Double) {
+        guard promptTokens > 0, steps > 0 else { throw ModelError("bench-decode: prompt and profiled step counts must be positive") }
+        let ids = (0..<promptTokens).map { ($0 * 7919 + 13) % model.config.vocabSize }
+        let prefill = try model.prefill(inputIDs: ids)
+        var logits = try model.decodeStep(token: DecoderLM.argmax(prefill.logits), cache: prefill.cache)
+        OpProfile.reset()
+        OpProfile.isEnabled = true
+        defer { OpProfile.isEnabled = false }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<steps { logits = try model.decodeStep(token: DecoderLM.argmax(logits), cache: prefill.cache) }
+        let total = milliseconds(since: start) / Double(steps)
+        let perToken = OpProfile.entries().map {
+            OpProfile.Entry(label: $0.label, milliseconds: $0.milliseconds / Double(steps), calls: $0.calls / steps)
+        }
+        return (perToken, total)
+    }
+
     public static func run(model: DecoderLM, promptTokens: Int, decodeTokens: Int, bandwidthBytes: Int = 1 << 29) throws -> Result {
         guard promptTokens > 0, decodeTokens > 0 else { throw ModelError("bench-decode: prompt and decode token counts must be positive") }
         let c = model.config

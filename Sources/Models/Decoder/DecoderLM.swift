@@ -307,7 +307,7 @@ public final class DecoderLM: @unchecked Sendable {
         guard cache.nextPosition < config.maxPositionEmbeddings else {
             throw ModelError("decode: position \(cache.nextPosition) reaches max_position_embeddings \(config.maxPositionEmbeddings)")
         }
-        var h = try embed([token])
+        var h = try OpProfile.measure("embedding") { try embed([token]) }
         let shared = rope.table(positions: [cache.nextPosition])
         var recorded: RecordedAttention?
         for i in 0..<config.layers {
@@ -317,7 +317,8 @@ public final class DecoderLM: @unchecked Sendable {
                                     attendedRows: rows)
         }
         cache.nextPosition += 1
-        return try lmHeadLogits(try finalNorm(h)).reshaped([config.vocabSize])
+        let normalized = try OpProfile.measure("norm") { try finalNorm(h) }
+        return try OpProfile.measure("lm head") { try lmHeadLogits(normalized) }.reshaped([config.vocabSize])
     }
 
     /// Greedy continuation after a prefill: up to `maxNewTokens` tokens, stopping after a token
