@@ -65,6 +65,11 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "TokenCompression", "Tensors", "Evaluation"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Runtime", "Models", "ModelIO", "TokenCompression", "Tensors"]),
+        // The CLI's option parsing and validation (`@testable import tokc`; no model is loaded).
+        .testTarget(name: "tokcTests", dependencies: [
+            "tokc", "Evaluation", "Runtime", "Models", "TokenCompression",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
