@@ -26,8 +26,15 @@ struct BenchKernelsCommand: ParsableCommand {
     @Flag(name: .long, help: "Also time NumPy sgemm on the same shapes (needs python3 with numpy).")
     var numpy = false
 
-    func run() throws {
+    func validate() throws {
         guard threads > 0, repeats > 0 else { throw ValidationError("--threads and --repeats must be positive") }
+        // A sequence length below 1 has no last row to record (and a negative one traps in the tensor's allocation).
+        if let bad = attentionTokens.first(where: { $0 < 1 }) {
+            throw ValidationError("--attention-tokens must be positive, got \(bad)")
+        }
+    }
+
+    func run() throws {
         BLAS.threads = threads
         Parallel.threadCount = threads
         print("threads: \(threads), repeats: \(repeats)")

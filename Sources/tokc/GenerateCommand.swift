@@ -105,12 +105,21 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for BLAS and the toolkit's loops (default: all cores).")
     var threads: Int?
 
+    /// Checks of the options alone, before any folder is read: a bad value is reported as itself, not
+    /// as whatever the model folder lookup hits first.
+    func checkOptions() throws {
+        guard (classLabel == nil) != (promptEmbeds == nil) else {
+            throw ModelError("give exactly one of --class N (DiT) and --prompt-embeds FILE (PixArt-α)")
+        }
+        if let steps, steps < 1 { throw ModelError("--steps must be ≥ 1, got \(steps)") }
+        if let guidance, !(guidance >= 0 && guidance.isFinite) { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
+        if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
+    }
+
     func run() throws {
         do {
             try applyThreads(threads)
-            guard (classLabel == nil) != (promptEmbeds == nil) else {
-                throw ModelError("give exactly one of --class N (DiT) and --prompt-embeds FILE (PixArt-α)")
-            }
+            try checkOptions()
             guard let model = try self.model ?? (promptEmbeds == nil ? DiTPipeline.defaultFolder() : nil) else {
                 throw ModelError("--prompt-embeds needs --model DIR (a PixArtAlphaPipeline folder; the built-in model is a DiT)")
             }
@@ -122,9 +131,6 @@ struct GenerateCommand: ParsableCommand {
             let isPixArt = promptEmbeds != nil
             let steps = self.steps ?? (isPixArt ? 20 : 50)
             let guidance = self.guidance ?? (isPixArt ? 4.5 : 4)
-            guard steps >= 1 else { throw ModelError("--steps must be ≥ 1, got \(steps)") }
-            guard guidance >= 0, guidance.isFinite else { throw ModelError("--guidance must be ≥ 0, got \(guidance)") }
-            if method == nil, interval != nil || ratio != nil || !param.isEmpty { throw ModelError("--interval, --ratio and --param need --method") }
             let noiseTensor = try noise.map { try DiffusionSampling.loadTensor(path: $0, name: "latents") }
             let spec = method.map { BenchDiffusion.MethodSpec(name: $0, interval: interval, ratio: ratio, params: param) }
             let loadStart = Date()

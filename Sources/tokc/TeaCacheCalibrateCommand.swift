@@ -50,17 +50,27 @@ struct TeaCacheCalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for BLAS and the toolkit's loops (default: all cores).")
     var threads: Int?
 
+    /// Option checks, before any pipeline loads: a bad --degree or list would otherwise surface only
+    /// after every sampling run.
+    func checkOptions() throws {
+        guard (classes == nil) != (promptEmbeds == nil) else {
+            throw ModelError("give exactly one of --class N,M,... (DiT) and --prompt-embeds FILE (PixArt-α)")
+        }
+        _ = try Self.list(seeds, name: "--seeds") { UInt64($0) }
+        if let classes { _ = try Self.list(classes, name: "--class") { Int($0) } }
+        let steps = self.steps ?? (promptEmbeds != nil ? 20 : 50)
+        guard steps >= 2 else { throw ModelError("--steps must be ≥ 2 (changes are between consecutive calls), got \(steps)") }
+        guard degree >= 0 else { throw ModelError("--degree must be ≥ 0, got \(degree)") }
+    }
+
     func run() throws {
         do {
             try applyThreads(threads)
-            guard (classes == nil) != (promptEmbeds == nil) else {
-                throw ModelError("give exactly one of --class N,M,... (DiT) and --prompt-embeds FILE (PixArt-α)")
-            }
+            try checkOptions()
             let seedList = try Self.list(seeds, name: "--seeds") { UInt64($0) }
             let isPixArt = promptEmbeds != nil
             let steps = self.steps ?? (isPixArt ? 20 : 50)
             let guidance = self.guidance ?? (isPixArt ? 4.5 : 4)
-            guard steps >= 2 else { throw ModelError("--steps must be ≥ 2 (changes are between consecutive calls), got \(steps)") }
             let pairs: [(input: Float, output: Float)]
             var source = "\(model), seeds \(seeds), \(steps) steps, guidance \(guidance)"
             if let scheduler { source += ", \(scheduler)" }
