@@ -24,11 +24,6 @@ import Testing
     ])
     func badOptionsStopBeforeAnyWork(_ arguments: [String], _ expected: String) throws {
         let c = try BenchMethodsCommand.parse(arguments)
-        do {
-            try c.run()
-            Issue.record("\(arguments) ran")
-        } catch let e as ValidationError {
-            #expect(e.message.contains(expected), "\(e.message)")
-        }
+        expectRejected(arguments, expected, as: ValidationError.self, message: { $0.message }) { try c.run() }
     }
 }

@@ -30,12 +30,7 @@ import Testing
     ])
     func badOptionsAreRejected(_ arguments: [String], _ expected: String) throws {
         let c = try GenerateCommand.parse(arguments)
-        do {
-            try c.checkOptions()
-            Issue.record("\(arguments) passed")
-        } catch let e as ModelError {
-            #expect(e.message.contains(expected), "\(e.message)")
-        }
+        expectRejected(arguments, expected, as: ModelError.self, message: { $0.message }) { try c.checkOptions() }
     }
 
     /// The caching schedule is the one `tokc schedule` prints for the same settings.

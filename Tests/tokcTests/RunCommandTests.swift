@@ -41,13 +41,6 @@ import Testing
         (["--merge-map", "m.png"], "--merge-map draws a ViT method's merged tokens"),
     ])
     func badOptionsAreRejected(_ arguments: [String], _ expected: String) {
-        do {
-            try Self.check(arguments)
-            Issue.record("\(arguments) passed")
-        } catch let e as VLMRunError {
-            #expect(e.message.contains(expected), "\(e.message)")
-        } catch {
-            Issue.record("\(arguments): \(error)")
-        }
+        expectRejected(arguments, expected, as: VLMRunError.self, message: { $0.message }) { try Self.check(arguments) }
     }
 }

@@ -112,12 +112,8 @@ import TokenCompression
     @Test func unusedOptionsAreReported() throws {
         let o = try Self.options(steps: 10, interval: 2, ratio: 0.5, params: ["order=2"])
         _ = try ScheduleCommand.foraSchedule(o)
-        do {
-            try o.rejectUnused(method: "fora")
-            Issue.record("fora accepted --ratio and --param order")
-        } catch let e as ValidationError {
-            #expect(e.message.contains("fora does not use --param order, --ratio"), "\(e.message)")
-        }
+        expectRejected(["fora", "--ratio", "--param order"], "fora does not use --param order, --ratio", as: ValidationError.self,
+                       message: { $0.message }) { try o.rejectUnused(method: "fora") }
         let used = try Self.options(steps: 10, interval: 2, layers: 3)
         _ = try ScheduleCommand.foraSchedule(used)
         try used.rejectUnused(method: "fora")

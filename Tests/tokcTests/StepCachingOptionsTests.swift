@@ -32,13 +32,8 @@ import TokenCompression
         ("fora", nil, nil, [], "'fora' is not a step-caching method"),
     ] as [(String, Int?, Double?, [String], String)])
     func badSettingsAreRejected(_ method: String, _ interval: Int?, _ ratio: Double?, _ params: [String], _ expected: String) {
-        do {
+        expectRejected([method] + params, expected, as: ValidationError.self, message: { $0.message }) {
             _ = try StepCachingOptions.policy(method: method, interval: interval, ratio: ratio, params: params)
-            Issue.record("\(method) \(params) accepted")
-        } catch let e as ValidationError {
-            #expect(e.message.contains(expected), "\(e.message)")
-        } catch {
-            Issue.record("\(method): not a ValidationError: \(error)")
         }
     }
 

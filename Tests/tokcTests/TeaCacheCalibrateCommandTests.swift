@@ -26,12 +26,7 @@ import Testing
     ])
     func badOptionsAreRejected(_ arguments: [String], _ expected: String) throws {
         let c = try TeaCacheCalibrateCommand.parse(["--model", "p"] + arguments)
-        do {
-            try c.checkOptions()
-            Issue.record("\(arguments) passed")
-        } catch let e as ModelError {
-            #expect(e.message.contains(expected), "\(e.message)")
-        }
+        expectRejected(arguments, expected, as: ModelError.self, message: { $0.message }) { try c.checkOptions() }
     }
 
     @Test func listParsesTrimmedItems() throws {
