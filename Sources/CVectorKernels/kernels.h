@@ -40,7 +40,7 @@ static inline __attribute__((target("avx512f"))) __m512 tc_exp16(__m512 x) {
 }
 
 static inline __attribute__((target("avx512f"))) __mmask16 tc_tail16(long remaining) {
-    return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1u);
+    return remaining >= 16 ? (__mmask16)0xFFFF : remaining <= 0 ? (__mmask16)0 : (__mmask16)((1u << remaining) - 1u);
 }
 
 /// y[i] = exp(a·x[i] + b); x and y may alias.
@@ -99,6 +99,59 @@ static inline __attribute__((target("avx512f"))) void tc_softmax_avx512(float *x
     for (long i = 0; i < n; i += 16) {
         __mmask16 m = tc_tail16(n - i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+// One query row against the m key/value rows of one head, rows at a stride of ld floats (a KV cache holds
+// all heads side by side): decoding's attention. Per key a dot product over the head's width, straight from
+// the cache, instead of a one-row sgemm; rows four ahead are prefetched (the stride defeats the hardware
+// prefetcher, which stays inside 4 KiB pages).
+static inline __attribute__((target("avx512f"))) void tc_scores1_avx512(const float *q, const float *k, long ld, long m,
+                                                                        long hd, float scale, float *scores) {
+    for (long j = 0; j < m; j++) {
+        const float *kr = k + j * ld;
+        if (j + 4 < m) for (long d = 0; d < hd; d += 16) _mm_prefetch((const char *)(kr + 4 * ld + d), _MM_HINT_T0);
+        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+        long d = 0;
+        for (; d + 32 <= hd; d += 32) {
+            a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(kr + d), a);
+            b = _mm512_fmadd_ps(_mm512_loadu_ps(q + d + 16), _mm512_loadu_ps(kr + d + 16), b);
+        }
+        for (; d < hd; d += 16) {
+            __mmask16 t = tc_tail16(hd - d);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, q + d), _mm512_maskz_loadu_ps(t, kr + d), a);
+        }
+        scores[j] = scale * _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    }
+}
+
+// out[d] = Σ_j p[j] · v[j·ld + d] for d < hd: the probabilities' weighted sum of one head's value rows, 128
+// columns at a time in eight named accumulators (masked past the head's width).
+static inline __attribute__((target("avx512f"))) void tc_weighted1_avx512(const float *p, const float *v, long ld, long m,
+                                                                          long hd, float *out) {
+    for (long d0 = 0; d0 < hd; d0 += 128) {
+        long w = hd - d0;
+        __mmask16 m0 = tc_tail16(w), m1 = tc_tail16(w - 16), m2 = tc_tail16(w - 32), m3 = tc_tail16(w - 48);
+        __mmask16 m4 = tc_tail16(w - 64), m5 = tc_tail16(w - 80), m6 = tc_tail16(w - 96), m7 = tc_tail16(w - 112);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (long j = 0; j < m; j++) {
+            const float *vr = v + j * ld + d0;
+            if (j + 4 < m) for (long d = 0; d < (w < 128 ? w : 128); d += 16) _mm_prefetch((const char *)(vr + 4 * ld + d), _MM_HINT_T0);
+            __m512 pj = _mm512_set1_ps(p[j]);
+            a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m0, vr), a0);
+            a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m1, vr + 16), a1);
+            a2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m2, vr + 32), a2);
+            a3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m3, vr + 48), a3);
+            a4 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m4, vr + 64), a4);
+            a5 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m5, vr + 80), a5);
+            a6 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m6, vr + 96), a6);
+            a7 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m7, vr + 112), a7);
+        }
+        float *o = out + d0;
+        _mm512_mask_storeu_ps(o, m0, a0); _mm512_mask_storeu_ps(o + 16, m1, a1);
+        _mm512_mask_storeu_ps(o + 32, m2, a2); _mm512_mask_storeu_ps(o + 48, m3, a3);
+        _mm512_mask_storeu_ps(o + 64, m4, a4); _mm512_mask_storeu_ps(o + 80, m5, a5);
+        _mm512_mask_storeu_ps(o + 96, m6, a6); _mm512_mask_storeu_ps(o + 112, m7, a7);
     }
 }
 

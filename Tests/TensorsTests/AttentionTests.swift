@@ -88,6 +88,28 @@ private func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvH
         #expect(maxAbsDifference(out.values, ref.out) < 1e-5)
     }
 
+    /// Decoding's one-row path (its own kernels on AVX-512, the blocked path elsewhere) against the reference:
+    /// grouped K/V heads, a head width that is not a multiple of 16 (72) and one over 128 (136), a causal
+    /// offset that hides the last keys, spare cache rows past `keyCount`, and a key bias.
+    @Test(arguments: [72, 128, 136])
+    func oneQueryRowMatchesReference(headDim: Int) throws {
+        var r = TestRandom(11)
+        let heads = 4, kvHeads = 2, m = 37
+        let q = r.tensor([1, heads * headDim]), k = r.tensor([m + 3, kvHeads * headDim]), v = r.tensor([m + 3, kvHeads * headDim])
+        let attention = try Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, causal: true)
+        let (out, _) = try attention(q: q, k: k, v: v, queryOffset: 20, keyCount: m)
+        let ref = referenceAttention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDim: headDim, causal: true, offset: 20)
+        #expect(maxAbsDifference(out.values, ref.out) < 1e-5)
+        // A bias of -inf on every key but one: the output is that key's value row.
+        var bias = [Float](repeating: -.infinity, count: m)
+        bias[7] = 0.5
+        let (picked, _) = try attention(q: q, k: k, v: v, queryOffset: 20, keyCount: m, keyBias: bias)
+        for h in 0..<heads {
+            let kvh = h / (heads / kvHeads)
+            for c in 0..<headDim { #expect(abs(picked[0, h * headDim + c] - v[7, kvh * headDim + c]) < 1e-6) }
+        }
+    }
+
     @Test func badArgumentsThrow() throws {
         let attention = try Attention(heads: 2, headDim: 4, causal: true)
         let t = Tensor(zeros: [3, 8])
