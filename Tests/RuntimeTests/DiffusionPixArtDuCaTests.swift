@@ -10,13 +10,7 @@ import TokenCompression
 /// steps skip every block and hand back the previous call's last-block output.
 @Suite struct DiffusionPixArtDuCaTests {
     static func parameters(threshold: Int = 3, ratio: Double = 0.3) -> DuCa.Parameters {
-        var p = DuCa.Parameters.pixart
-        p.numSteps = 10
-        p.numLayers = 2
-        p.numTokens = 16
-        p.freshThreshold = threshold
-        p.freshRatio = ratio
-        return p
+        DuCa.Parameters.pixart.onTinyPixArt(threshold: threshold, ratio: ratio)
     }
 
     static func caching(_ p: DuCa.Parameters) throws -> DiTCaching {

@@ -9,13 +9,7 @@ import TokenCompression
 /// averaged) picks the fresh tokens, cross-attention and MLP recompute only those rows.
 @Suite struct DiffusionPixArtToCaTests {
     static func parameters(threshold: Int = 3, ratio: Double = 0.3) -> ToCa.Parameters {
-        var p = ToCa.Parameters.pixart
-        p.numSteps = 10
-        p.numLayers = 2
-        p.numTokens = 16
-        p.freshThreshold = threshold
-        p.freshRatio = ratio
-        return p
+        ToCa.Parameters.pixart.onTinyPixArt(threshold: threshold, ratio: ratio)
     }
 
     static func caching(_ p: ToCa.Parameters) throws -> DiTCaching {
@@ -67,5 +61,31 @@ import TokenCompression
         dit.numSteps = 10
         dit.numLayers = 2
         #expect(throws: (any Error).self) { _ = try DiffusionPixArtCachingTests.run(try Self.caching(dit)) }
+    }
+}
+
+/// ToCa's and DuCa's PixArt-α parameters share the fields that size a schedule; both caching test suites run
+/// them on the tiny test PixArt (10 steps, 2 blocks, 16 tokens).
+protocol TinyPixArtCachingParameters {
+    var numSteps: Int { get set }
+    var numLayers: Int { get set }
+    var numTokens: Int { get set }
+    var freshThreshold: Int { get set }
+    var freshRatio: Double { get set }
+}
+
+extension ToCa.Parameters: TinyPixArtCachingParameters {}
+extension DuCa.Parameters: TinyPixArtCachingParameters {}
+
+extension TinyPixArtCachingParameters {
+    /// These parameters sized for the tiny test PixArt, with full-step interval N0 = `threshold` and r0 = `ratio`.
+    func onTinyPixArt(threshold: Int, ratio: Double) -> Self {
+        var p = self
+        p.numSteps = 10
+        p.numLayers = 2
+        p.numTokens = 16
+        p.freshThreshold = threshold
+        p.freshRatio = ratio
+        return p
     }
 }

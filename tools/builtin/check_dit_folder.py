@@ -25,6 +25,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shapes_cls  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+from diffusers_capture import capture_final_latents  # noqa: E402
 
 torch.set_num_threads(1)
 torch.set_grad_enabled(False)
@@ -68,15 +70,7 @@ def reference_runs(pipe):
     try:
         for name, scheduler, label, steps, guidance in RUNS:
             with_scheduler(pipe, scheduler)
-            captured = {}
-            step = pipe.scheduler.step
-
-            def recording_step(*args, _step=step, **kw):
-                out = _step(*args, **kw)
-                captured["latents"] = out.prev_sample if hasattr(out, "prev_sample") else out[0]
-                return out
-
-            pipe.scheduler.step = recording_step
+            captured = capture_final_latents(pipe)
             image = pipe(class_labels=[label], guidance_scale=guidance, num_inference_steps=steps, output_type="np").images[0]
             latents = captured["latents"][0]
             runs.append({"name": name, "scheduler": scheduler, "class": label, "steps": steps, "guidance": guidance,
